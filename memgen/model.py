@@ -1,0 +1,175 @@
+"""The two-layer network f(a, b) = W phi(U e_a + V e_b) + mu.
+
+Weights are kept in the paper's layout: ``U, V`` are (M, P) (row m is neuron m's input vector
+u_m, v_m), ``W`` is (P, M) (column m is its output vector w_m), ``mu`` is (P,). The first layer
+is computed by indexing columns (no one-hot matrix product). Any activation can be used at
+evaluation time, whatever the network was trained with.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .configs import ACTIVATIONS, ConfigError, RunConfig
+
+
+def activation_fn(name: str):
+    """The activation ``name`` as a torch function (relu, quadratic, gelu, reverse_relu)."""
+    if name == "relu":
+        return torch.relu
+    if name == "quadratic":
+        return torch.square
+    if name == "gelu":
+        return F.gelu
+    if name == "reverse_relu":
+        return lambda x: torch.relu(-x)
+    raise ConfigError(f"activation={name!r} is not allowed; choose one of {', '.join(ACTIVATIONS)}")
+
+
+@dataclass
+class Weights:
+    """Trained (or constructed) weights of one network, float32 on the CPU.
+
+    Attributes
+    ----------
+    U, V : (M, P) tensors; W : (P, M) tensor; mu : (P,) tensor (zeros when unused).
+    activation : the activation the network was trained with (the default at evaluation).
+    """
+
+    U: torch.Tensor
+    V: torch.Tensor
+    W: torch.Tensor
+    mu: torch.Tensor
+    activation: str = "relu"
+
+    @property
+    def width(self) -> int:
+        return self.U.shape[0]
+
+    @property
+    def p(self) -> int:
+        return self.U.shape[1]
+
+    def logits(self, a: np.ndarray | torch.Tensor | None = None, b: np.ndarray | torch.Tensor | None = None,
+               activation: str | None = None, chunk: int = 8192) -> torch.Tensor:
+        """Logits (N, P) for pairs (a, b); all p**2 pairs in row-major order when omitted."""
+        p = self.p
+        if a is None or b is None:
+            idx = torch.arange(p * p)
+            a, b = idx // p, idx % p
+        a = torch.as_tensor(a, dtype=torch.long)
+        b = torch.as_tensor(b, dtype=torch.long)
+        phi = activation_fn(activation or self.activation)
+        Ut, Vt, Wt = self.U.T, self.V.T, self.W.T
+        out = []
+        with torch.no_grad():
+            for s in range(0, len(a), chunk):
+                h = phi(Ut[a[s:s + chunk]] + Vt[b[s:s + chunk]])
+                out.append(h @ Wt + self.mu)
+        return torch.cat(out)
+
+    def predict(self, activation: str | None = None) -> np.ndarray:
+        """Predicted class of every pair, (p*p,) int array in row-major order."""
+        return self.logits(activation=activation).argmax(-1).numpy()
+
+    def subnetwork(self, neurons: np.ndarray | torch.Tensor, keep_bias: bool = True) -> Weights:
+        """The network restricted to the given neuron indices (the others removed)."""
+        idx = torch.as_tensor(np.asarray(neurons), dtype=torch.long)
+        mu = self.mu if keep_bias else torch.zeros_like(self.mu)
+        return Weights(self.U[idx], self.V[idx], self.W[:, idx], mu, self.activation)
+
+    def to_state(self) -> dict[str, torch.Tensor | str]:
+        return {"U": self.U, "V": self.V, "W": self.W, "mu": self.mu, "activation": self.activation}
+
+    @classmethod
+    def from_state(cls, d: dict) -> Weights:
+        return cls(d["U"], d["V"], d["W"], d["mu"], d["activation"])
+
+
+# ---------------------------------------------------------------------------- batched params
+def init_params(configs: list[RunConfig], device: torch.device) -> dict[str, torch.Tensor]:
+    """Initial stacked parameters of a batch of runs (internal layout, leading run dimension).
+
+    Returns ``Ut``, ``Vt`` (R, P, M) (``Vt`` absent when tied), ``Wt`` (R, M, P), ``mu`` (R, P)
+    (absent without bias). Each run is initialised from its own ``seed`` on the CPU, so the
+    numbers do not depend on the batch it trains in or on the device.
+    """
+    c0 = configs[0]
+    p, m = c0.p, c0.width
+    Ut, Vt, Wt, mu = [], [], [], []
+    for c in configs:
+        g = torch.Generator().manual_seed(1_000_003 * c.seed + 17)
+        if c.init == "doshi":
+            std = (16 * m) ** (-1 / 3)  # variance (16 M)^(-2/3)
+            def draw(*shape):
+                return torch.randn(*shape, generator=g) * std
+            Ut.append(draw(p, m))
+            Vt.append(draw(p, m))
+            Wt.append(draw(m, p))
+            mu.append(torch.zeros(p))
+        else:  # torch.nn.Linear's default: U(-1/sqrt(fan_in), 1/sqrt(fan_in))
+            def unif(bound, *shape):
+                return (torch.rand(*shape, generator=g) * 2 - 1) * bound
+            b1, b2 = 1 / math.sqrt(2 * p), 1 / math.sqrt(m)
+            Ut.append(unif(b1, p, m))
+            Vt.append(unif(b1, p, m))
+            Wt.append(unif(b2, m, p))
+            mu.append(unif(b2, p))
+    params = {"Ut": torch.stack(Ut), "Wt": torch.stack(Wt)}
+    if not c0.tied:
+        params["Vt"] = torch.stack(Vt)
+    if c0.bias:
+        params["mu"] = torch.stack(mu)
+    return {k: v.to(device).requires_grad_(True) for k, v in params.items()}
+
+
+class _PairSum(torch.autograd.Function):
+    """pre[r, i] = Ut[r, a_i] + Vt[r, b_i] by row indexing; the backward pass scatters with
+    ``index_add_`` (several times faster on the CPU than the ``index_put_`` that plain
+    advanced indexing uses)."""
+
+    @staticmethod
+    def forward(ctx, Ut, Vt, a, b):
+        ctx.save_for_backward(a, b)
+        ctx.shapes = (Ut.shape, Vt.shape)
+        out = Ut.index_select(1, a)
+        return out.add_(Vt.index_select(1, b))
+
+    @staticmethod
+    def backward(ctx, g):
+        a, b = ctx.saved_tensors
+        su, sv = ctx.shapes
+        gu = g.new_zeros(su).index_add_(1, a, g) if ctx.needs_input_grad[0] else None
+        gv = g.new_zeros(sv).index_add_(1, b, g) if ctx.needs_input_grad[1] else None
+        return gu, gv, None, None
+
+
+def pair_sum(Ut: torch.Tensor, Vt: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Pre-activations (R, N, M) = Ut[:, a] + Vt[:, b] (the first layer without one-hot products)."""
+    return _PairSum.apply(Ut, Vt, a, b)
+
+
+def batched_logits(params: dict[str, torch.Tensor], a: torch.Tensor, b: torch.Tensor,
+                   phi) -> torch.Tensor:
+    """Logits (R, N, P) of a batch of runs on shared pairs (a, b)."""
+    Ut = params["Ut"]
+    Vt = params.get("Vt", Ut)
+    h = phi(pair_sum(Ut, Vt, a, b))
+    out = torch.bmm(h, params["Wt"])
+    if "mu" in params:
+        out = out + params["mu"][:, None, :]
+    return out
+
+
+def weights_of_run(params: dict[str, torch.Tensor], r: int, activation: str) -> Weights:
+    """Run r's weights in the paper's layout, detached, float32 on the CPU."""
+    Ut = params["Ut"][r].detach().float().cpu()
+    Vt = params["Vt"][r].detach().float().cpu() if "Vt" in params else Ut
+    Wt = params["Wt"][r].detach().float().cpu()
+    mu = params["mu"][r].detach().float().cpu() if "mu" in params else torch.zeros(Ut.shape[0])
+    return Weights(Ut.T.contiguous(), Vt.T.contiguous(), Wt.T.contiguous(), mu.clone(), activation)

@@ -1,0 +1,130 @@
+"""Neuron-level partition of a network (the paper's Algorithm 1) and its random control.
+
+Scores
+------
+``ipr``
+    IPR(m) = (||w_hat_m||_4 / ||w_hat_m||_2)**4 where w_hat_m is the one-sided DFT magnitude of
+    w_m at frequencies 1..n//2 (DC excluded, +-k folded together; the task's frame, so the
+    discrete-log frame for ``mul``). A pure cosine has IPR 1, white noise about 2/n. Task-aware.
+``ipr_doshi``
+    Doshi et al.'s variant: the mean over u_m, v_m, w_m of sum|F|^4 / (sum|F|^2)^2 with F the
+    one-sided rfft including DC (token order, no re-indexing).
+``strength``
+    Str(m) = ||w_m||_inf * phi(||u_m||_inf + ||v_m||_inf). Task-agnostic.
+
+Zero-norm neurons get score 0. Algorithm 1 keeps the top-k neurons by score as the
+generalisation subnetwork f^G and the bottom-k' as the memorisation subnetwork f^R.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .fourier import filtration, neuron_vectors, strength
+from .metrics import evaluate
+from .model import Weights
+from .tasks import Dataset
+
+SCORES = ("ipr", "ipr_doshi", "strength")
+
+
+def _ipr(spec: np.ndarray) -> np.ndarray:
+    """sum|F|^4 / (sum|F|^2)^2 along the last axis of magnitudes ``spec`` (0 for zero rows)."""
+    p2 = (spec**2).sum(-1)
+    p4 = (spec**4).sum(-1)
+    return np.where(p2 > 0, p4 / np.where(p2 > 0, p2, 1.0) ** 2, 0.0)
+
+
+def ipr(weights: Weights, task: str) -> np.ndarray:
+    """IPR of every neuron's output vector w_m (see the module docstring), (M,)."""
+    w = neuron_vectors(weights, task)["w"]
+    return _ipr(np.abs(np.fft.rfft(w, axis=1))[:, 1:])
+
+
+def ipr_doshi(weights: Weights) -> np.ndarray:
+    """Doshi et al.'s IPR: mean over u, v, w of the rfft IPR with DC, (M,)."""
+    vecs = (weights.U.numpy(), weights.V.numpy(), weights.W.numpy().T)
+    return np.mean([_ipr(np.abs(np.fft.rfft(x, axis=1))) for x in vecs], axis=0)
+
+
+def scores(weights: Weights, task: str, score: str) -> np.ndarray:
+    """The named neuron score, (M,)."""
+    if score == "ipr":
+        return ipr(weights, task)
+    if score == "ipr_doshi":
+        return ipr_doshi(weights)
+    if score == "strength":
+        return strength(weights)
+    raise ValueError(f"score={score!r} is not allowed; choose one of {', '.join(SCORES)}")
+
+
+def top_neurons(s: np.ndarray, k: int, largest: bool = True) -> np.ndarray:
+    """Indices of the k neurons with the largest (or smallest) score (stable order)."""
+    order = np.argsort(-s if largest else s, kind="stable")
+    return np.sort(order[:k])
+
+
+def partition_curves(weights: Weights, data: Dataset, score: str = "strength",
+                     fractions: np.ndarray | None = None, random_draws: int = 3,
+                     seed: int = 0) -> dict[str, np.ndarray]:
+    """Accuracy of f^G (top fraction), f^R (bottom fraction) and random subsets of equal size.
+
+    Returns arrays over ``fractions``: ``G_test``, ``G_noisy``, ``R_test``, ``R_noisy``,
+    ``random_test``, ``random_noisy`` (noisy = memorised noisy labels; random = mean over
+    ``random_draws`` size-matched random subsets) and ``fractions``.
+    """
+    if fractions is None:
+        fractions = np.array([0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0])
+    s = scores(weights, data.task, score)
+    m = weights.width
+    rng = np.random.default_rng(seed)
+    out = {k: [] for k in ("G_test", "G_noisy", "R_test", "R_noisy", "random_test", "random_noisy")}
+    for f in fractions:
+        k = max(1, int(round(f * m)))
+        for name, idx in (("G", top_neurons(s, k)), ("R", top_neurons(s, k, largest=False))):
+            acc = evaluate(weights.subnetwork(idx), data)
+            out[f"{name}_test"].append(acc["test_acc"])
+            out[f"{name}_noisy"].append(acc["noisy_acc"])
+        draws = [evaluate(weights.subnetwork(rng.choice(m, k, replace=False)), data)
+                 for _ in range(random_draws)]
+        out["random_test"].append(np.mean([d["test_acc"] for d in draws]))
+        out["random_noisy"].append(np.mean([d["noisy_acc"] for d in draws]))
+    return {"fractions": np.asarray(fractions), **{k: np.asarray(v) for k, v in out.items()}}
+
+
+def needed_fractions(curves: dict[str, np.ndarray], full: dict[str, float],
+                     level: float = 0.9) -> dict[str, float]:
+    """gamma_G: smallest kept fraction whose f^G reaches ``level`` of the best test accuracy
+    along the curve; gamma_R: smallest fraction whose f^R keeps ``level`` of the full network's
+    noisy-label accuracy. gamma_G + gamma_R <= 1 means the two roles sit in disjoint sets."""
+    fr = curves["fractions"]
+    target_g = level * max(curves["G_test"].max(), full["test_acc"])
+    target_r = level * full["noisy_acc"]
+    g = fr[np.argmax(curves["G_test"] >= target_g)] if (curves["G_test"] >= target_g).any() else np.nan
+    r = fr[np.argmax(curves["R_noisy"] >= target_r)] if (curves["R_noisy"] >= target_r).any() else np.nan
+    return {"gamma_G": float(g), "gamma_R": float(r), "sum": float(g + r)}
+
+
+def filtration_of_subnetwork(weights: Weights, data: Dataset, fraction: float,
+                             score: str = "strength") -> dict[str, float]:
+    """Test accuracy of FF applied to the whole network versus FF applied to f^G (top
+    ``fraction`` of neurons by ``score``): the paper finds the former better."""
+    s = scores(weights, data.task, score)
+    k = max(1, int(round(fraction * weights.width)))
+    sub = weights.subnetwork(top_neurons(s, k))
+    g_full, _ = filtration(weights, data.task)
+    g_sub, _ = filtration(sub, data.task)
+    return {"f^G": evaluate(sub, data)["test_acc"],
+            "FF(whole network)": evaluate(g_full, data)["test_acc"],
+            "FF(f^G)": evaluate(g_sub, data)["test_acc"]}
+
+
+def score_agreement(weights: Weights, task: str) -> float:
+    """Spearman rank correlation between the IPR and strength scores."""
+    a = np.argsort(np.argsort(ipr(weights, task)))
+    b = np.argsort(np.argsort(strength(weights)))
+    return float(np.corrcoef(a, b)[0, 1]) if len(a) > 1 else 1.0
+
+
+__all__ = ["SCORES", "filtration_of_subnetwork", "ipr", "ipr_doshi", "needed_fractions",
+           "partition_curves", "score_agreement", "scores", "top_neurons"]

@@ -1,0 +1,141 @@
+"""Plotly figures for the book, and the renderer that makes them appear in it.
+
+plotly >= 6 renders only the ``application/vnd.plotly.v1+json`` mimetype inside a kernel, which a
+Jupyter Book build cannot display (the figure silently vanishes). :func:`use_book_renderer` adds
+a ``book`` renderer that also emits ``text/html`` (a div and a ``Plotly.newPlot`` call, no
+plotly.js; the book ships plotly.js once via ``_ext/book_assets.py``) and makes
+``plotly_mimetype+book`` the default, so JupyterLab and the book both show the figure.
+
+Sliders in a static page cannot call Python, so :func:`slider_figure` puts the traces of every
+slider position into one figure and lets the slider toggle their visibility.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import plotly.graph_objects as go
+import plotly.io as pio
+from plotly.io.base_renderers import MimetypeRenderer
+
+COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf")
+PART_COLORS = {"full": "#7f7f7f", "G": "#2ca02c", "R": "#d62728"}
+
+
+class _BookHTML(MimetypeRenderer):
+    """HTML div + newPlot call only; the page (book) or JupyterLab supplies plotly.js."""
+
+    def to_mimebundle(self, fig_dict):
+        return {"text/html": pio.to_html(
+            fig_dict, include_plotlyjs=False, include_mathjax=False, full_html=False,
+            default_width="100%", default_height=450, validate=False)}
+
+
+def use_book_renderer() -> None:
+    """Register the ``book`` renderer and make ``plotly_mimetype+book`` the default."""
+    pio.renderers["book"] = _BookHTML()
+    pio.renderers.default = "plotly_mimetype+book"
+
+
+def _layout(fig: go.Figure, title: str, xtitle: str = "", ytitle: str = "", **kw: Any) -> go.Figure:
+    fig.update_layout(title=title, xaxis_title=xtitle, yaxis_title=ytitle, template="plotly_white",
+                      margin=dict(l=60, r=20, t=60, b=50), legend=dict(orientation="h", y=-0.2), **kw)
+    return fig
+
+
+def slider_figure(frames: Sequence[tuple[str, Sequence[go.BaseTraceType]]], title: str,
+                  slider_label: str, active: int = 0, **layout: Any) -> go.Figure:
+    """One figure whose slider switches between groups of traces.
+
+    ``frames`` is a list of (step label, traces); the slider's step i shows only group i.
+    """
+    fig = go.Figure()
+    spans = []
+    for i, (_, traces) in enumerate(frames):
+        start = len(fig.data)
+        for tr in traces:
+            tr.visible = i == active
+            fig.add_trace(tr)
+        spans.append((start, len(fig.data)))
+    n = len(fig.data)
+    steps = []
+    for label, (s, e) in zip((f[0] for f in frames), spans):
+        vis = [s <= j < e for j in range(n)]
+        steps.append(dict(method="update", label=label, args=[{"visible": vis}]))
+    fig.update_layout(sliders=[dict(active=active, steps=steps, currentvalue=dict(prefix=f"{slider_label}: "),
+                                    pad=dict(t=50))])
+    return _layout(fig, title, **layout)
+
+
+def lines(x: Sequence, ys: dict[str, Sequence], title: str, xtitle: str, ytitle: str,
+          log_x: bool = False, dash: dict[str, str] | None = None, **layout: Any) -> go.Figure:
+    """Several named lines over a shared x."""
+    fig = go.Figure()
+    for i, (name, y) in enumerate(ys.items()):
+        fig.add_trace(go.Scatter(x=list(x), y=_clean(y), name=name, mode="lines+markers",
+                                 line=dict(color=COLORS[i % len(COLORS)], dash=(dash or {}).get(name))))
+    if log_x:
+        fig.update_xaxes(type="log")
+    return _layout(fig, title, xtitle, ytitle, **layout)
+
+
+def _clean(y: Sequence) -> list:
+    return [None if (v is None or not np.isfinite(v)) else float(v) for v in y]
+
+
+def history_traces(history: dict[str, list[float]], metrics: dict[str, str],
+                   max_points: int = 120) -> list[go.Scatter]:
+    """Traces of history metrics over steps ({history key: legend name}), downsampled."""
+    steps = np.asarray(history["step"])
+    keep = np.unique(np.linspace(0, len(steps) - 1, min(max_points, len(steps))).round().astype(int))
+    return [go.Scatter(x=steps[keep].tolist(), y=_clean(np.asarray(history[k])[keep]), name=name,
+                       mode="lines", line=dict(color=COLORS[i % len(COLORS)]))
+            for i, (k, name) in enumerate(metrics.items())]
+
+
+def grouped_bars(groups: dict[str, dict[str, float]], title: str, ytitle: str = "accuracy",
+                 colors: dict[str, str] | None = None) -> go.Figure:
+    """Bars: x = inner keys, one bar series per outer key ({series: {category: value}})."""
+    fig = go.Figure()
+    for i, (name, vals) in enumerate(groups.items()):
+        fig.add_trace(go.Bar(x=list(vals), y=_clean(list(vals.values())), name=name,
+                             marker_color=(colors or {}).get(name, COLORS[i % len(COLORS)])))
+    fig.update_layout(barmode="group")
+    return _layout(fig, title, "", ytitle, yaxis_range=[0, 1.05])
+
+
+def ff_bar_traces(report: dict[str, dict[str, float]],
+                  metrics: dict[str, str] | None = None) -> list[go.Bar]:
+    """Bar traces of a filtration report (full / G / R) over the chosen metrics."""
+    metrics = metrics or {"test_acc": "test", "clean_acc": "clean train", "noisy_acc": "noisy (memorised)",
+                          "noisy_true_acc": "noisy (true label)"}
+    return [go.Bar(x=list(metrics.values()), y=_clean([report[part][k] for k in metrics]), name=part,
+                   marker_color=PART_COLORS.get(part)) for part in report]
+
+
+def label_grid_traces(label_grid: np.ndarray, role_grid: np.ndarray) -> list[go.BaseTraceType]:
+    """Heatmap of the labels a∘b mod p as trained on, with corrupted cells marked by crosses."""
+    ys, xs = np.nonzero(role_grid == 2)
+    ts, tt = np.nonzero(role_grid == 0)
+    return [
+        go.Heatmap(z=label_grid.tolist(), colorscale="Viridis", colorbar=dict(title="label"),
+                   hovertemplate="a=%{y} b=%{x} label=%{z}<extra></extra>"),
+        go.Scatter(x=tt.tolist(), y=ts.tolist(), mode="markers", name="test pair (true label)",
+                   marker=dict(symbol="circle-open", size=4, color="white", opacity=0.5)),
+        go.Scatter(x=xs.tolist(), y=ys.tolist(), mode="markers", name="corrupted training label",
+                   marker=dict(symbol="x", size=5, color="red")),
+    ]
+
+
+def heatmap(z: np.ndarray, title: str, xtitle: str, ytitle: str, **kw: Any) -> go.Figure:
+    """A plain heatmap."""
+    fig = go.Figure(go.Heatmap(z=np.asarray(z).tolist(), colorscale=kw.pop("colorscale", "Blues")))
+    return _layout(fig, title, xtitle, ytitle, **kw)
+
+
+def histogram_bars(counts: np.ndarray, title: str, xtitle: str) -> go.Figure:
+    """Bars of counts over their index (e.g. neurons per dominant frequency)."""
+    fig = go.Figure(go.Bar(x=list(range(len(counts))), y=np.asarray(counts).tolist(), marker_color=COLORS[0]))
+    return _layout(fig, title, xtitle, "neurons")

@@ -1,0 +1,217 @@
+"""The run store: trained runs on disk, keyed by the config's hash.
+
+Each entry is one file ``<root>/<key[:2]>/<key>.pt``: a magic line, the SHA-256 of the payload,
+then the payload (``torch.save`` of config, history, final weights and metadata). Files are
+written to a temporary name in the same folder, flushed to disk and renamed into place
+(``os.replace`` is atomic), so a crash never leaves a half entry, and two processes that train
+the same config at once both end with the same single valid file. On load the checksum is
+verified; a corrupt or truncated entry is reported, removed and recomputed, never used.
+
+The default root is ``runs/`` in the project folder (git-ignored); the environment variable
+``MEMGEN_STORE`` overrides it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import tempfile
+import warnings
+from collections import defaultdict
+from pathlib import Path
+
+import torch
+
+from .configs import RunConfig
+from .model import Weights
+from .train import DivergenceError, Run, estimate_bytes, train_batch
+
+MAGIC = b"MEMGEN-RUN 1\n"
+#: Upper bound on neurons (runs x width) trained as one batch, so that a long sweep stores
+#: finished batches as it goes (an interrupted sweep keeps them).
+MAX_BATCH_NEURONS = 16_384
+MAX_BATCH_BYTES = 3 * 2**30
+
+
+class StoreError(RuntimeError):
+    """A store file is missing its header, truncated or fails its checksum."""
+
+
+class SweepError(RuntimeError):
+    """Some runs of a sweep failed; the others were stored. ``failures`` lists the messages."""
+
+    def __init__(self, failures: list[str]) -> None:
+        self.failures = failures
+        super().__init__(f"{len(failures)} run(s) failed:\n" + "\n".join(failures))
+
+
+def default_root() -> Path:
+    """``$MEMGEN_STORE`` or ``runs/`` next to the memgen package (the project folder)."""
+    env = os.environ.get("MEMGEN_STORE")
+    return Path(env) if env else Path(__file__).resolve().parent.parent / "runs"
+
+
+def atomic_save(path: str | os.PathLike, obj) -> None:
+    """Write ``obj`` (torch-serialisable) with a checksum header, atomically."""
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    payload = buf.getvalue()
+    digest = hashlib.sha256(payload).hexdigest().encode()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(MAGIC + digest + b"\n" + payload)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def checked_load(path: str | os.PathLike):
+    """Load a file written by :func:`atomic_save`; raise :class:`StoreError` if it is damaged."""
+    raw = Path(path).read_bytes()
+    head = len(MAGIC) + 65
+    if not raw.startswith(MAGIC) or len(raw) < head or raw[head - 1:head] != b"\n":
+        raise StoreError(f"{path}: not a memgen store file (bad header)")
+    digest, payload = raw[len(MAGIC):head - 1], raw[head:]
+    if hashlib.sha256(payload).hexdigest().encode() != digest:
+        raise StoreError(f"{path}: checksum mismatch (truncated or corrupt)")
+    try:
+        return torch.load(io.BytesIO(payload), weights_only=True)
+    except Exception as e:  # pragma: no cover - checksum already guards this
+        raise StoreError(f"{path}: unreadable payload ({e})") from e
+
+
+class RunStore:
+    """Trained runs on disk. ``train_or_load`` returns the stored run or trains and stores it."""
+
+    def __init__(self, root: str | os.PathLike | None = None) -> None:
+        self.root = Path(root) if root is not None else default_root()
+
+    def path(self, config: RunConfig) -> Path:
+        key = config.key()
+        return self.root / key[:2] / f"{key}.pt"
+
+    def __contains__(self, config: RunConfig) -> bool:
+        return self.path(config).exists()
+
+    # -------------------------------------------------------------- single entries
+    def load(self, config: RunConfig) -> Run | None:
+        """The stored run of ``config``, or None (a damaged entry is reported and removed)."""
+        path = self.path(config)
+        if not path.exists():
+            return None
+        try:
+            d = checked_load(path)
+        except StoreError as e:
+            warnings.warn(f"run store: {e}; removing it and training again", stacklevel=2)
+            path.unlink(missing_ok=True)
+            return None
+        return Run(config, d["history"], Weights.from_state(d["weights"]), d["meta"])
+
+    def save(self, run: Run) -> Path:
+        """Store a finished run (failed runs are refused)."""
+        if run.failed or run.weights is None:
+            raise ValueError(f"refusing to store a failed run: {run.failed}")
+        path = self.path(run.config)
+        atomic_save(path, {"config": run.config.identity(), "history": run.history,
+                           "weights": run.weights.to_state(), "meta": run.meta})
+        return path
+
+    # -------------------------------------------------------------- training
+    def train_or_load(self, config: RunConfig, *, progress: bool | None = None) -> Run:
+        """The run of ``config``: from the store, or trained now and stored.
+
+        Raises :class:`DivergenceError` when training diverges (nothing is stored).
+        """
+        try:
+            return self.sweep([config], progress=progress)[0]
+        except SweepError as e:
+            raise DivergenceError(e.failures[0]) from None
+
+    def sweep(self, configs: list[RunConfig], *, progress: bool | None = None,
+              allow_failures: bool = False, checkpoint_every: int | None = None) -> list[Run]:
+        """Runs for many configs, training only the missing ones, batched by shape.
+
+        Missing runs are grouped by :meth:`RunConfig.batch_key` and trained in batches of at most
+        :data:`MAX_BATCH_NEURONS` neurons; each finished batch is stored before the next starts,
+        so an interrupted sweep keeps what finished. Long runs (>= 5000 steps) checkpoint every
+        ``checkpoint_every`` steps (default steps // 10) and resume after an interruption.
+
+        Failed (diverged) runs are not stored. They are reported together at the end with a
+        :class:`SweepError`, unless ``allow_failures`` is set, in which case they are returned
+        with ``failed`` set.
+        """
+        unique = list(dict.fromkeys(configs))
+        found: dict[RunConfig, Run] = {}
+        missing = []
+        for c in unique:
+            run = self.load(c)
+            if run is None:
+                missing.append(c)
+            else:
+                found[c] = run
+        failures = []
+        for batch in plan_batches(missing):
+            ck, every = None, 0
+            steps = batch[0].steps
+            if steps >= 5000 or checkpoint_every:
+                every = checkpoint_every or steps // 10
+                tag = hashlib.sha256(json.dumps([c.key() for c in batch]).encode()).hexdigest()[:20]
+                ck = self.root / "checkpoints" / f"{tag}.pt"
+            for run in train_batch(batch, progress=progress, checkpoint_path=ck, checkpoint_every=every):
+                if run.failed:
+                    failures.append(run.failed)
+                else:
+                    self.save(run)
+                found[run.config] = run
+        if failures and not allow_failures:
+            raise SweepError(failures)
+        return [found[c] for c in configs]
+
+
+def plan_batches(configs: list[RunConfig]) -> list[list[RunConfig]]:
+    """Group configs that can share a batch, in chunks small enough to store progressively."""
+    groups: dict[tuple, list[RunConfig]] = defaultdict(list)
+    for c in configs:
+        groups[c.batch_key()].append(c)
+    batches = []
+    for group in groups.values():
+        chunk: list[RunConfig] = []
+        for c in group:
+            if chunk and ((len(chunk) + 1) * c.width > MAX_BATCH_NEURONS
+                          or estimate_bytes(chunk + [c]) > MAX_BATCH_BYTES):
+                batches.append(chunk)
+                chunk = []
+            chunk.append(c)
+        batches.append(chunk)
+    return batches
+
+
+_DEFAULT: RunStore | None = None
+
+
+def default_store() -> RunStore:
+    """The store at :func:`default_root` (re-read when ``MEMGEN_STORE`` changes)."""
+    global _DEFAULT
+    if _DEFAULT is None or _DEFAULT.root != default_root():
+        _DEFAULT = RunStore()
+    return _DEFAULT
+
+
+def train_or_load(config: RunConfig, *, progress: bool | None = None) -> Run:
+    """:meth:`RunStore.train_or_load` on the default store."""
+    return default_store().train_or_load(config, progress=progress)
+
+
+def sweep(configs: list[RunConfig], *, progress: bool | None = None,
+          allow_failures: bool = False) -> list[Run]:
+    """:meth:`RunStore.sweep` on the default store."""
+    return default_store().sweep(configs, progress=progress, allow_failures=allow_failures)

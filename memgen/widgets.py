@@ -1,0 +1,56 @@
+"""ipywidgets controls for live use in Jupyter.
+
+In a running kernel the controls retrain (or load from the run store) and redraw. In the static
+book there is no kernel: the controls render but do nothing, and the chapters say so; the
+plotly sliders next to them work everywhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import ipywidgets as W
+from IPython.display import display
+
+from .configs import ACTIVATIONS, TASKS, ConfigError, RunConfig
+from .experiments import Setup
+
+
+def live_controls(st: Setup, render: Callable[[RunConfig], Any], *, task: bool = False,
+                  activation: bool = True) -> W.VBox:
+    """Noise and width controls (plus task/activation) and a button that runs ``render``.
+
+    ``render(config)`` trains or loads the run and returns something to display (a figure or a
+    dict). Bad combinations (e.g. ``mul`` with a non-prime p) show the validation message.
+    """
+    noise = W.FloatSlider(value=st.base.noise, min=0.0, max=0.9, step=0.05, description="noise α",
+                          continuous_update=False)
+    widths = sorted(set(st.widths) | {st.base.width})
+    width = W.SelectionSlider(options=widths, value=st.base.width, description="width M",
+                              continuous_update=False)
+    extra: dict[str, W.Widget] = {}
+    if task:
+        extra["task"] = W.Dropdown(options=TASKS, value=st.base.task, description="task")
+    if activation:
+        extra["activation"] = W.Dropdown(options=ACTIVATIONS, value=st.base.activation,
+                                         description="activation")
+    button = W.Button(description="train / load", button_style="primary")
+    out = W.Output()
+
+    def run(_=None) -> None:
+        out.clear_output()
+        with out:
+            try:
+                cfg = st.config(noise=noise.value, width=width.value,
+                                **{k: w.value for k, w in extra.items()})
+            except ConfigError as e:
+                print(f"invalid parameters: {e}")
+                return
+            print(f"{cfg.label()} — training or loading from the run store…")
+            display(render(cfg))
+
+    button.on_click(run)
+    note = W.HTML("<i>Live controls need a running kernel (Jupyter, Binder or Colab); "
+                  "in the static book use the plotly sliders.</i>")
+    return W.VBox([note, W.HBox([noise, width, *extra.values()]), button, out])

@@ -1,0 +1,15 @@
+"""Shared fixtures: every test gets its own empty run store and quiet progress bars."""
+
+import os
+
+import pytest
+import torch
+
+torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+
+@pytest.fixture(autouse=True)
+def _isolated_store(tmp_path, monkeypatch):
+    monkeypatch.setenv("MEMGEN_STORE", str(tmp_path / "store"))
+    monkeypatch.setenv("MEMGEN_PROGRESS", "off")
+    yield tmp_path / "store"

@@ -1,0 +1,43 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from memgen.cli import main
+
+
+def test_train_json_has_every_field(capsys):
+    assert main(["train", "--profile", "test", "--width", "33", "--noise", "0.4", "--steps", "200", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    for k in ("config", "train_acc", "clean_acc", "noisy_acc", "noisy_true_acc", "test_acc", "phase_error"):
+        assert k in out
+    assert out["config"]["width"] == 33 and out["config"]["p"] == 23
+    assert set(out["ff"]) == {"full", "G", "R"}
+    assert set(out["ff"]["G"]) >= {"test_acc", "clean_acc", "noisy_acc", "noisy_true_acc"}
+    assert set(out["act_swap"]) == {"relu", "quadratic", "gelu", "reverse_relu"}
+    assert all(0 <= out[k] <= 1 for k in ("train_acc", "test_acc"))
+
+
+def test_analytic_json(capsys):
+    assert main(["analytic", "--task", "mul", "--p", "23", "--width", "200", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["acc"] == 1.0 and out["acc_nonzero"] == 1.0
+
+
+@pytest.mark.parametrize("args,name", [
+    (["--noise", "1.5"], "noise"), (["--width", "0"], "width"), (["--task", "mul", "--p", "60"], "prime"),
+    (["--activation", "tanh"], "activation"), (["--profile", "huge"], "profile"), (["--lr", "-1"], "lr"),
+    (["--steps", "abc"], "steps"),
+])
+def test_bad_arguments_exit_2_with_one_line(args, name):
+    r = subprocess.run([sys.executable, "-m", "memgen", "train", *args, "--json"], capture_output=True, text=True)
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and name in lines[0], r.stderr
+    assert r.stdout == ""
+
+
+def test_sweep_command(capsys):
+    assert main(["sweep", "--profile", "test", "--widths", "9", "--noises", "0", "0.4", "--steps", "50"]) == 0
+    assert len(capsys.readouterr().out.strip().splitlines()) == 2

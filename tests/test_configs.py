@@ -1,0 +1,51 @@
+import pytest
+
+from memgen.configs import ConfigError, RunConfig, get_profile, is_prime
+
+BAD = [
+    (dict(noise=1.0), "noise"), (dict(noise=-0.1), "noise"), (dict(width=0), "width"),
+    (dict(p=1), "p="), (dict(task="mul", p=60), "prime"), (dict(train_frac=1.0), "train_frac"),
+    (dict(train_frac=0.0), "train_frac"), (dict(task="div"), "task"), (dict(activation="tanh"), "activation"),
+    (dict(optimizer="rmsprop"), "optimizer"), (dict(noise_mode="flip"), "noise_mode"), (dict(steps=0), "steps"),
+    (dict(lr=-1e-3), "lr"), (dict(weight_decay=-1.0), "weight_decay"), (dict(loss="hinge"), "loss"),
+    (dict(init="xavier"), "init"), (dict(p=5, train_frac=0.1, noise=0.3), "noise"),
+    (dict(task="sub", noise_mode="symmetric", noise=0.2), "symmetric"),
+]
+
+
+@pytest.mark.parametrize("kwargs,name", BAD)
+def test_bad_values_raise_one_clear_message(kwargs, name):
+    with pytest.raises(ConfigError) as e:
+        RunConfig(**kwargs)
+    msg = str(e.value)
+    assert name in msg and "\n" not in msg and "allowed" in msg
+
+
+def test_unknown_profile_names_the_parameter():
+    with pytest.raises(ConfigError, match="profile='fast'.*test, book, paper"):
+        get_profile("fast")
+
+
+def test_key_is_stable_and_ignores_device():
+    a, b = RunConfig(noise=0.3), RunConfig(noise=0.3, device="cpu")
+    assert a.key() == b.key() and a == b and hash(a) == hash(b)
+    assert RunConfig(noise=0.3, seed=1).key() != a.key()
+    assert RunConfig.from_dict(a.identity()) == a
+
+
+def test_batch_key_groups_only_compatible_runs():
+    a = RunConfig(noise=0.1, seed=1, lr=1e-3)
+    assert a.batch_key() == RunConfig(noise=0.5, seed=2, weight_decay=0.3).batch_key()
+    assert a.batch_key() != RunConfig(width=33).batch_key()
+
+
+def test_profiles_override_and_none_means_default():
+    prof = get_profile("paper")
+    c = prof.config(width=None, noise=0.2)
+    assert (c.p, c.width, c.steps, c.lr, c.weight_decay) == (113, prof.width, 200_000, 1e-3, 0.1)
+    with pytest.raises(ConfigError, match="unknown run parameter"):
+        prof.config(depth=3)
+
+
+def test_is_prime():
+    assert [n for n in range(30) if is_prime(n)] == [2, 3, 5, 7, 11, 13, 17, 19, 23, 29]

@@ -1,0 +1,130 @@
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+import torch
+
+from memgen.configs import RunConfig
+from memgen.store import RunStore, SweepError, checked_load, plan_batches
+from memgen.train import DivergenceError
+
+
+def cfg(**kw):
+    base = dict(p=11, width=8, steps=20, lr=1e-2, noise=0.2)
+    base.update(kw)
+    return RunConfig(**base)
+
+
+def test_round_trip_and_cache_hit(tmp_path):
+    store = RunStore(tmp_path)
+    c = cfg()
+    run = store.train_or_load(c)
+    assert c in store
+    again = store.train_or_load(c)
+    assert again.history == run.history
+    assert torch.equal(again.weights.W, run.weights.W)
+    assert "seconds" in again.meta
+
+
+def test_sweep_batches_and_keeps_order(tmp_path):
+    store = RunStore(tmp_path)
+    configs = [cfg(seed=s, noise=a) for s in (0, 1) for a in (0.0, 0.4)] + [cfg(width=4)]
+    assert sorted(len(b) for b in plan_batches(configs)) == [1, 4]
+    runs = store.sweep(configs + configs[:1])
+    assert [r.config for r in runs] == configs + configs[:1]
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip", "garbage"])
+def test_corrupt_entry_is_detected_and_recomputed(tmp_path, damage):
+    store = RunStore(tmp_path)
+    c = cfg()
+    first = store.train_or_load(c)
+    path = store.path(c)
+    raw = path.read_bytes()
+    if damage == "truncate":
+        path.write_bytes(raw[: len(raw) // 2])
+    elif damage == "flip":
+        path.write_bytes(raw[:-10] + bytes([raw[-10] ^ 0xFF]) + raw[-9:])
+    else:
+        path.write_bytes(b"not a run")
+    with pytest.warns(UserWarning, match="removing it and training again"):
+        again = store.train_or_load(c)
+    assert again.history == first.history
+    checked_load(path)  # the new entry is valid
+
+
+def test_failed_runs_are_not_stored_and_reported_at_the_end(tmp_path):
+    store = RunStore(tmp_path)
+    good, bad = cfg(optimizer="sgd"), cfg(optimizer="sgd", lr=1e9, seed=1)
+    with pytest.raises(SweepError) as e:
+        store.sweep([bad, good])
+    assert len(e.value.failures) == 1 and "diverged" in e.value.failures[0]
+    assert good in store and bad not in store
+    with pytest.raises(DivergenceError, match="diverged at step"):
+        store.train_or_load(bad)
+    runs = store.sweep([bad, good], allow_failures=True)
+    assert runs[0].failed and runs[1].failed is None
+
+
+SCRIPT = textwrap.dedent("""
+    import sys
+    from memgen.configs import RunConfig
+    from memgen.store import RunStore
+    store = RunStore(sys.argv[1])
+    specs = [w.split(":") for w in sys.argv[2].split(",")]
+    store.sweep([RunConfig(p=23, width=int(w), steps=int(s), lr=1e-2, noise=0.3) for w, s in specs])
+    print("done", flush=True)
+""")
+
+
+def _run(tmp_path, specs):
+    """Sweep in a subprocess; specs is "width:steps,width:steps,..."."""
+    return subprocess.Popen([sys.executable, "-c", SCRIPT, str(tmp_path), specs],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "MEMGEN_PROGRESS": "off"})
+
+
+def _entries(root):
+    return sorted(p for p in root.rglob("*.pt") if "checkpoints" not in p.parts)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL])
+def test_interrupted_sweep_keeps_finished_runs(tmp_path, sig):
+    # widths differ, so each run is its own batch; the last one is long
+    proc = _run(tmp_path, "4:50,5:50,6:50,2048:20000")
+    try:
+        deadline = time.time() + 120
+        while len(_entries(tmp_path)) < 3 and time.time() < deadline and proc.poll() is None:
+            time.sleep(0.1)
+        assert len(_entries(tmp_path)) == 3, proc.poll()
+        proc.send_signal(sig)
+        proc.wait(timeout=30)
+    finally:
+        proc.kill()
+    kept = _entries(tmp_path)
+    assert len(kept) == 3
+    for p in kept:
+        checked_load(p)
+    assert not list(tmp_path.rglob("*.tmp"))
+    # a re-run trains only what is missing (here: nothing of the finished ones)
+    store = RunStore(tmp_path)
+    assert sum(RunConfig(p=23, width=w, steps=50, lr=1e-2, noise=0.3) in store for w in (4, 5, 6)) == 3
+
+
+def test_two_writers_end_with_one_valid_entry(tmp_path):
+    procs = [_run(tmp_path, "32:300") for _ in range(2)]
+    try:
+        for p in procs:
+            out, err = p.communicate(timeout=180)
+            assert p.returncode == 0, err
+    finally:
+        for p in procs:
+            p.kill()
+    entries = _entries(tmp_path)
+    assert len(entries) == 1
+    checked_load(entries[0])
+    assert not list(tmp_path.rglob("*.tmp"))
