@@ -109,3 +109,47 @@ def run(config: RunConfig, *, progress: bool | None = None) -> Run:
 def column(rows: list[dict[str, Any]], key: str, **where: Any) -> np.ndarray:
     """Values of ``key`` in the rows matching ``where`` (in row order)."""
     return np.array([r[key] for r in rows if all(r[k] == v for k, v in where.items())])
+
+
+def noise_mode_table(st: Setup) -> list[dict[str, Any]]:
+    """How the three noise modes corrupt this setup's training set."""
+    from .configs import NOISE_MODES
+
+    rows = []
+    for mode in NOISE_MODES:
+        if mode == "symmetric" and st.base.task == "sub":
+            continue
+        d = make_dataset(st.config(noise_mode=mode))
+        lab = dict(zip(d.train_idx.tolist(), d.train_labels.tolist()))
+        bad = set(d.train_idx[d.noisy].tolist())
+        p = d.p
+        # corrupted off-diagonal pairs whose mirror (b, a) is also in the training set
+        pairs = [(i, (i % p) * p + i // p) for i in bad if i % p != i // p]
+        pairs = [(i, j) for i, j in pairs if j in lab]
+        agree = np.mean([lab[i] == lab[j] for i, j in pairs]) if pairs else float("nan")
+        rows.append({"mode": mode, "corrupted": int(d.noisy.sum()), "n_train": len(d.train_idx),
+                     "accidentally correct": int((d.train_labels[d.noisy] == d.train_true[d.noisy]).sum()),
+                     "(a,b),(b,a) agree": float(agree)})
+    return rows
+
+
+def first_step_reaching(run: Run, metric: str, level: float) -> float:
+    """First recorded step at which ``metric`` reaches ``level`` (NaN if never)."""
+    for s, v in zip(run.history["step"], run.history[metric]):
+        if v >= level:
+            return float(s)
+    return float("nan")
+
+
+def ff_variants_table(run: Run) -> list[dict[str, Any]]:
+    """The filtration rules of :data:`memgen.fourier.FF_VARIANTS` side by side."""
+    from .fourier import FF_VARIANTS
+
+    data = make_dataset(run.config)
+    rows = []
+    for name, opts in FF_VARIANTS.items():
+        rep = filtration_report(run.weights, data, **opts)
+        rows.append({"rule": name, "G test": rep["G"]["test_acc"], "G noisy (memorised)": rep["G"]["noisy_acc"],
+                     "G noisy (true label)": rep["G"]["noisy_true_acc"], "R test": rep["R"]["test_acc"],
+                     "R noisy (memorised)": rep["R"]["noisy_acc"]})
+    return rows

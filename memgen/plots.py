@@ -139,3 +139,103 @@ def histogram_bars(counts: np.ndarray, title: str, xtitle: str) -> go.Figure:
     """Bars of counts over their index (e.g. neurons per dominant frequency)."""
     fig = go.Figure(go.Bar(x=list(range(len(counts))), y=np.asarray(counts).tolist(), marker_color=COLORS[0]))
     return _layout(fig, title, xtitle, "neurons")
+
+
+# ---------------------------------------------------------------------------- chapter figures
+def testbed_figure(datasets: dict[float, Any], title: str) -> go.Figure:
+    """Label tables a∘b mod p as trained on, one slider step per noise level."""
+    frames = [(f"{a:g}", label_grid_traces(d.label_grid(), d.role_grid())) for a, d in datasets.items()]
+    fig = slider_figure(frames, title, "noise α", xtitle="b", ytitle="a", height=620)
+    fig.update_yaxes(autorange="reversed", scaleanchor="x")
+    return fig
+
+
+def width_slider(rows: Sequence[dict], metrics: dict[str, str], title: str, by: str = "noise",
+                 dash: dict[str, str] | None = None) -> go.Figure:
+    """Metrics against width (log axis), one slider step per value of ``by``."""
+    frames = []
+    for val in sorted({r[by] for r in rows}):
+        sub = sorted((r for r in rows if r[by] == val), key=lambda r: r["width"])
+        x = [r["width"] for r in sub]
+        traces = [go.Scatter(x=x, y=_clean([r[k] for r in sub]), name=name, mode="lines+markers",
+                             line=dict(color=COLORS[i % len(COLORS)], dash=(dash or {}).get(k)))
+                  for i, (k, name) in enumerate(metrics.items())]
+        frames.append((f"{val:g}", traces))
+    fig = slider_figure(frames, title, by, active=len(frames) - 1, xtitle="width M", ytitle="accuracy",
+                        yaxis_range=[0, 1.05])
+    fig.update_xaxes(type="log")
+    return fig
+
+
+def grouped_lines(rows: Sequence[dict], x: str, y: str, group: str, title: str, xtitle: str, ytitle: str,
+                  log_x: bool = False, name_fmt: str = "{}") -> go.Figure:
+    """One line of y against x per value of ``group``."""
+    fig = go.Figure()
+    for i, val in enumerate(sorted({r[group] for r in rows}, key=str)):
+        sub = sorted((r for r in rows if r[group] == val), key=lambda r: r[x])
+        fig.add_trace(go.Scatter(x=[r[x] for r in sub], y=_clean([r[y] for r in sub]), name=name_fmt.format(val),
+                                 mode="lines+markers", line=dict(color=COLORS[i % len(COLORS)])))
+    if log_x:
+        fig.update_xaxes(type="log")
+    return _layout(fig, title, xtitle, ytitle)
+
+
+def history_slider(runs: Sequence[Any], metrics: dict[str, str], title: str, label: Any,
+                   ytitle: str = "accuracy", max_step: int | None = None, log_x: bool = False) -> go.Figure:
+    """Training curves of several runs, one slider step per run (``label(run)`` names it)."""
+    frames = []
+    for run in runs:
+        h = run.history
+        if max_step is not None:
+            n = sum(1 for s in h["step"] if s <= max_step)
+            h = {k: v[:n] for k, v in h.items()}
+        frames.append((label(run), history_traces(h, metrics)))
+    fig = slider_figure(frames, title, "run", active=len(frames) - 1, xtitle="step", ytitle=ytitle)
+    if log_x:
+        fig.update_xaxes(type="log")
+    return fig
+
+
+def spectrum_figure(spectrum: np.ndarray, freqs: np.ndarray, title: str) -> go.Figure:
+    """Per-neuron power over frequency (rows sorted by dominant frequency)."""
+    order = np.argsort(freqs, kind="stable")
+    z = spectrum[order][:, 1:]
+    fig = go.Figure(go.Heatmap(z=z.round(4).tolist(), x=list(range(1, z.shape[1] + 1)), colorscale="Blues",
+                               colorbar=dict(title="power")))
+    return _layout(fig, title, "frequency ω", "neuron (sorted by dominant ω)", height=520)
+
+
+def neuron_fit_figure(vectors: dict[str, np.ndarray], fits: dict[str, np.ndarray], neurons: Sequence[int],
+                      title: str) -> go.Figure:
+    """Trained u, v, w of chosen neurons (markers) beside their dominant cosine (lines);
+    a slider picks the neuron."""
+    frames = []
+    for m in neurons:
+        traces = []
+        for i, k in enumerate(("u", "v", "w")):
+            x = list(range(vectors[k].shape[1]))
+            traces.append(go.Scatter(x=x, y=vectors[k][m].round(4).tolist(), mode="markers", name=f"{k} trained",
+                                     marker=dict(color=COLORS[i], size=5)))
+            traces.append(go.Scatter(x=x, y=fits[k][m].round(4).tolist(), mode="lines", name=f"{k} cosine",
+                                     line=dict(color=COLORS[i])))
+        frames.append((str(m), traces))
+    return slider_figure(frames, title, "neuron", xtitle="token position in the frame", ytitle="weight")
+
+
+def ff_slider(reports: dict[str, dict[str, dict[str, float]]], title: str, slider_label: str) -> go.Figure:
+    """Full / G / R bars over the accuracy subsets, one slider step per report."""
+    frames = [(label, ff_bar_traces(rep)) for label, rep in reports.items()]
+    fig = slider_figure(frames, title, slider_label, active=len(frames) - 1, ytitle="accuracy",
+                        yaxis_range=[0, 1.05])
+    fig.update_layout(barmode="group")
+    return fig
+
+
+def scatter(x: Sequence, y: Sequence, title: str, xtitle: str, ytitle: str, log: bool = False) -> go.Figure:
+    """A scatter plot."""
+    fig = go.Figure(go.Scatter(x=np.asarray(x).round(5).tolist(), y=np.asarray(y).round(5).tolist(),
+                               mode="markers", marker=dict(size=5, color=COLORS[0], opacity=0.6)))
+    if log:
+        fig.update_xaxes(type="log")
+        fig.update_yaxes(type="log")
+    return _layout(fig, title, xtitle, ytitle)

@@ -1,29 +1,33 @@
 """ipywidgets controls for live use in Jupyter.
 
-In a running kernel the controls retrain (or load from the run store) and redraw. In the static
-book there is no kernel: the controls render but do nothing, and the chapters say so; the
+In a running kernel the controls retrain (or load from the run store) and redraw. A static page has no
+kernel, so builds set ``MEMGEN_STATIC=1`` and the controls are replaced by a note there; the
 plotly sliders next to them work everywhere.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any
 
 import ipywidgets as W
-from IPython.display import display
+from IPython.display import HTML, display
 
 from .configs import ACTIVATIONS, TASKS, ConfigError, RunConfig
 from .experiments import Setup
 
 
 def live_controls(st: Setup, render: Callable[[RunConfig], Any], *, task: bool = False,
-                  activation: bool = True) -> W.VBox:
+                  activation: bool = True) -> W.VBox | HTML:
     """Noise and width controls (plus task/activation) and a button that runs ``render``.
 
     ``render(config)`` trains or loads the run and returns something to display (a figure or a
     dict). Bad combinations (e.g. ``mul`` with a non-prime p) show the validation message.
     """
+    if os.environ.get("MEMGEN_STATIC"):  # static build: no kernel behind the page
+        return HTML("<p><i>Live controls (noise, width, …) appear here when the notebook runs in Jupyter, "
+                    "Binder or Colab; in the static book use the plotly sliders.</i></p>")
     noise = W.FloatSlider(value=st.base.noise, min=0.0, max=0.9, step=0.05, description="noise α",
                           continuous_update=False)
     widths = sorted(set(st.widths) | {st.base.width})

@@ -1,0 +1,80 @@
+# memgen: the executable companion book. `make book` and `make test` work straight after a clone.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+# static builds: no kernel behind the page, text progress bars (hidden from the book)
+BUILD_ENV := MEMGEN_STATIC=1 MEMGEN_PROGRESS=text
+PROFILE ?= book
+NB ?= book/05_frequency_filtration.ipynb
+PARAMS ?=
+TEST_BOOK := _build/test-book
+
+.PHONY: install book generate chapter test test-unit test-book test-nb test-pages lint bench clean clean-all strip
+
+install: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -m pip install -q --no-deps -e .
+	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (memgen)" >/dev/null
+	touch $@
+
+## The book (profile $(PROFILE)): variants from book/variants.yml, then a cached, warning-free build.
+book: install
+	$(PY) -m memgen.bookgen generate --profile $(PROFILE)
+	$(BUILD_ENV) jupyter-book build -W -n --keep-going --all .
+	@echo "open _build/html/index.html"
+
+generate: install
+	$(PY) -m memgen.bookgen generate --profile $(PROFILE)
+
+## Re-execute one chapter with new parameters into out/:
+##   make chapter NB=book/05_frequency_filtration.ipynb PARAMS="-p noise 0.6 -p width 257"
+chapter: install
+	$(PY) -m memgen.bookgen chapter $(NB) --out out $(PARAMS)
+
+## Every test layer: unit tests, the test-profile book (papermill) + browser check, nbval.
+test: install
+	$(MAKE) test-book
+	$(PY) -m pytest -q tests
+	$(MAKE) test-nb
+
+test-unit: install
+	$(PY) -m pytest -q tests --ignore=tests/test_pages.py
+
+## Execute every chapter under the test profile with papermill, then render them (no re-execution).
+test-book: install
+	MEMGEN_STORE=$(CURDIR)/_build/test-runs $(BUILD_ENV) $(PY) -m memgen.bookgen stage --profile test --out $(TEST_BOOK) --execute
+	cd $(TEST_BOOK) && $(BUILD_ENV) jupyter-book build -W -n --keep-going --all .
+
+## nbval: re-execute the papermill-executed test chapters in a fresh store and compare the
+## NBVAL_CHECK_OUTPUT cells (same seeds must give the same numbers).
+test-nb: install
+	rm -rf _build/nbval-runs
+	MEMGEN_STORE=$(CURDIR)/_build/nbval-runs $(BUILD_ENV) $(PY) -m pytest -q -p no:cacheprovider --nbval-lax \
+	  --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout=600 \
+	  $(TEST_BOOK)/book/*.ipynb $(TEST_BOOK)/book/generated/*.ipynb
+
+test-pages: install
+	$(PY) -m pytest -q tests/test_pages.py
+
+lint: install
+	$(PY) -m ruff check memgen tests benchmarks _ext
+
+bench: install
+	$(PY) benchmarks/bench_sweep.py
+	$(PY) benchmarks/bench_large.py
+
+## Strip outputs from source chapters before committing.
+strip: install
+	nbstripout book/*.ipynb
+
+clean:
+	rm -rf _build/html _build/jupyter_execute _build/test-book _build/nbval-runs _build/test-runs out book/generated
+
+clean-all: clean
+	rm -rf _build runs $(VENV)

@@ -1,0 +1,121 @@
+"""Browser check of the rendered test-profile book (built by `make test-book`).
+
+Serves _build/test-book/_build/html on 127.0.0.1, opens every page in headless Debian Chromium
+(playwright, no browser download) and checks: every plotly figure drew, the expected number of
+figures per page, a slider click changes the shown traces, no JavaScript errors, no request
+leaves 127.0.0.1. A full-page screenshot of each page goes to _build/screenshots/.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import shutil
+import threading
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+HTML = ROOT / "_build" / "test-book" / "_build" / "html"
+SHOTS = ROOT / "_build" / "screenshots"
+
+#: page -> number of plotly figures it must show
+PAGES = {
+    "book/intro.html": 1,
+    "book/01_testbed.html": 1,
+    "book/02_scaling.html": 4,
+    "book/03_noise_first.html": 2,
+    "book/04_hidden_rule.html": 5,
+    "book/05_frequency_filtration.html": 3,
+    "book/06_partition.html": 2,
+    "book/07_misspecification.html": 3,
+    "book/08_explorer.html": 2,
+    "book/generated/05_frequency_filtration_sub.html": 3,
+    "book/generated/05_frequency_filtration_mul.html": 3,
+    "book/generated/06_partition_mul.html": 2,
+}
+ALL_DRAWN = """() => {
+  const divs = [...document.querySelectorAll('.plotly-graph-div')];
+  return divs.length > 0 && divs.every(d => d._fullLayout && d.querySelector('svg.main-svg'));
+}"""
+
+
+@pytest.fixture(scope="module")
+def base_url():
+    if not (HTML / "index.html").exists():
+        pytest.skip("the test book is not built: run `make test-book` first")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(HTML))
+    handler.log_message = lambda *a, **k: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    exe = shutil.which("chromium")
+    if exe is None:
+        pytest.skip("chromium not found: apt-get install chromium chromium-driver (CI installs it)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=exe, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync", "--no-first-run"])
+        yield b
+        b.close()
+
+
+def open_page(browser, base_url, path):
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    errors, outside = [], []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+
+    def route(r):
+        if r.request.url.startswith(base_url):
+            r.continue_()
+        else:
+            outside.append(r.request.url)
+            r.abort()
+
+    page.route("**/*", route)
+    page.goto(f"{base_url}/{path}")
+    page.wait_for_function(ALL_DRAWN, timeout=30_000)
+    return page, errors, outside
+
+
+def test_every_page_is_listed():
+    built = {str(p.relative_to(HTML)) for p in (HTML / "book").rglob("*.html")} if HTML.exists() else set()
+    if not built:
+        pytest.skip("the test book is not built: run `make test-book` first")
+    assert built - {"book/generated/index.html"} == set(PAGES)
+
+
+@pytest.mark.parametrize("path", sorted(PAGES))
+def test_page_figures_draw_without_errors_or_outside_requests(browser, base_url, path):
+    page, errors, outside = open_page(browser, base_url, path)
+    n = page.evaluate("() => document.querySelectorAll('.plotly-graph-div').length")
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / (path.replace("/", "_") + ".png")), full_page=True)
+    page.close()
+    assert n == PAGES[path]
+    assert [e for e in errors if "THEBE_JS_URL" not in e] == []  # sphinx-thebe declares a const twice
+    assert outside == []
+
+
+def test_slider_click_switches_traces(browser, base_url):
+    page, _, _ = open_page(browser, base_url, "book/01_testbed.html")
+    div = "document.querySelector('.plotly-graph-div')"
+    before = page.evaluate(f"() => {div}.data.map(t => t.visible)")
+    rail = page.locator(".plotly-graph-div .slider-rail-touch-rect").first
+    rail.scroll_into_view_if_needed()
+    box = rail.bounding_box()
+    page.mouse.click(box["x"] + box["width"] * 0.99, box["y"] + box["height"] / 2)
+    page.wait_for_timeout(300)
+    after = page.evaluate(f"() => {div}.data.map(t => t.visible)")
+    page.close()
+    assert before != after
+    assert after[-1] is True and before[-1] is False
