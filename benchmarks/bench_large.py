@@ -44,8 +44,8 @@ def step_rate(width: int, dev: torch.device, reps: int) -> tuple[float, float]:
     b = torch.as_tensor(d.b[d.train_idx], device=dev)
     y = torch.as_tensor(d.train_labels, device=dev)[None]
     params = init_params([c], dev)
-    opt = BatchedOptimizer("adamw", params, torch.tensor([c.lr], device=dev), torch.tensor([c.weight_decay], device=dev),
-                           c.beta1, c.beta2)
+    lr, wd = torch.tensor([c.lr], device=dev), torch.tensor([c.weight_decay], device=dev)
+    opt = BatchedOptimizer("adamw", params, lr, wd, c.beta1, c.beta2)
     phi = activation_fn("relu")
 
     def step():
@@ -74,7 +74,8 @@ def main() -> None:
     print(f"device {dev}, threads {torch.get_num_threads()}, fp32 GEMM peak {peak / 1e9:.1f} GFLOP/s")
     for w in (1025, 2049, 4097):
         dt, rate = step_rate(w, dev, ns.reps)
-        print(f"M={w:5d}: {dt * 1e3:8.2f} ms/step, {rate / 1e9:7.1f} GFLOP/s, {rate / peak:6.1%} of peak (target >= 60%)")
+        print(f"M={w:5d}: {dt * 1e3:8.2f} ms/step, {rate / 1e9:7.1f} GFLOP/s, "
+              f"{rate / peak:6.1%} of peak (target >= 60%)")
 
 
 if __name__ == "__main__":

@@ -5,8 +5,8 @@
     (parameters injected, not executed); the book build executes and caches them.
 ``python -m memgen.bookgen stage --profile test --out _build/test-book [--execute]``
     copies the whole book into ``--out`` with every chapter's ``profile`` set, optionally
-    executing each chapter with papermill (the staged ``_config.yml`` then renders the stored
-    outputs instead of executing again). Used by the tests: nbval and the browser check.
+    executing each chapter with papermill (the staged ``_config.yml`` then executes only the
+    text-notebook intro). Used by the tests: nbval and the browser check.
 ``python -m memgen.bookgen chapter book/05_frequency_filtration.ipynb --out out -p noise 0.6``
     re-executes one chapter with new parameters (``make chapter``).
 """
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -87,8 +88,9 @@ def stage(profile: str, out: Path, execute: bool = False) -> Path:
         src = ROOT / name
         (shutil.copytree if src.is_dir() else shutil.copy)(src, out / name)
     cfg = yaml.safe_load((ROOT / "_config.yml").read_text())
-    if execute:  # papermill already executed every chapter: render the stored outputs
-        cfg["execute"]["execute_notebooks"] = "off"
+    if execute:  # papermill executed every chapter; the build executes only the text-notebook intro
+        cfg["execute"]["execute_notebooks"] = "force"
+        cfg["execute"]["exclude_patterns"] = ["*.ipynb"]
     cfg["title"] = f"{cfg['title']} (profile: {profile})"
     (out / "_config.yml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     dst = out / "book"
@@ -96,6 +98,8 @@ def stage(profile: str, out: Path, execute: bool = False) -> Path:
     for f in sorted(BOOK.iterdir()):
         if f.suffix == ".ipynb":
             prepare(f, dst / f.name, {"profile": profile}, execute)
+        elif f.suffix == ".md":  # text notebooks (the intro) carry a `profile = "book"` line
+            (dst / f.name).write_text(f.read_text().replace('profile = "book"', f'profile = "{profile}"'))
         elif f.is_file():
             shutil.copy(f, dst / f.name)
     generate(profile, book=dst, out=dst / "generated", execute=execute)
@@ -133,7 +137,11 @@ def main(argv: list[str] | None = None) -> int:
         params = {k: _parse_value(v) for k, v in ns.parameter}
         suffix = "_".join(f"{k}-{v}" for k, v in params.items()) or "default"
         dst = ns.out / f"{ns.notebook.stem}__{suffix}.ipynb"
-        prepare(ns.notebook, dst, params, execute=True)
+        try:
+            prepare(ns.notebook, dst, params, execute=True)
+        except _papermill().PapermillExecutionError as e:
+            print(f"{ns.notebook} failed in cell {e.exec_count}: {e.ename}: {e.evalue} (see {dst})", file=sys.stderr)
+            return 1
         print(f"executed {dst}")
     return 0
 

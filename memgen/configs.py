@@ -312,7 +312,7 @@ PROFILES: dict[str, Profile] = {
     "book": Profile(
         name="book",
         base=dict(p=59, train_frac=0.5, lr=3e-3, weight_decay=1.0, steps=3000),
-        widths=(17, 33, 65, 129, 257, 513, 1025),
+        widths=(17, 33, 65, 129, 257, 513),
         noises=(0.0, 0.2, 0.4, 0.6, 0.8),
         seeds=(0,),
         width=513,

@@ -153,3 +153,29 @@ def ff_variants_table(run: Run) -> list[dict[str, Any]]:
                      "G noisy (true label)": rep["G"]["noisy_true_acc"], "R test": rep["R"]["test_acc"],
                      "R noisy (memorised)": rep["R"]["noisy_acc"]})
     return rows
+
+
+def memorization_order(runs: list[Run], levels: tuple[float, ...] = (0.5, 0.9)) -> list[dict[str, Any]]:
+    """For each run, the first step at which the noisy and the clean training subsets reach each
+    accuracy level, and whether the noisy subset got there first at the lowest level
+    (``noisy_first`` is None when neither subset reached it)."""
+    rows = []
+    for r in runs:
+        row: dict[str, Any] = {"width": r.config.width}
+        for lv in levels:
+            row[f"noisy {lv:.0%}"] = first_step_reaching(r, "noisy_acc", lv)
+            row[f"clean {lv:.0%}"] = first_step_reaching(r, "clean_acc", lv)
+        n, c = row[f"noisy {levels[0]:.0%}"], row[f"clean {levels[0]:.0%}"]
+        row["noisy_first"] = None if np.isnan(n) and np.isnan(c) else bool(np.nan_to_num(n, nan=np.inf) < c
+                                                                               or np.isnan(c) and not np.isnan(n))
+        rows.append(row)
+    return rows
+
+
+def early_gradient_gap(run: Run, steps: int = 20) -> float:
+    """Mean relative excess of the noisy over the clean per-sample gradient norm over the
+    recorded steps 1..``steps`` ((noisy - clean) / clean; positive: noisy samples pull harder)."""
+    h = run.history
+    idx = [i for i, s in enumerate(h["step"]) if 1 <= s <= steps]
+    gn, gc = np.array(h["grad_noisy"])[idx], np.array(h["grad_clean"])[idx]
+    return float(np.mean((gn - gc) / gc))
