@@ -74,8 +74,9 @@ def lines(x: Sequence, ys: dict[str, Sequence], title: str, xtitle: str, ytitle:
     """Several named lines over a shared x."""
     fig = go.Figure()
     for i, (name, y) in enumerate(ys.items()):
+        color = PART_COLORS.get(name, COLORS[i % len(COLORS)])
         fig.add_trace(go.Scatter(x=list(x), y=_clean(y), name=name, mode="lines+markers",
-                                 line=dict(color=COLORS[i % len(COLORS)], dash=(dash or {}).get(name))))
+                                 line=dict(color=color, dash=(dash or {}).get(name))))
     if log_x:
         fig.update_xaxes(type="log")
     return _layout(fig, title, xtitle, ytitle, **layout)

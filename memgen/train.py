@@ -191,22 +191,20 @@ def _losses(logits: torch.Tensor, y: torch.Tensor, loss: str) -> torch.Tensor:
     return (logits - onehot).square().mean((1, 2))
 
 
-def _sample_grad_norms(params, a, b, y, phi, loss) -> torch.Tensor:
-    """Per-sample gradient norm (R, N) of the loss w.r.t. all parameters (closed form)."""
-    Ut = params["Ut"]
-    Vt = params.get("Vt", Ut)
-    with torch.enable_grad():
-        pre = pair_sum(Ut, Vt, a, b).detach().requires_grad_(True)
-        h = phi(pre)
-        logits = torch.bmm(h, params["Wt"]) + (params["mu"][:, None, :] if "mu" in params else 0)
-        p = logits.shape[-1]
-        onehot = F.one_hot(y, p).to(logits.dtype)
-        resid = logits.softmax(-1) - onehot if loss == "ce" else 2 * (logits - onehot) / p
-        gh = torch.bmm(resid, params["Wt"].transpose(1, 2))
-        gpre, = torch.autograd.grad(h, pre, grad_outputs=gh)
+def _sample_grad_norms(pre: torch.Tensor, h: torch.Tensor, logits: torch.Tensor, y: torch.Tensor,
+                       Wt: torch.Tensor, loss: str, has_mu: bool) -> torch.Tensor:
+    """Per-sample gradient norm (R, N) of the loss w.r.t. all parameters, in closed form, from a
+    forward pass whose ``pre`` -> ``h`` step is still in the autograd graph:
+    ||g_i||^2 = ||r_i||^2 ||h_i||^2 + 2 ||(W r_i) * phi'(z_i)||^2 + [bias] ||r_i||^2."""
+    logits = logits.detach()
+    p = logits.shape[-1]
+    onehot = F.one_hot(y, p).to(logits.dtype)
+    resid = logits.softmax(-1) - onehot if loss == "ce" else 2 * (logits - onehot) / p
+    gh = torch.bmm(resid, Wt.detach().transpose(1, 2))
+    gpre, = torch.autograd.grad(h, pre, grad_outputs=gh, retain_graph=True)
     r2 = resid.square().sum(-1)
-    total = r2 * h.square().sum(-1) + 2 * gpre.square().sum(-1) + ("mu" in params) * r2
-    return total.sqrt().detach()
+    total = r2 * h.detach().square().sum(-1) + 2 * gpre.square().sum(-1) + has_mu * r2
+    return total.sqrt()
 
 
 def _progress(total: int, desc: str, enabled: bool | None):
@@ -249,7 +247,6 @@ def train_batch(configs: list[RunConfig], *, progress: bool | None = None,
     d0 = data[0]
     t = lambda x, dt=torch.long: torch.as_tensor(np.asarray(x), dtype=dt, device=device)  # noqa: E731
     a_tr, b_tr = t(d0.a[d0.train_idx]), t(d0.b[d0.train_idx])
-    a_all, b_all = t(d0.a), t(d0.b)
     true, train_idx, test_idx = t(d0.true), t(d0.train_idx), t(d0.test_idx)
     y = torch.stack([t(d.train_labels) for d in data])
     noisy = torch.stack([t(d.noisy, torch.bool) for d in data])
@@ -268,13 +265,38 @@ def train_batch(configs: list[RunConfig], *, progress: bool | None = None,
     marks = set(record_steps(c0.steps))
     bar = _progress(R * c0.steps * c0.width, f"training {R} run(s) M={c0.width}", progress)
 
-    def record(step: int, loss: torch.Tensor) -> None:
+    a_te, b_te = t(d0.a[d0.test_idx]), t(d0.b[d0.test_idx])
+    Vkey = "Vt" if "Vt" in params else "Ut"
+
+    def forward(sel: torch.Tensor | None):
+        """pre-activations, activations, logits and per-run losses on the training pairs."""
+        a, b, yy = (a_tr, b_tr, y) if sel is None else (a_tr[sel], b_tr[sel], y[:, sel])
+        pre = pair_sum(params["Ut"], params[Vkey], a, b)
+        h = phi(pre)
+        if "mu" in params:  # bias add fused into the product
+            logits = torch.baddbmm(params["mu"][:, None, :], h, params["Wt"])
+        else:
+            logits = torch.bmm(h, params["Wt"])
+        return pre, h, logits, _losses(logits, yy, c0.loss)
+
+    def record(step: int, losses: torch.Tensor, fwd) -> None:
+        """History at ``step``, reusing the training forward pass (full batch)."""
+        if c0.batch_size:  # the minibatch forward does not cover the training set
+            with torch.no_grad():
+                frozen = {k: v.detach() for k, v in params.items()}
+            pre = pair_sum(frozen["Ut"], frozen.get("Vt", frozen["Ut"]), a_tr, b_tr).requires_grad_(True)
+            h = phi(pre)
+            logits = torch.bmm(h, frozen["Wt"]) + (frozen["mu"][:, None, :] if "mu" in frozen else 0)
+        else:
+            pre, h, logits, _ = fwd
+        gn = _sample_grad_norms(pre, h, logits, y, params["Wt"], c0.loss, "mu" in params)
         with torch.no_grad():
-            pred = batched_logits(params, a_all, b_all, phi).argmax(-1)
+            pred = torch.empty(R, len(d0.true), dtype=torch.long, device=device)
+            pred[:, train_idx] = logits.argmax(-1)
+            pred[:, test_idx] = batched_logits(params, a_te, b_te, phi).argmax(-1)
             acc = subset_accuracies(pred, true, train_idx, test_idx, y, noisy)
-            gn = _sample_grad_norms(params, a_tr, b_tr, y, phi, c0.loss)
         hist["step"].append(step)
-        hist["loss"].append(loss.double().cpu())
+        hist["loss"].append(losses.detach().double().cpu())
         for k in METRICS:
             hist[k].append(acc[k].cpu())
         for k, mask in (("grad_clean", ~noisy), ("grad_noisy", noisy)):
@@ -282,14 +304,10 @@ def train_batch(configs: list[RunConfig], *, progress: bool | None = None,
             val = torch.where(cnt > 0, (gn * mask).sum(1) / cnt.clamp(min=1), torch.nan)
             hist[k].append(val.double().cpu())
 
-    def forward_losses(sel: torch.Tensor | None) -> torch.Tensor:
-        if sel is None:
-            return _losses(batched_logits(params, a_tr, b_tr, phi), y, c0.loss)
-        return _losses(batched_logits(params, a_tr[sel], b_tr[sel], phi), y[:, sel], c0.loss)
-
     for step in range(start, c0.steps + 1):
         sel = torch.randperm(n, generator=gen)[: c0.batch_size].to(device) if c0.batch_size else None
-        losses = forward_losses(sel)
+        fwd = forward(sel)
+        losses = fwd[3]
         bad = alive & ~torch.isfinite(losses)
         if bad.any():
             for r in torch.nonzero(bad).flatten().tolist():
@@ -304,9 +322,10 @@ def train_batch(configs: list[RunConfig], *, progress: bool | None = None,
                     for x in st.values():
                         x[bad] = 0.0
             opt.lr = opt.lr * alive
-            losses = forward_losses(sel)
+            fwd = forward(sel)
+            losses = fwd[3]
         if step in marks:
-            record(step, losses.detach())
+            record(step, losses, fwd)
         if step == c0.steps or not alive.any():
             break
         grads = torch.autograd.grad(losses.sum(), list(params.values()))
