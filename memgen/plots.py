@@ -130,12 +130,6 @@ def label_grid_traces(label_grid: np.ndarray, role_grid: np.ndarray) -> list[go.
     ]
 
 
-def heatmap(z: np.ndarray, title: str, xtitle: str, ytitle: str, **kw: Any) -> go.Figure:
-    """A plain heatmap."""
-    fig = go.Figure(go.Heatmap(z=np.asarray(z).tolist(), colorscale=kw.pop("colorscale", "Blues")))
-    return _layout(fig, title, xtitle, ytitle, **kw)
-
-
 def histogram_bars(counts: np.ndarray, title: str, xtitle: str) -> go.Figure:
     """Bars of counts over their index (e.g. neurons per dominant frequency)."""
     fig = go.Figure(go.Bar(x=list(range(len(counts))), y=np.asarray(counts).tolist(), marker_color=COLORS[0]))

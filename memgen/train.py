@@ -55,10 +55,6 @@ class Run:
         """The last recorded value of a history metric."""
         return self.history[name][-1]
 
-    @property
-    def dataset(self):
-        return make_dataset(self.config)
-
 
 def record_steps(steps: int) -> list[int]:
     """Steps at which history is recorded: every step up to 32, every 4th up to 256, then 40
