@@ -35,7 +35,7 @@ DEVICES = ("auto", "cpu", "cuda")
 
 #: Bumped whenever a change to the training code changes results, so old store entries are
 #: not reused for new code.
-ENGINE_VERSION = 1
+ENGINE_VERSION = 2
 
 
 class ConfigError(ValueError):

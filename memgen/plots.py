@@ -66,7 +66,9 @@ def slider_figure(frames: Sequence[tuple[str, Sequence[go.BaseTraceType]]], titl
         steps.append(dict(method="update", label=label, args=[{"visible": vis}]))
     fig.update_layout(sliders=[dict(active=active, steps=steps, currentvalue=dict(prefix=f"{slider_label}: "),
                                     pad=dict(t=50))])
-    return _layout(fig, title, **layout)
+    fig = _layout(fig, title, **layout)
+    # the slider sits below the plot: keep the legend out of its way
+    return fig.update_layout(legend=dict(orientation="v", x=1.02, y=1, yanchor="top"))
 
 
 def lines(x: Sequence, ys: dict[str, Sequence], title: str, xtitle: str, ytitle: str,
