@@ -23,11 +23,19 @@ $(STAMP): requirements.txt pyproject.toml
 	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (memgen)" >/dev/null
 	touch $@
 
-## The book (profile $(PROFILE)): variants from book/variants.yml, then a cached, warning-free build.
+## The book: variants from book/variants.yml, then a cached, warning-free build. The default
+## profile builds in place (_build/html); another profile builds a staged copy whose chapters all
+## run under it, e.g. `make book PROFILE=paper` (on a GPU) → _build/book-paper/_build/html.
 book: install
-	$(PY) -m memgen.bookgen generate --profile $(PROFILE)
+ifeq ($(PROFILE),book)
+	$(PY) -m memgen.bookgen generate --profile book
 	$(BUILD_ENV) jupyter-book build -W -n --keep-going --all .
 	@echo "open _build/html/index.html"
+else
+	$(PY) -m memgen.bookgen stage --profile $(PROFILE) --out _build/book-$(PROFILE)
+	cd _build/book-$(PROFILE) && $(BUILD_ENV) jupyter-book build -W -n --keep-going --all .
+	@echo "open _build/book-$(PROFILE)/_build/html/index.html"
+endif
 
 generate: install
 	$(PY) -m memgen.bookgen generate --profile $(PROFILE)
@@ -37,8 +45,9 @@ generate: install
 chapter: install
 	$(PY) -m memgen.bookgen chapter $(NB) --out out $(PARAMS)
 
-## Every test layer: unit tests, the test-profile book (papermill) + browser check, nbval.
+## Every test layer: lint, the test-profile book (papermill) + browser check, unit tests, nbval.
 test: install
+	$(MAKE) lint
 	$(MAKE) test-book
 	$(PY) -m pytest -q tests
 	$(MAKE) test-nb
