@@ -15,7 +15,7 @@ import time
 import torch
 
 from memgen.configs import RunConfig
-from memgen.model import activation_fn, batched_logits, init_params
+from memgen.model import batched_logits, init_params
 from memgen.tasks import make_dataset
 from memgen.train import BatchedOptimizer, _losses, resolve_device
 
@@ -46,10 +46,9 @@ def step_rate(width: int, dev: torch.device, reps: int) -> tuple[float, float]:
     params = init_params([c], dev)
     lr, wd = torch.tensor([c.lr], device=dev), torch.tensor([c.weight_decay], device=dev)
     opt = BatchedOptimizer("adamw", params, lr, wd, c.beta1, c.beta2)
-    phi = activation_fn("relu")
 
     def step():
-        loss = _losses(batched_logits(params, a, b, phi), y, "ce")
+        loss = _losses(batched_logits(params, a, b, "relu"), y, "ce")
         grads = torch.autograd.grad(loss.sum(), list(params.values()))
         opt.step(params, dict(zip(params, grads)))
 

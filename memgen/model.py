@@ -128,6 +128,23 @@ def init_params(configs: list[RunConfig], device: torch.device) -> dict[str, tor
     return {k: v.to(device).requires_grad_(True) for k, v in params.items()}
 
 
+def _gather_sum(ctx, Ut, Vt, a, b) -> torch.Tensor:
+    R, P, M = Ut.shape
+    offs = torch.arange(R, device=a.device)[:, None] * P
+    ctx.idx = ((offs + a).reshape(-1), (offs + b).reshape(-1))
+    ctx.shape = (R, P, M)
+    out = Ut.reshape(R * P, M).index_select(0, ctx.idx[0])
+    return out.add_(Vt.reshape(R * P, M).index_select(0, ctx.idx[1])).view(R, len(a), M)
+
+
+def _scatter_grads(ctx, g: torch.Tensor):
+    (ia, ib), (R, P, M) = ctx.idx, ctx.shape
+    g2 = g.reshape(-1, M)
+    gu = g.new_zeros(R * P, M).index_add_(0, ia, g2).view(R, P, M) if ctx.needs_input_grad[0] else None
+    gv = g.new_zeros(R * P, M).index_add_(0, ib, g2).view(R, P, M) if ctx.needs_input_grad[1] else None
+    return gu, gv, None, None
+
+
 class _PairSum(torch.autograd.Function):
     """pre[r, i] = Ut[r, a_i] + Vt[r, b_i] by row indexing on the flattened (R * P, M) tables
     (a contiguous row gather); the backward pass scatters with ``index_add_``, several times
@@ -135,22 +152,27 @@ class _PairSum(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, Ut, Vt, a, b):
-        R, P, M = Ut.shape
-        offs = torch.arange(R, device=a.device)[:, None] * P
-        ia, ib = (offs + a).reshape(-1), (offs + b).reshape(-1)
-        ctx.save_for_backward(ia, ib)
-        ctx.shape = (R, P, M)
-        out = Ut.reshape(R * P, M).index_select(0, ia)
-        return out.add_(Vt.reshape(R * P, M).index_select(0, ib)).view(R, len(a), M)
+        return _gather_sum(ctx, Ut, Vt, a, b)
 
     @staticmethod
     def backward(ctx, g):
-        ia, ib = ctx.saved_tensors
-        R, P, M = ctx.shape
-        g2 = g.reshape(-1, M)
-        gu = g.new_zeros(R * P, M).index_add_(0, ia, g2).view(R, P, M) if ctx.needs_input_grad[0] else None
-        gv = g.new_zeros(R * P, M).index_add_(0, ib, g2).view(R, P, M) if ctx.needs_input_grad[1] else None
-        return gu, gv, None, None
+        return _scatter_grads(ctx, g)
+
+
+class _PairSumReLU(torch.autograd.Function):
+    """relu(Ut[r, a_i] + Vt[r, b_i]), the ReLU applied in place on the gathered rows: one pass
+    less over the (R, N, M) hidden tensor and no separate pre-activation tensor."""
+
+    @staticmethod
+    def forward(ctx, Ut, Vt, a, b):
+        out = _gather_sum(ctx, Ut, Vt, a, b).relu_()
+        ctx.save_for_backward(out)
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        out, = ctx.saved_tensors
+        return _scatter_grads(ctx, torch.ops.aten.threshold_backward(g, out, 0))
 
 
 def pair_sum(Ut: torch.Tensor, Vt: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -158,15 +180,32 @@ def pair_sum(Ut: torch.Tensor, Vt: torch.Tensor, a: torch.Tensor, b: torch.Tenso
     return _PairSum.apply(Ut, Vt, a, b)
 
 
-def batched_logits(params: dict[str, torch.Tensor], a: torch.Tensor, b: torch.Tensor,
-                   phi) -> torch.Tensor:
-    """Logits (R, N, P) of a batch of runs on shared pairs (a, b)."""
+def hidden(params: dict[str, torch.Tensor], a: torch.Tensor, b: torch.Tensor,
+           activation: str) -> tuple[torch.Tensor | None, torch.Tensor]:
+    """(pre-activations, activations) of a batch of runs on pairs (a, b).
+
+    ReLU is fused into the first-layer gather and returns ``None`` for the pre-activations
+    (its derivative is ``h > 0``); other activations keep ``pre`` in the autograd graph.
+    """
     Ut = params["Ut"]
     Vt = params.get("Vt", Ut)
-    h = phi(pair_sum(Ut, Vt, a, b))
-    if "mu" in params:  # bias add fused into the product
+    if activation == "relu":
+        return None, _PairSumReLU.apply(Ut, Vt, a, b)
+    pre = pair_sum(Ut, Vt, a, b)
+    return pre, activation_fn(activation)(pre)
+
+
+def readout(params: dict[str, torch.Tensor], h: torch.Tensor) -> torch.Tensor:
+    """Logits (R, N, P) = h W (+ mu, fused into the product)."""
+    if "mu" in params:
         return torch.baddbmm(params["mu"][:, None, :], h, params["Wt"])
     return torch.bmm(h, params["Wt"])
+
+
+def batched_logits(params: dict[str, torch.Tensor], a: torch.Tensor, b: torch.Tensor,
+                   activation: str) -> torch.Tensor:
+    """Logits (R, N, P) of a batch of runs on shared pairs (a, b)."""
+    return readout(params, hidden(params, a, b, activation)[1])
 
 
 def weights_of_run(params: dict[str, torch.Tensor], r: int, activation: str) -> Weights:

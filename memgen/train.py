@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from .configs import RunConfig
 from .metrics import METRICS, subset_accuracies
-from .model import Weights, activation_fn, batched_logits, init_params, pair_sum, weights_of_run
+from .model import Weights, batched_logits, hidden, init_params, readout, weights_of_run
 from .tasks import make_dataset
 
 HISTORY_KEYS = ("step", "loss", *METRICS, "grad_clean", "grad_noisy")
@@ -187,17 +187,21 @@ def _losses(logits: torch.Tensor, y: torch.Tensor, loss: str) -> torch.Tensor:
     return (logits - onehot).square().mean((1, 2))
 
 
-def _sample_grad_norms(pre: torch.Tensor, h: torch.Tensor, logits: torch.Tensor, y: torch.Tensor,
+def _sample_grad_norms(pre: torch.Tensor | None, h: torch.Tensor, logits: torch.Tensor, y: torch.Tensor,
                        Wt: torch.Tensor, loss: str, has_mu: bool) -> torch.Tensor:
     """Per-sample gradient norm (R, N) of the loss w.r.t. all parameters, in closed form, from a
-    forward pass whose ``pre`` -> ``h`` step is still in the autograd graph:
+    forward pass whose ``pre`` -> ``h`` step is still in the autograd graph (``pre`` None: ReLU,
+    whose derivative is h > 0):
     ||g_i||^2 = ||r_i||^2 ||h_i||^2 + 2 ||(W r_i) * phi'(z_i)||^2 + [bias] ||r_i||^2."""
     logits = logits.detach()
     p = logits.shape[-1]
     onehot = F.one_hot(y, p).to(logits.dtype)
     resid = logits.softmax(-1) - onehot if loss == "ce" else 2 * (logits - onehot) / p
     gh = torch.bmm(resid, Wt.detach().transpose(1, 2))
-    gpre, = torch.autograd.grad(h, pre, grad_outputs=gh, retain_graph=True)
+    if pre is None:
+        gpre = gh.masked_fill(h.detach() <= 0, 0.0)
+    else:
+        gpre, = torch.autograd.grad(h, pre, grad_outputs=gh, retain_graph=True)
     r2 = resid.square().sum(-1)
     total = r2 * h.detach().square().sum(-1) + 2 * gpre.square().sum(-1) + has_mu * r2
     return total.sqrt()
@@ -246,7 +250,7 @@ def train_batch(configs: list[RunConfig], *, progress: bool | None = None,
     true, train_idx, test_idx = t(d0.true), t(d0.train_idx), t(d0.test_idx)
     y = torch.stack([t(d.train_labels) for d in data])
     noisy = torch.stack([t(d.noisy, torch.bool) for d in data])
-    phi = activation_fn(c0.activation)
+    act = c0.activation
     params = init_params(configs, device)
     opt = BatchedOptimizer(c0.optimizer, params, t([c.lr for c in configs], torch.float32),
                            t([c.weight_decay for c in configs], torch.float32), c0.beta1, c0.beta2)
@@ -262,34 +266,27 @@ def train_batch(configs: list[RunConfig], *, progress: bool | None = None,
     bar = _progress(R * c0.steps * c0.width, f"training {R} run(s) M={c0.width}", progress)
 
     a_te, b_te = t(d0.a[d0.test_idx]), t(d0.b[d0.test_idx])
-    Vkey = "Vt" if "Vt" in params else "Ut"
 
     def forward(sel: torch.Tensor | None):
         """pre-activations, activations, logits and per-run losses on the training pairs."""
         a, b, yy = (a_tr, b_tr, y) if sel is None else (a_tr[sel], b_tr[sel], y[:, sel])
-        pre = pair_sum(params["Ut"], params[Vkey], a, b)
-        h = phi(pre)
-        if "mu" in params:  # bias add fused into the product
-            logits = torch.baddbmm(params["mu"][:, None, :], h, params["Wt"])
-        else:
-            logits = torch.bmm(h, params["Wt"])
+        pre, h = hidden(params, a, b, act)
+        logits = readout(params, h)
         return pre, h, logits, _losses(logits, yy, c0.loss)
 
     def record(step: int, losses: torch.Tensor, fwd) -> None:
         """History at ``step``, reusing the training forward pass (full batch)."""
         if c0.batch_size:  # the minibatch forward does not cover the training set
-            with torch.no_grad():
-                frozen = {k: v.detach() for k, v in params.items()}
-            pre = pair_sum(frozen["Ut"], frozen.get("Vt", frozen["Ut"]), a_tr, b_tr).requires_grad_(True)
-            h = phi(pre)
-            logits = torch.bmm(h, frozen["Wt"]) + (frozen["mu"][:, None, :] if "mu" in frozen else 0)
+            frozen = {k: v.detach().requires_grad_(k == "Ut") for k, v in params.items()}
+            pre, h = hidden(frozen, a_tr, b_tr, act)
+            logits = readout(frozen, h)
         else:
             pre, h, logits, _ = fwd
         gn = _sample_grad_norms(pre, h, logits, y, params["Wt"], c0.loss, "mu" in params)
         with torch.no_grad():
             pred = torch.empty(R, len(d0.true), dtype=torch.long, device=device)
             pred[:, train_idx] = logits.argmax(-1)
-            pred[:, test_idx] = batched_logits(params, a_te, b_te, phi).argmax(-1)
+            pred[:, test_idx] = batched_logits(params, a_te, b_te, act).argmax(-1)
             acc = subset_accuracies(pred, true, train_idx, test_idx, y, noisy)
         hist["step"].append(step)
         hist["loss"].append(losses.detach().double().cpu())
