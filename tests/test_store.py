@@ -109,7 +109,8 @@ def test_interrupted_sweep_keeps_finished_runs(tmp_path, sig):
     assert len(kept) == 3
     for p in kept:
         checked_load(p)
-    assert not list(tmp_path.rglob("*.tmp"))
+    if sig == signal.SIGINT:  # a clean interrupt removes its temporary file; SIGKILL may leave one,
+        assert not list(tmp_path.rglob("*.tmp"))  # which is never read as an entry
     # a re-run trains only what is missing (here: nothing of the finished ones)
     store = RunStore(tmp_path)
     assert sum(RunConfig(p=23, width=w, steps=50, lr=1e-2, noise=0.3) in store for w in (4, 5, 6)) == 3
