@@ -15,6 +15,7 @@ A subset that is empty (no noisy samples at noise 0) gives NaN.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import torch
@@ -80,7 +81,7 @@ def test_accuracy_without_zero(pred: np.ndarray, data: Dataset) -> float:
     return float((pred[idx] == data.true[idx]).mean())
 
 
-def json_safe(x):
+def json_safe(x: Any) -> Any:
     """Replace NaN/inf floats (nested) by None so the result is valid JSON."""
     if isinstance(x, float):
         return x if math.isfinite(x) else None

@@ -9,6 +9,7 @@ evaluation time, whatever the network was trained with.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,7 +19,7 @@ import torch.nn.functional as F
 from .configs import ACTIVATIONS, ConfigError, RunConfig
 
 
-def activation_fn(name: str):
+def activation_fn(name: str) -> Callable[[torch.Tensor], torch.Tensor]:
     """The activation ``name`` as a torch function (relu, quadratic, gelu, reverse_relu)."""
     if name == "relu":
         return torch.relu

@@ -21,6 +21,7 @@ import tempfile
 import warnings
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -74,7 +75,7 @@ def atomic_save(path: str | os.PathLike, obj) -> None:
         raise
 
 
-def checked_load(path: str | os.PathLike):
+def checked_load(path: str | os.PathLike) -> Any:
     """Load a file written by :func:`atomic_save`; raise :class:`StoreError` if it is damaged."""
     raw = Path(path).read_bytes()
     head = len(MAGIC) + 65
