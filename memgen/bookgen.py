@@ -74,8 +74,6 @@ def generate(profile: str, book: Path = BOOK, out: Path | None = None, execute: 
     for v in load_variants(book / "variants.yml"):
         params = {"profile": profile, **v["parameters"]}
         made.append(prepare(book / v["notebook"], out / f"{v['name']}.ipynb", params, execute, v["title"]))
-    (out / "index.md").write_text("# Variants\n\nChapters re-executed with other parameters "
-                                  "(listed in `book/variants.yml`).\n")
     return made
 
 
