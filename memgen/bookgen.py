@@ -106,10 +106,6 @@ def stage(profile: str, out: Path, execute: bool = False) -> Path:
     return out
 
 
-def _parse_value(text: str) -> Any:
-    return yaml.safe_load(text)
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m memgen.bookgen")
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -134,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         get_profile(ns.profile)
         print(f"staged {stage(ns.profile, ns.out, ns.execute)}")
     else:
-        params = {k: _parse_value(v) for k, v in ns.parameter}
+        params = {k: yaml.safe_load(v) for k, v in ns.parameter}  # papermill -p typing
         suffix = "_".join(f"{k}-{v}" for k, v in params.items()) or "default"
         dst = ns.out / f"{ns.notebook.stem}__{suffix}.ipynb"
         try:

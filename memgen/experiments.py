@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from .configs import ConfigError, Profile, RunConfig, get_profile, validate_noise, validate_width
-from .fourier import activation_swap, filtration_report, phase_error
+from .fourier import activation_swap, filtration, filtration_report, parts_report, phase_error
 from .metrics import METRICS, test_accuracy_without_zero
 from .store import sweep, train_or_load
 from .tasks import make_dataset
@@ -72,20 +72,14 @@ def summarize(run: Run) -> dict[str, Any]:
     data = make_dataset(run.config)
     out: dict[str, Any] = {"config": run.config.to_dict(), "key": run.config.key()}
     out.update({k: run.final(k) for k in METRICS})
-    out["ff"] = filtration_report(run.weights, data)
+    G, R = filtration(run.weights, run.config.task)
+    out["ff"] = parts_report({"full": run.weights, "G": G, "R": R}, data)
     out["act_swap"] = {a: m["test_acc"] for a, m in activation_swap(run.weights, data).items()}
     out["phase_error"] = phase_error(run.weights, run.config.task)["mean"]
     if run.config.task == "mul":
         out["test_acc_nonzero"] = test_accuracy_without_zero(run.weights.predict(), data)
-        out["ff"]["G"]["test_acc_nonzero"] = test_accuracy_without_zero(
-            _ff_predict(run), data)
+        out["ff"]["G"]["test_acc_nonzero"] = test_accuracy_without_zero(G.predict(), data)
     return out
-
-
-def _ff_predict(run: Run) -> np.ndarray:
-    from .fourier import filtration
-
-    return filtration(run.weights, run.config.task)[0].predict()
 
 
 def table(configs: list[RunConfig], *, progress: bool | None = None) -> list[dict[str, Any]]:
@@ -166,8 +160,9 @@ def memorization_order(runs: list[Run], levels: tuple[float, ...] = (0.5, 0.9)) 
             row[f"noisy {lv:.0%}"] = first_step_reaching(r, "noisy_acc", lv)
             row[f"clean {lv:.0%}"] = first_step_reaching(r, "clean_acc", lv)
         n, c = row[f"noisy {levels[0]:.0%}"], row[f"clean {levels[0]:.0%}"]
-        row["noisy_first"] = None if np.isnan(n) and np.isnan(c) else bool(np.nan_to_num(n, nan=np.inf) < c
-                                                                               or np.isnan(c) and not np.isnan(n))
+        # never reaching the level counts as reaching it at step infinity
+        row["noisy_first"] = None if np.isnan(n) and np.isnan(c) else bool(np.nan_to_num(n, nan=np.inf)
+                                                                               < np.nan_to_num(c, nan=np.inf))
         rows.append(row)
     return rows
 

@@ -138,11 +138,17 @@ def filtration(weights: Weights, task: str, mode: str = "joint", keep_dc: bool =
     return G, R
 
 
+def parts_report(parts: dict[str, Weights], data: Dataset,
+                 activation: str | None = None) -> dict[str, dict[str, float]]:
+    """Accuracies of named networks (e.g. full / G / R) on ``data``."""
+    return {name: evaluate(w, data, activation) for name, w in parts.items()}
+
+
 def filtration_report(weights: Weights, data: Dataset, activation: str | None = None,
                       **options) -> dict[str, dict[str, float]]:
     """Accuracies of the full, G and R networks (see :func:`filtration` for ``options``)."""
     G, R = filtration(weights, data.task, **options)
-    return {name: evaluate(w, data, activation) for name, w in (("full", weights), ("G", G), ("R", R))}
+    return parts_report({"full": weights, "G": G, "R": R}, data, activation)
 
 
 FF_VARIANTS: dict[str, dict] = {

@@ -178,15 +178,9 @@ def grouped_lines(rows: Sequence[dict], x: str, y: str, group: str, title: str, 
 
 
 def history_slider(runs: Sequence[Any], metrics: dict[str, str], title: str, label: Any,
-                   ytitle: str = "accuracy", max_step: int | None = None, log_x: bool = False) -> go.Figure:
+                   ytitle: str = "accuracy", log_x: bool = False) -> go.Figure:
     """Training curves of several runs, one slider step per run (``label(run)`` names it)."""
-    frames = []
-    for run in runs:
-        h = run.history
-        if max_step is not None:
-            n = sum(1 for s in h["step"] if s <= max_step)
-            h = {k: v[:n] for k, v in h.items()}
-        frames.append((label(run), history_traces(h, metrics)))
+    frames = [(label(run), history_traces(run.history, metrics)) for run in runs]
     fig = slider_figure(frames, title, "run", active=len(frames) - 1, xtitle="step", ytitle=ytitle)
     if log_x:
         fig.update_xaxes(type="log")
