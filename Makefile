@@ -57,6 +57,7 @@ test-unit: install
 
 ## Execute every chapter under the test profile with papermill, then render them (no re-execution).
 test-book: install
+	rm -rf _build/test-runs
 	MEMGEN_STORE=$(CURDIR)/_build/test-runs $(BUILD_ENV) $(PY) -m memgen.bookgen stage --profile test --out $(TEST_BOOK) --execute
 	cd $(TEST_BOOK) && $(BUILD_ENV) jupyter-book build -W -n --keep-going --all .
 
