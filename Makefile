@@ -28,22 +28,22 @@ $(STAMP): requirements.txt pyproject.toml
 ## run under it, e.g. `make book PROFILE=paper` (on a GPU) → _build/book-paper/_build/html.
 book: install
 ifeq ($(PROFILE),book)
-	$(PY) -m memgen.bookgen generate --profile book
+	$(PY) -m memgen.book.bookgen generate --profile book
 	$(BUILD_ENV) jupyter-book build -W -n --keep-going --all .
 	@echo "open _build/html/index.html"
 else
-	$(PY) -m memgen.bookgen stage --profile $(PROFILE) --out _build/book-$(PROFILE)
+	$(PY) -m memgen.book.bookgen stage --profile $(PROFILE) --out _build/book-$(PROFILE)
 	cd _build/book-$(PROFILE) && $(BUILD_ENV) jupyter-book build -W -n --keep-going --all .
 	@echo "open _build/book-$(PROFILE)/_build/html/index.html"
 endif
 
 generate: install
-	$(PY) -m memgen.bookgen generate --profile $(PROFILE)
+	$(PY) -m memgen.book.bookgen generate --profile $(PROFILE)
 
 ## Re-execute one chapter with new parameters into out/:
 ##   make chapter NB=book/05_frequency_filtration.ipynb PARAMS="-p noise 0.6 -p width 257"
 chapter: install
-	$(PY) -m memgen.bookgen chapter $(NB) --out out $(PARAMS)
+	$(PY) -m memgen.book.bookgen chapter $(NB) --out out $(PARAMS)
 
 ## Every test layer: lint, the test-profile book (papermill) + browser check, unit tests, nbval.
 test: install
@@ -58,7 +58,7 @@ test-unit: install
 ## Execute every chapter under the test profile with papermill, then render them (no re-execution).
 test-book: install
 	rm -rf _build/test-runs
-	MEMGEN_STORE=$(CURDIR)/_build/test-runs $(BUILD_ENV) $(PY) -m memgen.bookgen stage --profile test --out $(TEST_BOOK) --execute
+	MEMGEN_STORE=$(CURDIR)/_build/test-runs $(BUILD_ENV) $(PY) -m memgen.book.bookgen stage --profile test --out $(TEST_BOOK) --execute
 	cd $(TEST_BOOK) && $(BUILD_ENV) jupyter-book build -W -n --keep-going --all .
 
 ## nbval: re-execute the papermill-executed test chapters in a fresh store and compare the

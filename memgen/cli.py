@@ -123,7 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _analytic(ns: argparse.Namespace) -> int:
-    from .fourier import analytic_weights, class_of_pairs
+    from .baselines import analytic_weights, class_of_pairs
     from .tasks import all_pairs
 
     w = analytic_weights(ns.task, ns.p, ns.width, ns.seed, ns.activation)

@@ -1,5 +1,5 @@
-"""Fourier structure of trained networks: spectra, dominant frequencies, frequency filtration,
-phases, the activation swap, the analytic cosine solution and logit-level baselines.
+"""Fourier structure of trained networks: spectra, dominant frequencies, frequency filtration
+and phases.
 
 Conventions
 -----------
@@ -24,10 +24,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .configs import ACTIVATIONS
-from .metrics import accuracies_of_predictions, evaluate
-from .model import Weights
-from .tasks import Dataset, log_order, operate
+from .metrics import evaluate
+from .model import Weights, strength
+from .tasks import Dataset, log_order
 
 
 # ---------------------------------------------------------------------------- frames
@@ -184,19 +183,6 @@ def wrap(x: np.ndarray) -> np.ndarray:
     return -((-np.asarray(x) + np.pi) % (2 * np.pi) - np.pi)
 
 
-def strength(weights: Weights) -> np.ndarray:
-    """Str(m) = ||w_m||_inf * phi(||u_m||_inf + ||v_m||_inf) (Algorithm 1's task-agnostic score).
-
-    phi is the training activation; ``reverse_relu`` uses its mirror image relu so that the
-    score stays positive.
-    """
-    from .model import activation_fn
-
-    act = "relu" if weights.activation == "reverse_relu" else weights.activation
-    s = weights.U.abs().amax(1) + weights.V.abs().amax(1)
-    return (weights.W.abs().amax(0) * activation_fn(act)(s)).numpy()
-
-
 def phase_error(weights: Weights, task: str) -> dict[str, np.ndarray | float]:
     """Wrapped error of the phase relation of every neuron and its strength-weighted mean |error|.
 
@@ -210,88 +196,3 @@ def phase_error(weights: Weights, task: str) -> dict[str, np.ndarray | float]:
     s = strength(weights)
     wts = s / s.sum() if s.sum() > 0 else np.full_like(s, 1 / len(s))
     return {"per_neuron": err, "mean": float((np.abs(err) * wts).sum())}
-
-
-# ---------------------------------------------------------------------------- activation swap
-def activation_swap(weights: Weights, data: Dataset,
-                    activations: tuple[str, ...] = ACTIVATIONS) -> dict[str, dict[str, float]]:
-    """Accuracies of the trained weights evaluated under each activation."""
-    return {act: evaluate(weights, data, act) for act in activations}
-
-
-# ---------------------------------------------------------------------------- analytic solution
-def analytic_weights(task: str, p: int, width: int, seed: int = 0,
-                     activation: str = "quadratic") -> Weights:
-    """The cosine network of Gromov (2023), in the paper's phase convention.
-
-    Neuron m gets a random frequency omega_m in 1..(n-1)//2 and random phases phi_a, phi_b:
-    u_i = cos(2 pi omega i/n + phi_a), v_j = cos(2 pi s omega j/n + phi_b) with s = -1 for
-    ``sub`` (negated V frequency), and w_k = cos(2 pi omega k/n + phi_a + phi_b). For ``mul``
-    the positions are discrete logs (n = p - 1) and neuron 0 is a zero detector
-    (u_0 = v_0 = 1 at token 0, w = width at class 0) so that pairs containing 0 map to class 0.
-    """
-    from .configs import validate_task, validate_width
-
-    validate_task(task, p)
-    validate_width(width)
-    rng = np.random.default_rng([seed, p, width])
-    order = frame_order(task, p)
-    n = len(order)
-    omega = rng.integers(1, max(2, (n + 1) // 2), size=width)
-    pa, pb = rng.uniform(0, 2 * np.pi, width), rng.uniform(0, 2 * np.pi, width)
-    pos = np.arange(n)[None, :]
-    s = -1.0 if task == "sub" else 1.0
-    theta = 2 * np.pi * omega[:, None] * pos / n
-    U, V, W = (np.zeros((width, p)) for _ in range(3))
-    U[:, order] = np.cos(theta + pa[:, None])
-    V[:, order] = np.cos(s * theta + pb[:, None])
-    W[:, order] = np.cos(theta + (pa + pb)[:, None])
-    if task == "mul":
-        U[0], V[0], W[0] = 0.0, 0.0, 0.0
-        U[0, 0] = V[0, 0] = 1.0
-        W[0, 0] = float(width)
-    t = lambda x: torch.as_tensor(x, dtype=torch.float32)  # noqa: E731
-    return Weights(t(U), t(V), t(W.T).contiguous(), torch.zeros(p), activation)
-
-
-# ---------------------------------------------------------------------------- logit baselines
-def class_of_pairs(task: str, p: int) -> np.ndarray:
-    """a ∘ b of every pair (row-major), i.e. the true class."""
-    idx = np.arange(p * p)
-    return operate(task, idx // p, idx % p, p)
-
-
-def logit_projection(weights: Weights, data: Dataset) -> np.ndarray:
-    """Predictions after keeping only the part of the full-grid logits that depends on a ∘ b.
-
-    Every pair's logit vector is replaced by the mean logit vector of all pairs with the same
-    a ∘ b (the orthogonal projection onto functions of a ∘ b, as in Nanda et al.'s restricted
-    loss). Uses the task rule, so compare it with :func:`majority_vote`.
-    """
-    cls = class_of_pairs(data.task, data.p)
-    logits = weights.logits().numpy()
-    mean = np.zeros((data.p, data.p))
-    np.add.at(mean, cls, logits)
-    mean /= np.bincount(cls, minlength=data.p)[:, None]
-    return mean.argmax(1)[cls]
-
-
-def majority_vote(data: Dataset) -> np.ndarray:
-    """Labels-only baseline: for each a ∘ b class, the most common (noisy) training label.
-
-    No network at all; at high noise it can still recover the rule, which is why a logit-level
-    extraction proves nothing unless it beats this vote. Classes without training pairs predict
-    their own index (ties: smallest label).
-    """
-    cls = class_of_pairs(data.task, data.p)
-    counts = np.zeros((data.p, data.p), dtype=np.int64)
-    np.add.at(counts, (cls[data.train_idx], data.train_labels), 1)
-    vote = np.where(counts.sum(1) > 0, counts.argmax(1), np.arange(data.p))
-    return vote[cls]
-
-
-def baselines_report(weights: Weights, data: Dataset) -> dict[str, dict[str, float]]:
-    """Accuracies of the raw network, the logit projection and the labels-only vote."""
-    return {"network": evaluate(weights, data),
-            "logit projection": accuracies_of_predictions(logit_projection(weights, data), data),
-            "majority vote (no network)": accuracies_of_predictions(majority_vote(data), data)}

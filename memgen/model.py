@@ -216,3 +216,14 @@ def weights_of_run(params: dict[str, torch.Tensor], r: int, activation: str) -> 
     Wt = params["Wt"][r].detach().float().cpu()
     mu = params["mu"][r].detach().float().cpu() if "mu" in params else torch.zeros(Ut.shape[0])
     return Weights(Ut.T.contiguous(), Vt.T.contiguous(), Wt.T.contiguous(), mu.clone(), activation)
+
+
+def strength(weights: Weights) -> np.ndarray:
+    """Str(m) = ||w_m||_inf * phi(||u_m||_inf + ||v_m||_inf) (Algorithm 1's task-agnostic score).
+
+    phi is the training activation; ``reverse_relu`` uses its mirror image relu so that the
+    score stays positive.
+    """
+    act = "relu" if weights.activation == "reverse_relu" else weights.activation
+    s = weights.U.abs().amax(1) + weights.V.abs().amax(1)
+    return (weights.W.abs().amax(0) * activation_fn(act)(s)).numpy()

@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .fourier import filtration, neuron_vectors, strength
+from .fourier import filtration, neuron_vectors
 from .metrics import evaluate
-from .model import Weights
+from .model import Weights, strength
 from .tasks import Dataset
 
 SCORES = ("ipr", "ipr_doshi", "strength")

@@ -14,30 +14,21 @@ The default root is ``runs/`` in the project folder (git-ignored); the environme
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
-import tempfile
 import warnings
 from collections import defaultdict
 from pathlib import Path
-from typing import Any
 
-import torch
-
+from .checkpoint import StoreError, atomic_save, checked_load
 from .configs import RunConfig
 from .model import Weights
 from .train import DivergenceError, Run, estimate_bytes, train_batch
 
-MAGIC = b"MEMGEN-RUN 1\n"
 #: Upper bound on neurons (runs x width) trained as one batch, so that a long sweep stores
 #: finished batches as it goes (an interrupted sweep keeps them).
 MAX_BATCH_NEURONS = 16_384
 MAX_BATCH_BYTES = 3 * 2**30
-
-
-class StoreError(RuntimeError):
-    """A store file is missing its header, truncated or fails its checksum."""
 
 
 class SweepError(RuntimeError):
@@ -52,42 +43,6 @@ def default_root() -> Path:
     """``$MEMGEN_STORE`` or ``runs/`` next to the memgen package (the project folder)."""
     env = os.environ.get("MEMGEN_STORE")
     return Path(env) if env else Path(__file__).resolve().parent.parent / "runs"
-
-
-def atomic_save(path: str | os.PathLike, obj) -> None:
-    """Write ``obj`` (torch-serialisable) with a checksum header, atomically."""
-    buf = io.BytesIO()
-    torch.save(obj, buf)
-    payload = buf.getvalue()
-    digest = hashlib.sha256(payload).hexdigest().encode()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(MAGIC + digest + b"\n" + payload)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
-def checked_load(path: str | os.PathLike) -> Any:
-    """Load a file written by :func:`atomic_save`; raise :class:`StoreError` if it is damaged."""
-    raw = Path(path).read_bytes()
-    head = len(MAGIC) + 65
-    if not raw.startswith(MAGIC) or len(raw) < head or raw[head - 1:head] != b"\n":
-        raise StoreError(f"{path}: not a memgen store file (bad header)")
-    digest, payload = raw[len(MAGIC):head - 1], raw[head:]
-    if hashlib.sha256(payload).hexdigest().encode() != digest:
-        raise StoreError(f"{path}: checksum mismatch (truncated or corrupt)")
-    try:
-        return torch.load(io.BytesIO(payload), weights_only=True)
-    except Exception as e:  # pragma: no cover - checksum already guards this
-        raise StoreError(f"{path}: unreadable payload ({e})") from e
 
 
 class RunStore:

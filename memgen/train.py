@@ -16,15 +16,17 @@ import math
 import os
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .checkpoint import StoreError, atomic_save, checked_load
 from .configs import RunConfig
 from .metrics import METRICS, subset_accuracies
 from .model import Weights, batched_logits, hidden, init_params, readout, weights_of_run
-from .tasks import make_dataset
+from .tasks import Dataset, make_dataset
 
 HISTORY_KEYS = ("step", "loss", *METRICS, "grad_clean", "grad_noisy")
 
@@ -54,6 +56,11 @@ class Run:
     def final(self, name: str) -> float:
         """The last recorded value of a history metric."""
         return self.history[name][-1]
+
+    @cached_property
+    def data(self) -> Dataset:
+        """The run's dataset (split, labels, noise masks), built once and cached."""
+        return make_dataset(self.config)
 
 
 def record_steps(steps: int) -> list[int]:
@@ -220,6 +227,102 @@ def _progress(total: int, desc: str, enabled: bool | None):
     return tqdm(total=total, desc=desc, leave=False, mininterval=1.0)
 
 
+@dataclass
+class _BatchData:
+    """The batch's data on the device: training pairs, per-run labels and masks, test pairs."""
+
+    a: torch.Tensor  # (N,) first operand of every training pair
+    b: torch.Tensor
+    y: torch.Tensor  # (R, N) training labels (noisy where ``noisy``)
+    noisy: torch.Tensor  # (R, N) bool
+    true: torch.Tensor  # (P*P,) true class of every pair
+    train_idx: torch.Tensor
+    test_idx: torch.Tensor
+    a_test: torch.Tensor
+    b_test: torch.Tensor
+
+
+def _batch_data(configs: list[RunConfig], device: torch.device) -> _BatchData:
+    data = [make_dataset(c) for c in configs]
+    d0 = data[0]
+
+    def t(x, dtype=torch.long) -> torch.Tensor:
+        return torch.as_tensor(np.asarray(x), dtype=dtype, device=device)
+
+    return _BatchData(a=t(d0.a[d0.train_idx]), b=t(d0.b[d0.train_idx]),
+                      y=torch.stack([t(d.train_labels) for d in data]),
+                      noisy=torch.stack([t(d.noisy, torch.bool) for d in data]),
+                      true=t(d0.true), train_idx=t(d0.train_idx), test_idx=t(d0.test_idx),
+                      a_test=t(d0.a[d0.test_idx]), b_test=t(d0.b[d0.test_idx]))
+
+
+@dataclass
+class _LoopState:
+    """What the loop carries from step to step besides parameters and optimizer state."""
+
+    alive: torch.Tensor  # (R,) bool: runs still training
+    failed: list[str | None]  # per run: why it stopped, or None
+    hist: dict[str, list]  # per history key: one (R,) entry per recorded step
+    gen: torch.Generator  # minibatch order
+
+
+def _forward(params: dict[str, torch.Tensor], d: _BatchData, sel: torch.Tensor | None, c0: RunConfig):
+    """Pre-activations, activations, logits and per-run losses (R,) on the training pairs
+    (``sel``: a minibatch of them)."""
+    a, b, y = (d.a, d.b, d.y) if sel is None else (d.a[sel], d.b[sel], d.y[:, sel])
+    pre, h = hidden(params, a, b, c0.activation)
+    logits = readout(params, h)
+    return pre, h, logits, _losses(logits, y, c0.loss)
+
+
+def _park_diverged(step: int, losses: torch.Tensor, configs: list[RunConfig], st: _LoopState,
+                   params: dict[str, torch.Tensor], opt: BatchedOptimizer) -> bool:
+    """Stop the runs whose loss is no longer finite: record why, zero their parameters and
+    optimizer state, set their learning rate to 0. Returns True when any run was parked."""
+    bad = st.alive & ~torch.isfinite(losses)
+    if not bad.any():
+        return False
+    for r in torch.nonzero(bad).flatten().tolist():
+        c = configs[r]
+        st.failed[r] = (f"run diverged at step {step}: loss={losses[r].item()} for {c.label()} "
+                        f"(lr={c.lr:g}, key {c.key()}); try a smaller lr")
+    st.alive &= ~bad
+    with torch.no_grad():
+        for v in params.values():
+            v[bad] = 0.0
+        for state in opt.state.values():
+            for x in state.values():
+                x[bad] = 0.0
+    opt.lr = opt.lr * st.alive
+    return True
+
+
+def _record(step: int, fwd, params: dict[str, torch.Tensor], d: _BatchData, c0: RunConfig,
+            hist: dict[str, list]) -> None:
+    """Append the history at ``step``, reusing the training forward pass when it was full batch."""
+    if c0.batch_size:  # the minibatch forward does not cover the training set
+        frozen = {k: v.detach().requires_grad_(k == "Ut") for k, v in params.items()}
+        pre, h = hidden(frozen, d.a, d.b, c0.activation)
+        logits = readout(frozen, h)
+        losses = fwd[3]
+    else:
+        pre, h, logits, losses = fwd
+    gn = _sample_grad_norms(pre, h, logits, d.y, params["Wt"], c0.loss, "mu" in params)
+    with torch.no_grad():
+        pred = torch.empty(d.y.shape[0], len(d.true), dtype=torch.long, device=d.y.device)
+        pred[:, d.train_idx] = logits.argmax(-1)
+        pred[:, d.test_idx] = batched_logits(params, d.a_test, d.b_test, c0.activation).argmax(-1)
+        acc = subset_accuracies(pred, d.true, d.train_idx, d.test_idx, d.y, d.noisy)
+    hist["step"].append(step)
+    hist["loss"].append(losses.detach().double().cpu())
+    for k in METRICS:
+        hist[k].append(acc[k].cpu())
+    for k, mask in (("grad_clean", ~d.noisy), ("grad_noisy", d.noisy)):
+        cnt = mask.sum(1)
+        val = torch.where(cnt > 0, (gn * mask).sum(1) / cnt.clamp(min=1), torch.nan)
+        hist[k].append(val.double().cpu())
+
+
 def train_batch(configs: list[RunConfig], *, progress: bool | None = None,
                 checkpoint_path: str | os.PathLike | None = None,
                 checkpoint_every: int = 0) -> list[Run]:
@@ -227,15 +330,25 @@ def train_batch(configs: list[RunConfig], *, progress: bool | None = None,
 
     Parameters
     ----------
-    configs : runs with equal :meth:`RunConfig.batch_key`.
-    progress : show a tqdm bar (None: only for long batches; env MEMGEN_PROGRESS=off|text|auto).
-    checkpoint_path, checkpoint_every : when both are set, the batch state is saved atomically
-        every ``checkpoint_every`` steps and a matching checkpoint found there is resumed from;
-        the result is identical to an uninterrupted run (CPU). The file is removed at the end.
+    configs : list of RunConfig
+        Runs with equal :meth:`RunConfig.batch_key`.
+    progress : bool or None, default=None
+        Show a tqdm bar; None shows one only for long batches (environment variable
+        ``MEMGEN_PROGRESS=off|text|auto`` overrides).
+    checkpoint_path : str or path-like or None, default=None
+        Where the batch state is saved atomically every ``checkpoint_every`` steps; a matching
+        checkpoint found there is resumed from, and the result is identical to an
+        uninterrupted run (CPU). The file is removed at the end.
+    checkpoint_every : int, default=0
+        Steps between checkpoints (0: never).
 
-    A run whose loss becomes NaN/inf is stopped and returned with ``failed`` set (message with
-    config, step and loss) and no weights; the other runs of the batch continue.
+    Returns
+    -------
+    list of Run
+        In the order of ``configs``. A run whose loss became NaN/inf is stopped and returned
+        with ``failed`` set (config, step and loss) and no weights; the others continue.
     """
+    # setup: one device, the batch's data, stacked parameters, optimizer, resumed state
     if not configs:
         return []
     c0 = configs[0]
@@ -243,110 +356,64 @@ def train_batch(configs: list[RunConfig], *, progress: bool | None = None,
         raise ValueError("train_batch needs configs that share a batch key (see RunConfig.batch_key)")
     device = resolve_device(c0.device)
     check_fits(configs, device)
-    data = [make_dataset(c) for c in configs]
-    d0 = data[0]
-    t = lambda x, dt=torch.long: torch.as_tensor(np.asarray(x), dtype=dt, device=device)  # noqa: E731
-    a_tr, b_tr = t(d0.a[d0.train_idx]), t(d0.b[d0.train_idx])
-    true, train_idx, test_idx = t(d0.true), t(d0.train_idx), t(d0.test_idx)
-    y = torch.stack([t(d.train_labels) for d in data])
-    noisy = torch.stack([t(d.noisy, torch.bool) for d in data])
-    act = c0.activation
+    d = _batch_data(configs, device)
     params = init_params(configs, device)
-    opt = BatchedOptimizer(c0.optimizer, params, t([c.lr for c in configs], torch.float32),
-                           t([c.weight_decay for c in configs], torch.float32), c0.beta1, c0.beta2)
-    R, n = len(configs), len(d0.train_idx)
-    alive = torch.ones(R, dtype=torch.bool, device=device)
-    failed: list[str | None] = [None] * R
-    hist = {k: [] for k in HISTORY_KEYS}
-    gen = torch.Generator().manual_seed(c0.split_seed * 7 + 1)
+    opt = BatchedOptimizer(c0.optimizer, params,
+                           torch.tensor([c.lr for c in configs], dtype=torch.float32, device=device),
+                           torch.tensor([c.weight_decay for c in configs], dtype=torch.float32, device=device),
+                           c0.beta1, c0.beta2)
+    R, n = len(configs), len(d.a)
+    st = _LoopState(torch.ones(R, dtype=torch.bool, device=device), [None] * R,
+                    {k: [] for k in HISTORY_KEYS}, torch.Generator().manual_seed(c0.split_seed * 7 + 1))
     start, t0 = 0, time.perf_counter()
     if checkpoint_path and os.path.exists(checkpoint_path):
-        start = _resume(checkpoint_path, configs, params, opt, hist, gen, alive, failed)
+        start = _resume(checkpoint_path, configs, params, opt, st)
     marks = set(record_steps(c0.steps))
     bar = _progress(R * c0.steps * c0.width, f"training {R} run(s) M={c0.width}", progress)
 
-    a_te, b_te = t(d0.a[d0.test_idx]), t(d0.b[d0.test_idx])
-
-    def forward(sel: torch.Tensor | None):
-        """pre-activations, activations, logits and per-run losses on the training pairs."""
-        a, b, yy = (a_tr, b_tr, y) if sel is None else (a_tr[sel], b_tr[sel], y[:, sel])
-        pre, h = hidden(params, a, b, act)
-        logits = readout(params, h)
-        return pre, h, logits, _losses(logits, yy, c0.loss)
-
-    def record(step: int, losses: torch.Tensor, fwd) -> None:
-        """History at ``step``, reusing the training forward pass (full batch)."""
-        if c0.batch_size:  # the minibatch forward does not cover the training set
-            frozen = {k: v.detach().requires_grad_(k == "Ut") for k, v in params.items()}
-            pre, h = hidden(frozen, a_tr, b_tr, act)
-            logits = readout(frozen, h)
-        else:
-            pre, h, logits, _ = fwd
-        gn = _sample_grad_norms(pre, h, logits, y, params["Wt"], c0.loss, "mu" in params)
-        with torch.no_grad():
-            pred = torch.empty(R, len(d0.true), dtype=torch.long, device=device)
-            pred[:, train_idx] = logits.argmax(-1)
-            pred[:, test_idx] = batched_logits(params, a_te, b_te, act).argmax(-1)
-            acc = subset_accuracies(pred, true, train_idx, test_idx, y, noisy)
-        hist["step"].append(step)
-        hist["loss"].append(losses.detach().double().cpu())
-        for k in METRICS:
-            hist[k].append(acc[k].cpu())
-        for k, mask in (("grad_clean", ~noisy), ("grad_noisy", noisy)):
-            cnt = mask.sum(1)
-            val = torch.where(cnt > 0, (gn * mask).sum(1) / cnt.clamp(min=1), torch.nan)
-            hist[k].append(val.double().cpu())
-
     for step in range(start, c0.steps + 1):
-        sel = torch.randperm(n, generator=gen)[: c0.batch_size].to(device) if c0.batch_size else None
-        fwd = forward(sel)
-        losses = fwd[3]
-        bad = alive & ~torch.isfinite(losses)
-        if bad.any():
-            for r in torch.nonzero(bad).flatten().tolist():
-                failed[r] = (f"run diverged at step {step}: loss={losses[r].item()} for "
-                             f"{configs[r].label()} (lr={configs[r].lr:g}, key {configs[r].key()}); "
-                             "try a smaller lr")
-            alive &= ~bad
-            with torch.no_grad():  # park diverged runs: zero params and state, lr 0
-                for v in params.values():
-                    v[bad] = 0.0
-                for st in opt.state.values():
-                    for x in st.values():
-                        x[bad] = 0.0
-            opt.lr = opt.lr * alive
-            fwd = forward(sel)
-            losses = fwd[3]
+        # forward: per-run mean losses on the full batch (or a minibatch)
+        sel = torch.randperm(n, generator=st.gen)[: c0.batch_size].to(device) if c0.batch_size else None
+        fwd = _forward(params, d, sel, c0)
+        # divergence: park runs whose loss is no longer finite, then redo the forward pass
+        if _park_diverged(step, fwd[3], configs, st, params, opt):
+            fwd = _forward(params, d, sel, c0)
+        # history: at the recorded steps, from this forward pass
         if step in marks:
-            record(step, losses, fwd)
-        if step == c0.steps or not alive.any():
+            _record(step, fwd, params, d, c0, st.hist)
+        if step == c0.steps or not st.alive.any():
             break
-        grads = torch.autograd.grad(losses.sum(), list(params.values()))
+        # backward and update: the summed loss gives every run its own gradient
+        grads = torch.autograd.grad(fwd[3].sum(), list(params.values()))
         opt.step(params, dict(zip(params, grads)))
+        # progress and checkpoint
         if bar is not None:
             bar.update(R * c0.width)
-        if checkpoint_path and checkpoint_every and (step + 1) % checkpoint_every == 0 \
-                and step + 1 < c0.steps:
-            _save_checkpoint(checkpoint_path, configs, step + 1, params, opt, hist, gen, alive, failed)
+        if checkpoint_path and checkpoint_every and (step + 1) % checkpoint_every == 0 and step + 1 < c0.steps:
+            _save_checkpoint(checkpoint_path, configs, step + 1, params, opt, st)
+
     if bar is not None:
         bar.close()
     if checkpoint_path and os.path.exists(checkpoint_path):
         os.remove(checkpoint_path)
-    seconds = time.perf_counter() - t0
+    return _runs(configs, params, st, {"seconds": time.perf_counter() - t0, "batch_size": R,
+                                       "device": str(device), "torch": str(torch.__version__)})
+
+
+def _runs(configs: list[RunConfig], params: dict[str, torch.Tensor], st: _LoopState, meta: dict) -> list[Run]:
+    """One :class:`Run` per config from the final parameters and the recorded history."""
     runs = []
     for r, c in enumerate(configs):
-        h = {k: ([int(s) for s in hist["step"]] if k == "step" else [float(v[r]) for v in hist[k]])
+        h = {k: ([int(s) for s in st.hist["step"]] if k == "step" else [float(v[r]) for v in st.hist[k]])
              for k in HISTORY_KEYS}
-        meta = {"seconds": seconds, "batch_size": R, "device": str(device), "torch": str(torch.__version__)}
-        w = None if failed[r] else weights_of_run(params, r, c.activation)
-        runs.append(Run(c, h, w, meta, failed[r]))
+        w = None if st.failed[r] else weights_of_run(params, r, c.activation)
+        runs.append(Run(c, h, w, dict(meta), st.failed[r]))
     return runs
 
 
 # ---------------------------------------------------------------------------- checkpoints
-def _save_checkpoint(path, configs, step, params, opt, hist, gen, alive, failed) -> None:
-    from .store import atomic_save
-
+def _save_checkpoint(path, configs, step, params, opt, st: _LoopState) -> None:
+    alive, failed, hist, gen = st.alive, st.failed, st.hist, st.gen
     atomic_save(path, {
         "keys": [c.key() for c in configs], "step": step,
         "params": {k: v.detach().cpu() for k, v in params.items()},
@@ -356,9 +423,8 @@ def _save_checkpoint(path, configs, step, params, opt, hist, gen, alive, failed)
     })
 
 
-def _resume(path, configs, params, opt, hist, gen, alive, failed) -> int:
-    from .store import StoreError, checked_load
-
+def _resume(path, configs, params, opt, st: _LoopState) -> int:
+    alive, failed, hist, gen = st.alive, st.failed, st.hist, st.gen
     try:
         ck = checked_load(path)
     except StoreError:

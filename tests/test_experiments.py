@@ -3,11 +3,13 @@ import math
 import numpy as np
 
 from memgen import experiments as E
-from memgen.fourier import analytic_weights, concentration
+from memgen.baselines import analytic_weights
+from memgen.book import tables as T
+from memgen.fourier import concentration
 
 
 def test_noise_mode_table_counts():
-    rows = E.noise_mode_table(E.setup("test", noise=0.4))
+    rows = T.noise_mode_table(E.setup("test", noise=0.4))
     by = {r["mode"]: r for r in rows}
     assert set(by) == {"wrong", "any", "symmetric"}
     assert by["wrong"]["accidentally correct"] == 0 and by["symmetric"]["(a,b),(b,a) agree"] == 1.0
@@ -21,13 +23,13 @@ def test_grid_table_and_helpers():
     assert {"G_test_acc", "R_noisy_acc", "phase_error", "test_acc"} <= set(rows[0])
     assert E.column(rows, "width", noise=0.4).tolist() == [9, 33]
     runs = E.sweep(st.grid(noises=[0.4]))
-    order = E.memorization_order(runs)
+    order = T.memorization_order(runs)
     assert [o["width"] for o in order] == [9, 33]
     for o in order:
         assert o["noisy_first"] in (None, True, False)
-    assert math.isfinite(E.early_gradient_gap(runs[1]))
-    assert E.first_step_reaching(runs[1], "train_acc", 2.0) != E.first_step_reaching(runs[1], "train_acc", 2.0)  # NaN
-    variants = E.ff_variants_table(runs[1])
+    assert math.isfinite(T.early_gradient_gap(runs[1]))
+    assert T.first_step_reaching(runs[1], "train_acc", 2.0) != T.first_step_reaching(runs[1], "train_acc", 2.0)  # NaN
+    variants = T.ff_variants_table(runs[1])
     assert len(variants) == 6 and all(0 <= v["G test"] <= 1 for v in variants)
 
 

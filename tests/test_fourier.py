@@ -2,16 +2,13 @@ import numpy as np
 import pytest
 import torch
 
+from memgen.baselines import activation_swap, analytic_weights, baselines_report, majority_vote
 from memgen.configs import RunConfig
 from memgen.fourier import (
-    activation_swap,
-    analytic_weights,
-    baselines_report,
     dominant_frequencies,
     filtration,
     filtration_report,
     frequency_histogram,
-    majority_vote,
     phase_error,
 )
 from memgen.metrics import accuracies_of_predictions, evaluate

@@ -1,8 +1,8 @@
 import numpy as np
 import torch
 
+from memgen.baselines import analytic_weights
 from memgen.configs import RunConfig
-from memgen.fourier import analytic_weights
 from memgen.model import Weights
 from memgen.partition import (
     filtration_of_subnetwork,

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import nbformat
 
-from memgen.bookgen import ROOT, generate, load_variants
+from memgen.book.bookgen import ROOT, generate, load_variants
 
 
 def test_variants_file_is_valid_and_generates_prepared_notebooks(tmp_path):
@@ -28,7 +28,7 @@ def test_every_chapter_has_a_parameters_cell_and_no_outputs():
 
 
 def test_bad_parameter_fails_in_the_first_cell_with_a_clear_message(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "memgen.bookgen", "chapter", "book/01_testbed.ipynb", "--out",
+    r = subprocess.run([sys.executable, "-m", "memgen.book.bookgen", "chapter", "book/01_testbed.ipynb", "--out",
                         str(tmp_path), "-p", "profile", "test", "-p", "noise", "1.5"],
                        cwd=ROOT, capture_output=True, text=True,
                        env={"PATH": str(Path(sys.executable).parent), "HOME": str(tmp_path)})

@@ -14,8 +14,8 @@ from typing import Any
 import ipywidgets as W
 from IPython.display import HTML, display
 
-from .configs import ACTIVATIONS, TASKS, ConfigError, RunConfig
-from .experiments import Setup
+from ..configs import ACTIVATIONS, TASKS, ConfigError, RunConfig
+from ..experiments import Setup
 
 
 def live_controls(st: Setup, render: Callable[[RunConfig], Any], *, task: bool = False,

@@ -1,13 +1,13 @@
 """Preparing chapters with papermill: variants, staged books and single re-executions.
 
-``python -m memgen.bookgen generate --profile book``
+``python -m memgen.book.bookgen generate --profile book``
     writes the variants listed in ``book/variants.yml`` into ``book/generated/`` with papermill
     (parameters injected, not executed); the book build executes and caches them.
-``python -m memgen.bookgen stage --profile test --out _build/test-book [--execute]``
+``python -m memgen.book.bookgen stage --profile test --out _build/test-book [--execute]``
     copies the whole book into ``--out`` with every chapter's ``profile`` set, optionally
     executing each chapter with papermill (the staged ``_config.yml`` then executes only the
     text-notebook intro). Used by the tests: nbval and the browser check.
-``python -m memgen.bookgen chapter book/05_frequency_filtration.ipynb --out out -p noise 0.6``
+``python -m memgen.book.bookgen chapter book/05_frequency_filtration.ipynb --out out -p noise 0.6``
     re-executes one chapter with new parameters (``make chapter``).
 """
 
@@ -21,7 +21,7 @@ from typing import Any
 
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 BOOK = ROOT / "book"
 
 
@@ -107,7 +107,7 @@ def stage(profile: str, out: Path, execute: bool = False) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m memgen.bookgen")
+    p = argparse.ArgumentParser(prog="python -m memgen.book.bookgen")
     sub = p.add_subparsers(dest="cmd", required=True)
     g = sub.add_parser("generate")
     g.add_argument("--profile", default="book")
@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--out", type=Path, default=ROOT / "out")
     c.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"))
     ns = p.parse_args(argv)
-    from .configs import get_profile
+    from ..configs import get_profile
 
     if ns.cmd == "generate":
         get_profile(ns.profile)

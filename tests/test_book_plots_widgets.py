@@ -4,7 +4,7 @@ import plotly.io as pio
 import pytest
 from IPython.display import HTML
 
-from memgen import plots, widgets
+from memgen.book import plots, widgets
 from memgen.configs import ConfigError
 from memgen.experiments import setup
 

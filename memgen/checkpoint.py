@@ -1,0 +1,60 @@
+"""The checkpoint file format shared by the run store and the training loop.
+
+A file is a magic line, the SHA-256 of the payload, then the payload (``torch.save`` bytes).
+:func:`atomic_save` writes to a temporary name in the same folder, flushes it to disk and renames
+it into place (``os.replace`` is atomic), so a crash never leaves a half-written file;
+:func:`checked_load` verifies the checksum and raises :class:`StoreError` on any damage.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+MAGIC = b"MEMGEN-RUN 1\n"
+
+
+class StoreError(RuntimeError):
+    """A store file is missing its header, truncated or fails its checksum."""
+
+
+def atomic_save(path: str | os.PathLike, obj) -> None:
+    """Write ``obj`` (torch-serialisable) with a checksum header, atomically."""
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    payload = buf.getvalue()
+    digest = hashlib.sha256(payload).hexdigest().encode()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(MAGIC + digest + b"\n" + payload)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def checked_load(path: str | os.PathLike) -> Any:
+    """Load a file written by :func:`atomic_save`; raise :class:`StoreError` if it is damaged."""
+    raw = Path(path).read_bytes()
+    head = len(MAGIC) + 65
+    if not raw.startswith(MAGIC) or len(raw) < head or raw[head - 1:head] != b"\n":
+        raise StoreError(f"{path}: not a memgen store file (bad header)")
+    digest, payload = raw[len(MAGIC):head - 1], raw[head:]
+    if hashlib.sha256(payload).hexdigest().encode() != digest:
+        raise StoreError(f"{path}: checksum mismatch (truncated or corrupt)")
+    try:
+        return torch.load(io.BytesIO(payload), weights_only=True)
+    except Exception as e:  # pragma: no cover - checksum already guards this
+        raise StoreError(f"{path}: unreadable payload ({e})") from e
