@@ -8,6 +8,8 @@ from typing import Any
 
 from IPython.display import Markdown
 
+from ..verdicts import Verdict
+
 
 def _fmt(v: Any) -> str:
     if isinstance(v, float):
@@ -29,3 +31,20 @@ def verdict(held: bool, claim: str, evidence: str, profile: str) -> Markdown:
         return Markdown(f"**Reproduced here** (profile `{profile}`): {claim}. {evidence}")
     return Markdown(f"**Not shown by this build** (profile `{profile}`): {claim}. {evidence} "
                     "The paper's own settings (`profile='paper'`, on a GPU) may be needed to see it.")
+
+
+_ICON = {"Reproduced": "✅", "Not shown": "➖", "Contradicted": "❌"}
+
+
+def verdict_box(*verdicts: Verdict, title: str = "Verdict") -> Markdown:
+    """An admonition (CSS class ``verdict``) with one line per judged claim.
+
+    Each line reads ``<verdict>: <claim>. <evidence> (<settings>)``; the verdict word is one of
+    Reproduced, Not shown, Contradicted (see :mod:`memgen.verdicts`).
+    """
+    lines = [f":::{{admonition}} {title}", ":class: verdict", ""]
+    for v in verdicts:
+        where = f" *({v.settings})*" if v.settings else ""
+        lines.append(f"- {_ICON[v.verdict]} **{v.verdict}**: {v.claim}. {v.evidence}.{where}")
+    lines.append(":::")
+    return Markdown("\n".join(lines))
