@@ -1,10 +1,12 @@
-"""Command line: ``python -m memgen train | analytic | sweep | profiles``.
+"""Command line: ``python -m memgen train | sweep | analytic | profiles | produce | results``.
 
 Examples
 --------
     python -m memgen train --task add --p 59 --width 513 --noise 0.8 --steps 3000 --json
     python -m memgen analytic --task add --p 97 --width 200 --seed 0 --json
     python -m memgen sweep --profile book --widths 65 257 --noises 0 0.4 0.8
+    python -m memgen produce --profile paper --device cuda     # on a GPU, resumable
+    python -m memgen results --profile paper --table
 
 Bad arguments exit with status 2 and one line naming the argument and what is allowed.
 """
@@ -17,10 +19,36 @@ import sys
 from collections.abc import Sequence
 
 from .configs import ACTIVATIONS, INITS, LOSSES, NOISE_MODES, OPTIMIZERS, PROFILES, TASKS, ConfigError
+from .results import GROUPS as RESULT_GROUPS
+from .results import ResultsError
+from .store import SweepError
 from .train import DivergenceError, ResourceError
 
 
+class _Once(argparse._StoreAction):
+    """The default ``store`` action, except that an option given twice is an error (argparse
+    would silently keep the last value)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        given = vars(namespace).setdefault("_given", {})
+        if self.dest in given and option_string:
+            parser.error(f"argument {option_string}: given twice ({given[self.dest]} and "
+                         f"{' '.join(map(str, values)) if isinstance(values, list) else values}); give it once")
+        given[self.dest] = " ".join(map(str, values)) if isinstance(values, list) else values
+        setattr(namespace, self.dest, values)
+
+
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.register("action", None, _Once)  # every plain option of every subcommand
+        self.register("action", "store", _Once)
+
+    def parse_known_args(self, args=None, namespace=None):
+        ns, rest = super().parse_known_args(args, namespace)
+        vars(ns).pop("_given", None)
+        return ns, rest
+
     def error(self, message: str) -> None:  # one line, no usage dump
         self.exit(2, f"memgen: error: {message}\n")
 
@@ -48,6 +76,13 @@ def _run_args(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``memgen`` argument parser with its subcommands.
+
+    Returns
+    -------
+    argparse.ArgumentParser
+        A parser whose errors exit with status 2 and one line (no usage dump).
+    """
     parser = _Parser(prog="memgen", description="Train and analyse the paper's networks.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
@@ -62,6 +97,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--widths", type=int, nargs="+")
     s.add_argument("--noises", type=float, nargs="+")
     s.add_argument("--seeds", type=int, nargs="+")
+    dask = s.add_mutually_exclusive_group()  # optional: dask[distributed]
+    dask.add_argument("--scheduler", metavar="ADDRESS",
+                      help="train the batches on the Dask cluster of this scheduler, e.g. tcp://host:8786")
+    dask.add_argument("--workers", type=_positive_int, metavar="N",
+                      help="train the batches on a local Dask cluster of N worker processes")
 
     a = sub.add_parser("analytic", help="accuracy of the analytic cosine network")
     a.add_argument("--task", choices=TASKS, default="add")
@@ -72,10 +112,35 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--json", action="store_true")
 
     sub.add_parser("profiles", help="list the profiles")
+
+    r = sub.add_parser("results", help="print the shipped results of a profile (results/<profile>/)")
+    r.add_argument("--profile", default="paper", help=f"one of {', '.join(PROFILES)} (default paper)")
+    fmt = r.add_mutually_exclusive_group()
+    fmt.add_argument("--json", action="store_true", help='one JSON object {"runs": [...]}')
+    fmt.add_argument("--table", action="store_true", help="a readable table (the default)")
+    r.add_argument("--history", action="store_true", help="include each run's history in --json")
+
+    pr = sub.add_parser("produce", help="train and record every run the chapters read at a profile (resumable)")
+    pr.add_argument("--profile", default="paper", help=f"one of {', '.join(PROFILES)} (default paper)")
+    pr.add_argument("--groups", nargs="+", choices=RESULT_GROUPS, default=list(RESULT_GROUPS),
+                    help="which planned groups to produce (default all)")
+    pr.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    pr.add_argument("--dry-run", action="store_true", help="list what would be trained, train nothing")
+    pr.add_argument("--progress", action="store_true", help="show progress bars")
     return parser
 
 
-_NOT_CONFIG = {"command", "profile", "json", "progress", "widths", "noises", "seeds"}
+_NOT_CONFIG = {"command", "profile", "json", "progress", "widths", "noises", "seeds", "scheduler", "workers"}
+
+
+def _positive_int(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not allowed; it must be a positive integer")
+    return n
 
 
 def _overrides(ns: argparse.Namespace) -> dict:
@@ -93,6 +158,19 @@ def _print(obj: dict, as_json: bool) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one ``memgen`` command.
+
+    Parameters
+    ----------
+    argv : sequence of str or None, default=None
+        The arguments after the program name; None reads ``sys.argv``.
+
+    Returns
+    -------
+    int
+        The exit status: 0 on success, 2 when a parameter is not allowed, a run diverged, it does
+        not fit in memory or the results are unusable (one line on stderr says why).
+    """
     ns = build_parser().parse_args(argv)
     try:
         if ns.command == "profiles":
@@ -101,6 +179,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if ns.command == "analytic":
             return _analytic(ns)
+        if ns.command in ("results", "produce"):
+            return _results(ns) if ns.command == "results" else _produce(ns)
         from .experiments import setup, summarize, table
         from .store import train_or_load
 
@@ -109,6 +189,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             _print(summarize(train_or_load(st.base, progress=ns.progress or None)), ns.json)
             return 0
         st = setup(ns.profile, widths=ns.widths, noises=ns.noises, seeds=ns.seeds, **_overrides(ns))
+        if ns.scheduler or ns.workers:  # train the missing batches on a Dask cluster first
+            from .distributed import connect
+            from .store import sweep
+
+            with connect(scheduler=ns.scheduler, workers=ns.workers) as client:
+                sweep(st.grid(), progress=ns.progress or None, client=client)
         rows = table(st.grid(), progress=ns.progress or None)
         if ns.json:
             _print({"runs": rows}, True)
@@ -117,8 +203,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"M={r['width']:5d} noise={r['noise']:.2f} seed={r['seed']}  "
                       f"test={r['test_acc']:.3f} noisy={r['noisy_acc']:.3f} FF-G test={r['G_test_acc']:.3f}")
         return 0
-    except (ConfigError, DivergenceError, ResourceError) as e:
+    except (ConfigError, DivergenceError, ResourceError, ResultsError) as e:
         print(f"memgen: error: {e}", file=sys.stderr)
+        return 2
+    except SweepError as e:  # one line: how many failed, and the first reason
+        print(f"memgen: error: {len(e.failures)} run(s) failed and were not stored (finished ones were); "
+              f"first: {e.failures[0]}", file=sys.stderr)
         return 2
 
 
@@ -126,6 +216,7 @@ def _analytic(ns: argparse.Namespace) -> int:
     from .baselines import analytic_weights, class_of_pairs
     from .tasks import all_pairs
 
+    _check_analytic(ns)
     w = analytic_weights(ns.task, ns.p, ns.width, ns.seed, ns.activation)
     pred = w.predict()
     true = class_of_pairs(ns.task, ns.p)
@@ -136,4 +227,64 @@ def _analytic(ns: argparse.Namespace) -> int:
         nz = (a != 0) & (b != 0)
         out["acc_nonzero"] = float((pred[nz] == true[nz]).mean())
     _print(out, ns.json)
+    return 0
+
+
+def _check_analytic(ns: argparse.Namespace) -> None:
+    """Validate ``analytic``'s arguments, and refuse before allocating what would not fit."""
+    import torch
+
+    from .configs import validate_task, validate_width
+    from .train import available_bytes
+
+    validate_task(ns.task, ns.p)
+    validate_width(ns.width)
+    if ns.seed < 0:
+        raise ConfigError(f"seed={ns.seed} is not allowed; it must be an integer >= 0")
+    p, m = ns.p, ns.width
+    need = 4 * p**3 + 36 * m * p + 64 * p**2 + 2 * 4 * 8192 * m + 2**26  # logits of all p**2 pairs dominate
+    have = available_bytes(torch.device("cpu"))
+    if need > 0.9 * have:
+        raise ResourceError(f"analytic with p={p}, width={m} needs about {need / 2**30:.1f} GiB (the logits of "
+                            f"all p**2 pairs) but only {have / 2**30:.1f} GiB is free; use a smaller p")
+
+
+_TABLE = (("task", "{:>4}"), ("activation", "{:>12}"), ("tied", "{!s:>5}"), ("width", "{:>5}"), ("noise", "{:>5.2f}"),
+          ("seed", "{:>4}"), ("steps", "{:>7}"), ("train_acc", "{:>9.3f}"), ("noisy_acc", "{:>9.3f}"),
+          ("test_acc", "{:>8.3f}"), ("G_test_acc", "{:>10.3f}"), ("R_noisy_acc", "{:>11.3f}"))
+
+
+def _results(ns: argparse.Namespace) -> int:
+    from .results import load, provenance
+
+    recs = load(ns.profile)
+    if ns.json:
+        runs = [r if ns.history else {k: v for k, v in r.items() if k != "history"} for r in recs]
+        _print({"runs": runs}, True)
+        return 0
+    if not recs:
+        print(f"no shipped results for profile {ns.profile!r}; produce them with "
+              f"`python -m memgen produce --profile {ns.profile}`")
+        return 0
+    print(provenance(recs))
+    widths = [max(len(k), len(f.format(0) if "f" in f else f.format(recs[0][k]))) for k, f in _TABLE]
+    print("  ".join(k.rjust(w) for (k, _), w in zip(_TABLE, widths)))
+    for r in recs:
+        print("  ".join((f.format(r[k]) if r[k] is not None else "–").rjust(w) for (k, f), w in zip(_TABLE, widths)))
+    return 0
+
+
+def _produce(ns: argparse.Namespace) -> int:
+    from .results import Results, plan, produce
+
+    if ns.dry_run:
+        res = Results(ns.profile)
+        for group, configs in plan(ns.profile, ns.groups).items():
+            todo = [c for c in configs if c not in res]
+            print(f"{group}: {len(todo)} of {len(configs)} run(s) to train")
+            for c in todo:
+                print(f"  {c.label()} steps={c.steps}")
+        return 0
+    written, present = produce(ns.profile, ns.groups, device=ns.device, progress=ns.progress or None)
+    print(f"results/{ns.profile}: {written} record(s) written, {present} already present")
     return 0

@@ -4,13 +4,14 @@ Every number here comes from runs trained (or loaded) through the run store.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from .baselines import activation_swap
-from .configs import ConfigError, Profile, RunConfig, get_profile, validate_noise, validate_width
+from .configs import ConfigError, Profile, RunConfig, get_profile, validate_noise
 from .fourier import filtration, parts_report, phase_error
 from .metrics import METRICS, test_accuracy_without_zero
 from .store import sweep, train_or_load
@@ -19,7 +20,21 @@ from .train import Run
 
 @dataclass(frozen=True)
 class Setup:
-    """A chapter's validated parameters: one base config plus the grids it sweeps."""
+    """A chapter's validated parameters: one base config plus the grids it sweeps.
+
+    Parameters
+    ----------
+    profile : Profile
+        The profile the chapter runs under.
+    base : RunConfig
+        The chapter's single-run config.
+    widths : tuple of int
+        The widths it sweeps.
+    noises : tuple of float
+        The noise levels it sweeps.
+    seeds : tuple of int
+        The seeds it sweeps.
+    """
 
     profile: Profile
     base: RunConfig
@@ -28,12 +43,40 @@ class Setup:
     seeds: tuple[int, ...]
 
     def config(self, **changes: Any) -> RunConfig:
-        """The base config with some fields changed (validated)."""
+        """The base config with some fields changed (validated).
+
+        Parameters
+        ----------
+        **changes : Any
+            RunConfig fields and their new values.
+
+        Returns
+        -------
+        RunConfig
+            The changed config.
+        """
         return self.base.replace(**changes)
 
     def grid(self, widths: tuple[int, ...] | None = None, noises: tuple[float, ...] | None = None,
              seeds: tuple[int, ...] | None = None, **changes: Any) -> list[RunConfig]:
-        """Configs over widths x noises x seeds (defaults: the setup's grids)."""
+        """Configs over widths x noises x seeds (defaults: the setup's grids).
+
+        Parameters
+        ----------
+        widths : tuple of int or None, default=None
+            Widths; None (or empty) uses the setup's.
+        noises : tuple of float or None, default=None
+            Noise levels; None uses the setup's.
+        seeds : tuple of int or None, default=None
+            Seeds; None (or empty) uses the setup's.
+        **changes : Any
+            Further RunConfig fields, the same for every config.
+
+        Returns
+        -------
+        list of RunConfig
+            Width-major, then noise, then seed.
+        """
         return [self.config(width=w, noise=a, seed=s, **changes)
                 for w in (widths or self.widths) for a in (noises if noises is not None else self.noises)
                 for s in (seeds or self.seeds)]
@@ -44,33 +87,89 @@ def setup(profile: str = "book", *, widths: list[int] | None = None,
           **params: Any) -> Setup:
     """Validate a chapter's parameters and return its :class:`Setup`.
 
-    ``params`` are RunConfig fields (task, p, noise, width, activation, steps, ...); ``None``
-    means the profile default. Raises :class:`ConfigError` naming the first bad parameter.
+    Parameters
+    ----------
+    profile : {"test", "book", "paper"}, default="book"
+        The profile whose defaults and grids are used.
+    widths : list of int or None, default=None
+        Widths to sweep; None: the profile's.
+    noises : list of float or None, default=None
+        Noise levels to sweep; None: the profile's.
+    seeds : list of int or None, default=None
+        Seeds to sweep; None: the profile's.
+    **params : Any
+        RunConfig fields (task, p, noise, width, activation, steps, ...); ``None`` means the
+        profile default.
+
+    Returns
+    -------
+    Setup
+        The validated base config and grids.
+
+    Raises
+    ------
+    ConfigError
+        Naming the first bad parameter.
     """
     prof = get_profile(profile)
     base = prof.config(**params)
-    if widths is not None:
-        for w in widths:
-            validate_width(w)
-    if noises is not None:
-        noises = [validate_noise(a) for a in noises]
-        for a in noises:
-            base.replace(noise=a)  # the noisy count must fit this split too
-    if seeds is not None and any(not isinstance(s, int) or s < 0 for s in seeds):
-        raise ConfigError(f"seeds={seeds!r} is not allowed; use non-negative integers")
-    return Setup(prof, base, tuple(widths or prof.widths), tuple(noises if noises is not None else prof.noises),
-                 tuple(seeds or prof.seeds))
+    if base.task == "mul" and base.p < 3:  # training would work; the analyses would not
+        raise ConfigError(f"p={base.p} is not allowed for task='mul' here: the Fourier analyses need p >= 3 "
+                          "(the discrete-log frame of p=2 has no nonzero frequency)")
+    widths = _grid("widths", widths, lambda w: base.replace(width=w).width, "integers >= 1")
+    noises = _grid("noises", noises, validate_noise, "numbers in [0, 1)")
+    for a in noises or ():
+        base.replace(noise=a)  # the noisy count must fit this split too
+    seeds = _grid("seeds", seeds, lambda s: base.replace(seed=s).seed, "integers >= 0")
+    return Setup(prof, base, widths or prof.widths, noises if noises is not None else prof.noises,
+                 seeds or prof.seeds)
+
+
+def _grid(name: str, values: Any, check: Callable[[Any], Any], what: str) -> tuple | None:
+    """A grid parameter of :func:`setup` as a tuple of checked values (None stays None).
+
+    It must be a non-empty list (or tuple, or 1-D array) of values ``check`` accepts; anything
+    else (a scalar, a string, an empty list, a bad element) is a ConfigError naming ``name``.
+    """
+    if values is None:
+        return None
+    if isinstance(values, np.ndarray) and values.ndim == 1:
+        values = values.tolist()
+    bad = ConfigError(f"{name}={values!r} is not allowed; it must be a non-empty list of {what}")
+    if not isinstance(values, (list, tuple)) or not values:
+        raise bad
+    try:
+        return tuple(check(v) for v in values)
+    except ConfigError:
+        raise bad from None
 
 
 def summarize(run: Run) -> dict[str, Any]:
-    """Every metric of one run: final raw accuracies, FF under the default rule, the
-    activation swap (test accuracy per activation) and the phase error."""
+    """Every metric of one run.
+
+    Final raw accuracies, FF under the default rule, the activation swap (test accuracy per
+    activation) and the phase error.
+
+    Parameters
+    ----------
+    run : Run
+        A finished run with weights.
+
+    Returns
+    -------
+    dict
+        ``config``, ``key``, the :data:`~memgen.metrics.METRICS`, ``ff`` (metrics of full, G and
+        R), ``act_swap`` and ``act_swap_noisy`` (per activation), ``phase_error``, and for
+        ``mul`` ``test_acc_nonzero`` (also in ``ff["G"]``).
+    """
     data = run.data
     out: dict[str, Any] = {"config": run.config.to_dict(), "key": run.config.key()}
     out.update({k: run.final(k) for k in METRICS})
     G, R = filtration(run.weights, run.config.task)
     out["ff"] = parts_report({"full": run.weights, "G": G, "R": R}, data)
-    out["act_swap"] = {a: m["test_acc"] for a, m in activation_swap(run.weights, data).items()}
+    swap = activation_swap(run.weights, data)
+    out["act_swap"] = {a: m["test_acc"] for a, m in swap.items()}
+    out["act_swap_noisy"] = {a: m["noisy_acc"] for a, m in swap.items()}
     out["phase_error"] = phase_error(run.weights, run.config.task)["mean"]
     if run.config.task == "mul":
         out["test_acc_nonzero"] = test_accuracy_without_zero(run.weights.predict(), data)
@@ -79,8 +178,21 @@ def summarize(run: Run) -> dict[str, Any]:
 
 
 def table(configs: list[RunConfig], *, progress: bool | None = None) -> list[dict[str, Any]]:
-    """Train or load ``configs`` (batched) and return one flat record per run:
-    the config fields, raw metrics, ``G_*``/``R_*`` filtration metrics and ``phase_error``."""
+    """Train or load ``configs`` (batched) and return one flat record per run.
+
+    Parameters
+    ----------
+    configs : list of RunConfig
+        The runs.
+    progress : bool or None, default=None
+        Progress bar while training.
+
+    Returns
+    -------
+    list of dict
+        Per run: the config fields, raw metrics, ``G_*``/``R_*`` filtration metrics and
+        ``phase_error``.
+    """
     rows = []
     for run in sweep(configs, progress=progress):
         s = summarize(run)
@@ -92,10 +204,38 @@ def table(configs: list[RunConfig], *, progress: bool | None = None) -> list[dic
 
 
 def run(config: RunConfig, *, progress: bool | None = None) -> Run:
-    """Train or load one run (through the store)."""
+    """Train or load one run (through the store).
+
+    Parameters
+    ----------
+    config : RunConfig
+        The run.
+    progress : bool or None, default=None
+        Progress bar while training.
+
+    Returns
+    -------
+    Run
+        The stored or freshly trained run.
+    """
     return train_or_load(config, progress=progress)
 
 
 def column(rows: list[dict[str, Any]], key: str, **where: Any) -> np.ndarray:
-    """Values of ``key`` in the rows matching ``where`` (in row order)."""
+    """Values of ``key`` in the rows matching ``where`` (in row order).
+
+    Parameters
+    ----------
+    rows : list of dict
+        Records as from :func:`table`.
+    key : str
+        The column.
+    **where : Any
+        Column values a row must equal to be kept.
+
+    Returns
+    -------
+    numpy.ndarray
+        The kept rows' values.
+    """
     return np.array([r[key] for r in rows if all(r[k] == v for k, v in where.items())])

@@ -1,0 +1,393 @@
+"""Results that ship with the repository: what memgen trained (e.g. on a GPU at the paper's
+scale), in a compact, checksummed form that the book reads without training.
+
+Layout, under ``results/<profile>/`` at the top of the project::
+
+    runs/<key>.json      one record per run (config, provenance, history, every summary metric)
+    weights/<key>.pt     float16 weights, only for the runs a chapter inspects neuron by neuron
+
+A record file is ``{"format": 1, "sha256": <hex>, "record": {...}}`` where the digest is taken
+over the record's canonical JSON (sorted keys, no spaces); a file whose digest does not match is
+reported by :class:`ResultsError` naming the file. Weight files use the run store's checked
+format (:mod:`memgen.checkpoint`).
+
+``python -m memgen produce --profile paper --device cuda`` trains (through the run store, so it is
+resumable) every run of :func:`plan` that has no record yet and writes its record;
+``python -m memgen results --profile paper --json`` prints them. A record's flat keys are the
+config fields plus ``train_acc``, ``clean_acc``, ``noisy_acc``, ``noisy_true_acc``, ``test_acc``,
+``G_*`` and ``R_*`` (the same under frequency filtration), ``swap_<activation>_test_acc`` and
+``swap_<activation>_noisy_acc``, ``phase_error``, ``n_train``, ``n_test``, ``n_noisy``; the
+nested ``history`` and ``provenance`` (profile, engine version, device, torch version, seconds,
+date).
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .checkpoint import StoreError, atomic_save, checked_load
+from .configs import ENGINE_VERSION, ConfigError, RunConfig, get_profile
+from .experiments import summarize
+from .metrics import METRICS, json_safe
+from .model import Weights
+from .store import RunStore, default_store
+from .train import Run
+
+FORMAT = 1
+#: The flat keys every record has besides the config fields (``memgen results --json``).
+RECORD_KEYS = ("train_acc", "clean_acc", "noisy_acc", "noisy_true_acc", "test_acc", "G_test_acc", "G_noisy_acc",
+               "G_clean_acc", "G_noisy_true_acc", "R_test_acc", "R_noisy_acc", "R_clean_acc", "R_noisy_true_acc",
+               "phase_error", "n_train", "n_test", "n_noisy")
+GROUPS = ("grid", "activations", "tasks", "tied")
+
+
+class ResultsError(RuntimeError):
+    """A shipped results file is damaged or does not match what was asked for."""
+
+
+def default_root() -> Path:
+    """``results/`` in the project folder (``$MEMGEN_RESULTS`` overrides it).
+
+    Returns
+    -------
+    pathlib.Path
+        The default results root.
+    """
+    env = os.environ.get("MEMGEN_RESULTS")
+    return Path(env) if env else Path(__file__).resolve().parent.parent / "results"
+
+
+# ---------------------------------------------------------------------------- what to produce
+def plan(profile: str, groups: Iterable[str] = GROUPS) -> dict[str, list[RunConfig]]:
+    """The runs the chapters read at ``profile``, by group.
+
+    Parameters
+    ----------
+    profile : {"test", "book", "paper"}
+        The profile whose defaults and grids are used.
+    groups : iterable of str, default=GROUPS
+        Which groups to plan: ``grid`` (ReLU, addition: every width x noise x seed; chapters 2,
+        3, 5, 6), ``activations`` (the default width, quadratic / GeLU / reverse-ReLU at every
+        noise; chapters 2 and 4), ``tasks`` (subtraction and multiplication at the default width
+        and every noise; chapters 4 and 5) and ``tied`` (U = V at the default width, wrong and
+        symmetric noise; chapter 7).
+
+    Returns
+    -------
+    dict of str to list of RunConfig
+        The planned configs per group, in a stable order.
+    """
+    prof = get_profile(profile)
+    groups = list(groups)
+    for g in groups:
+        if g not in GROUPS:
+            raise ConfigError(f"groups={g!r} is not allowed; choose from {', '.join(GROUPS)}")
+    out: dict[str, list[RunConfig]] = {}
+    w, seeds, noises = prof.width, prof.seeds, prof.noises
+    if "grid" in groups:
+        out["grid"] = [prof.config(width=m, noise=a, seed=s) for m in prof.widths for a in noises for s in seeds]
+    if "activations" in groups:
+        out["activations"] = [prof.config(width=w, noise=a, activation=act, seed=s)
+                              for act in ("quadratic", "gelu", "reverse_relu") for a in noises for s in seeds]
+    if "tasks" in groups:
+        out["tasks"] = [prof.config(width=w, noise=a, task=t, seed=s)
+                        for t in ("sub", "mul") for a in noises for s in seeds]
+    if "tied" in groups:
+        out["tied"] = [prof.config(width=w, noise=a, tied=True, noise_mode=mode, seed=s)
+                       for mode in ("wrong", "symmetric") for a in (0.0, 0.2, 0.4) for s in seeds]
+    return out
+
+
+def inspected(profile: str) -> list[RunConfig]:
+    """Runs whose weights ship too: the ones chapters 4 and 6 read neuron by neuron.
+
+    Parameters
+    ----------
+    profile : {"test", "book", "paper"}
+        The profile.
+
+    Returns
+    -------
+    list of RunConfig
+        The default width and first seed at noise 0.2 and at the profile's default noise.
+    """
+    prof = get_profile(profile)
+    return [prof.config(width=prof.width, noise=a, seed=prof.seeds[0]) for a in (0.2, prof.noise)]
+
+
+# ---------------------------------------------------------------------------- records
+def record_of(run: Run, profile: str) -> dict[str, Any]:
+    """The shipped record of a finished run: flat config + metrics, history and provenance.
+
+    Parameters
+    ----------
+    run : Run
+        A finished run (with weights).
+    profile : str
+        The profile it was produced under (provenance).
+
+    Returns
+    -------
+    dict
+        JSON-ready; see the module docstring for its keys.
+    """
+    s = summarize(run)
+    rec: dict[str, Any] = {**run.config.identity(), "key": run.config.key()}
+    rec.update({k: s[k] for k in METRICS})
+    for part in ("G", "R"):
+        rec.update({f"{part}_{k}": v for k, v in s["ff"][part].items()})
+    for act, acc in s["act_swap"].items():
+        rec[f"swap_{act}_test_acc"] = acc
+    for act, acc in s.get("act_swap_noisy", {}).items():
+        rec[f"swap_{act}_noisy_acc"] = acc
+    rec["phase_error"] = s["phase_error"]
+    d = run.data
+    rec.update(n_train=int(len(d.train_idx)), n_test=int(len(d.test_idx)), n_noisy=int(d.noisy.sum()))
+    rec["history"] = run.history
+    rec["provenance"] = {"profile": profile, "engine_version": ENGINE_VERSION, "device": run.meta.get("device"),
+                         "torch": run.meta.get("torch"), "seconds": run.meta.get("seconds"),
+                         "batch_size": run.meta.get("batch_size"),
+                         "date": datetime.date.today().isoformat()}
+    return json_safe(rec)
+
+
+def _digest(record: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(record, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+class Results:
+    """The shipped results of one profile (a folder ``<root>/<profile>``).
+
+    Parameters
+    ----------
+    profile : str
+        The profile name (the folder name).
+    root : str or path-like or None, default=None
+        The results root; None means :func:`default_root`.
+    """
+
+    def __init__(self, profile: str, root: str | os.PathLike | None = None) -> None:
+        get_profile(profile)
+        self.profile = profile
+        self.dir = (Path(root) if root is not None else default_root()) / profile
+
+    def _run_path(self, key: str) -> Path:
+        return self.dir / "runs" / f"{key}.json"
+
+    def _weights_path(self, key: str) -> Path:
+        return self.dir / "weights" / f"{key}.pt"
+
+    def __contains__(self, config: RunConfig) -> bool:
+        return self._run_path(config.key()).exists()
+
+    def write(self, record: dict[str, Any], weights: Weights | None = None) -> Path:
+        """Write one record (and optionally float16 weights) atomically.
+
+        Parameters
+        ----------
+        record : dict
+            From :func:`record_of`.
+        weights : Weights or None, default=None
+            Shipped too when given (stored as float16).
+
+        Returns
+        -------
+        Path
+            The record file.
+        """
+        path = self._run_path(record["key"])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        blob = json.dumps({"format": FORMAT, "sha256": _digest(record), "record": record}, sort_keys=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w") as f:
+                f.write(blob + "\n")
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        if weights is not None:
+            state = {k: (v.half() if isinstance(v, torch.Tensor) else v) for k, v in weights.to_state().items()}
+            atomic_save(self._weights_path(record["key"]), state)
+        return path
+
+    def read(self, path: Path) -> dict[str, Any]:
+        """One record file, verified; raises :class:`ResultsError` naming a damaged file.
+
+        Parameters
+        ----------
+        path : pathlib.Path
+            A record file under ``runs/``.
+
+        Returns
+        -------
+        dict
+            The record.
+
+        Raises
+        ------
+        ResultsError
+            When the file is unreadable, of another format, or fails its checksum.
+        """
+        try:
+            doc = json.loads(path.read_text())
+            rec = doc["record"]
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise ResultsError(f"{path}: not a memgen results file ({e.__class__.__name__}: {e})") from None
+        if doc.get("format") != FORMAT:
+            raise ResultsError(f"{path}: format {doc.get('format')!r} is not supported (expected {FORMAT})")
+        if _digest(rec) != doc.get("sha256"):
+            raise ResultsError(f"{path}: checksum mismatch (the file was edited or damaged); "
+                               f"produce it again with `python -m memgen produce --profile {self.profile}`")
+        return rec
+
+    def records(self) -> list[dict[str, Any]]:
+        """Every shipped record of this profile, sorted by (task, activation, tied, width, noise, seed).
+
+        Returns
+        -------
+        list of dict
+            The verified records (sorted by task, activation, tied, noise mode, width, noise, seed);
+            empty when none were produced.
+        """
+        paths = sorted((self.dir / "runs").glob("*.json")) if (self.dir / "runs").exists() else []
+        recs = [self.read(p) for p in paths]
+        order = lambda r: (r["task"], r["activation"], r["tied"], r["noise_mode"], r["width"], r["noise"], r["seed"])  # noqa: E731
+        return sorted(recs, key=order)
+
+    def record(self, config: RunConfig) -> dict[str, Any] | None:
+        """The record of ``config``, or None when it was not shipped.
+
+        Parameters
+        ----------
+        config : RunConfig
+            The run.
+
+        Returns
+        -------
+        dict or None
+            The verified record.
+        """
+        path = self._run_path(config.key())
+        return self.read(path) if path.exists() else None
+
+    def weights(self, config: RunConfig) -> Weights | None:
+        """The shipped weights of ``config`` (float32 again), or None when not shipped.
+
+        Parameters
+        ----------
+        config : RunConfig
+            The run.
+
+        Returns
+        -------
+        Weights or None
+            The weights converted back to float32.
+
+        Raises
+        ------
+        ResultsError
+            When the weight file is damaged.
+        """
+        path = self._weights_path(config.key())
+        if not path.exists():
+            return None
+        try:
+            state = checked_load(path)
+        except StoreError as e:
+            raise ResultsError(str(e)) from None
+        return Weights.from_state({k: (v.float() if isinstance(v, torch.Tensor) else v) for k, v in state.items()})
+
+
+def load(profile: str, root: str | os.PathLike | None = None) -> list[dict[str, Any]]:
+    """Every shipped record of ``profile`` (an empty list when none was produced).
+
+    Parameters
+    ----------
+    profile : str
+        ``test``, ``book`` or ``paper``.
+    root : str or path-like or None, default=None
+        The results root; None means :func:`default_root`.
+
+    Returns
+    -------
+    list of dict
+        The verified records, sorted as by :meth:`Results.records`.
+    """
+    return Results(profile, root).records()
+
+
+def provenance(records: list[dict[str, Any]]) -> str:
+    """One line saying where ``records`` come from: profile, P, steps, devices, torch, seeds.
+
+    Parameters
+    ----------
+    records : list of dict
+        Records as from :func:`load`.
+
+    Returns
+    -------
+    str
+        The line (``no shipped results`` when ``records`` is empty).
+    """
+    if not records:
+        return "no shipped results"
+    pv = [r["provenance"] for r in records]
+    devs = sorted({str(p["device"]) for p in pv})
+    torches = sorted({str(p["torch"]) for p in pv})
+    steps = sorted({r["steps"] for r in records})
+    seeds = sorted({r["seed"] for r in records})
+    dates = sorted({p["date"] for p in pv})
+    return (f"profile {pv[0]['profile']}: P = {records[0]['p']}, {', '.join(map(str, steps))} steps, "
+            f"seeds {seeds}, {len(records)} runs trained by memgen (engine {pv[0]['engine_version']}) on "
+            f"{', '.join(devs)} with torch {', '.join(torches)}, {dates[0]}–{dates[-1]}")
+
+
+def produce(profile: str, groups: Iterable[str] = GROUPS, *, device: str = "auto",
+            root: str | os.PathLike | None = None, store: RunStore | None = None,
+            progress: bool | None = None) -> tuple[int, int]:
+    """Train (through the run store) and record every planned run that has no record yet.
+
+    Parameters
+    ----------
+    profile : str
+        ``test``, ``book`` or ``paper``.
+    groups : iterable of str, default=GROUPS
+        The groups of :func:`plan` to produce.
+    device : {"auto", "cpu", "cuda"}, default="auto"
+        Where to train.
+    root : str or path-like or None, default=None
+        The results root; None means :func:`default_root`.
+    store : RunStore or None, default=None
+        The run store that keeps finished runs (resumability); None means the default store.
+    progress : bool or None, default=None
+        Progress bars (see :func:`memgen.train.train_batch`).
+
+    Returns
+    -------
+    tuple of int
+        (records written now, records already present).
+    """
+    res = Results(profile, root)
+    store = store or default_store()
+    keep = set(inspected(profile))
+    written = present = 0
+    for configs in plan(profile, groups).values():
+        configs = [c.replace(device=device) for c in configs]
+        todo = [c for c in configs if c not in res]
+        present += len(configs) - len(todo)
+        if not todo:
+            continue
+        for run in store.sweep(todo, progress=progress):
+            res.write(record_of(run, profile), run.weights if run.config in keep else None)
+            written += 1
+    return written, present

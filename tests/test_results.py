@@ -1,0 +1,93 @@
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from memgen import results as res
+from memgen.cli import main
+from memgen.configs import get_profile
+
+REQUIRED = ("task", "p", "width", "noise", "activation", "seed", "steps", "train_acc", "clean_acc", "noisy_acc",
+            "test_acc", "G_test_acc", "G_noisy_acc", "R_test_acc", "R_noisy_acc")
+
+
+@pytest.fixture
+def tiny_plan(monkeypatch):
+    prof = get_profile("test")
+    configs = [prof.config(width=9, noise=a, steps=40) for a in (0.0, 0.4)]
+    monkeypatch.setattr(res, "plan", lambda profile, groups=res.GROUPS: {"grid": configs})
+    monkeypatch.setattr(res, "inspected", lambda profile: [configs[1]])
+    return configs
+
+
+def test_produce_is_resumable_and_records_verify(tmp_path, tiny_plan):
+    assert res.produce("test", root=tmp_path) == (2, 0)
+    assert res.produce("test", root=tmp_path) == (0, 2)  # nothing retrained
+    recs = res.load("test", root=tmp_path)
+    assert [r["noise"] for r in recs] == [0.0, 0.4]
+    for r in recs:
+        assert set(REQUIRED) <= set(r) and r["provenance"]["profile"] == "test"
+        assert r["history"]["step"][-1] == 40 and r["provenance"]["device"] == "cpu"
+    store = res.Results("test", tmp_path)
+    w = store.weights(tiny_plan[1])
+    assert w is not None and w.U.dtype.is_floating_point and store.weights(tiny_plan[0]) is None
+    assert "P = 23" in res.provenance(recs) and "cpu" in res.provenance(recs)
+
+
+def test_damaged_record_is_a_clear_error(tmp_path, tiny_plan, monkeypatch, capsys):
+    res.produce("test", root=tmp_path)
+    path = next((tmp_path / "test" / "runs").glob("*.json"))
+    doc = json.loads(path.read_text())
+    doc["record"]["test_acc"] = 0.99  # an edited number
+    path.write_text(json.dumps(doc))
+    with pytest.raises(res.ResultsError, match="checksum mismatch"):
+        res.load("test", root=tmp_path)
+    monkeypatch.setenv("MEMGEN_RESULTS", str(tmp_path))
+    assert main(["results", "--profile", "test", "--json"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and path.name in err[0]
+    path.write_text("{not json")
+    with pytest.raises(res.ResultsError, match="not a memgen results file"):
+        res.load("test", root=tmp_path)
+
+
+def test_shipped_test_results_are_complete_and_honest():
+    """results/test ships with the repository: every planned run, verified, labelled CPU."""
+    recs = res.load("test")
+    planned = [c for cs in res.plan("test").values() for c in cs]
+    assert {r["key"] for r in recs} == {c.key() for c in planned}
+    for r in recs:
+        assert set(REQUIRED) <= set(r)
+        assert r["provenance"]["profile"] == "test" and r["p"] == 23
+        assert all(0 <= r[k] <= 1 for k in ("train_acc", "test_acc", "G_test_acc"))
+    # the widest clean ReLU run fits its training set
+    clean = [r for r in recs if r["noise"] == 0 and r["activation"] == "relu" and not r["tied"] and r["task"] == "add"]
+    assert np.isclose(max(clean, key=lambda r: r["width"])["train_acc"], 1.0)
+
+
+def test_results_cli_json_and_table():
+    r = subprocess.run([sys.executable, "-m", "memgen", "results", "--profile", "test", "--json"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    runs = json.loads(r.stdout)["runs"]
+    assert runs and all(set(REQUIRED) <= set(x) and "history" not in x for x in runs)
+    t = subprocess.run([sys.executable, "-m", "memgen", "results", "--profile", "test", "--table"],
+                       capture_output=True, text=True)
+    assert t.returncode == 0 and "G_test_acc" in t.stdout and len(t.stdout.splitlines()) == len(runs) + 2
+
+
+def test_no_results_yet_says_how_to_produce(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("MEMGEN_RESULTS", str(tmp_path))
+    assert main(["results", "--profile", "paper"]) == 0
+    assert "python -m memgen produce --profile paper" in capsys.readouterr().out
+    assert main(["results", "--profile", "paper", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"runs": []}
+
+
+def test_plan_covers_the_chapters_and_validates_groups():
+    p = res.plan("paper")
+    assert len(p["grid"]) == 9 * 5 * 3 and all(c.steps == 200_000 and c.p == 113 for c in p["grid"])
+    with pytest.raises(Exception, match="groups='nope'"):
+        res.plan("paper", ["nope"])
