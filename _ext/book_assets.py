@@ -17,7 +17,22 @@ def _write_plotly(app, exc):
         out.write_text(get_plotlyjs(), encoding="utf-8")
 
 
+def _dedupe_scripts(app, pagename, templatename, context, doctree):
+    """sphinx-thebe registers its inline config script once per read pass; a page that includes
+    it twice logs "Identifier 'THEBE_JS_URL' has already been declared". Keep each script once."""
+    seen, unique = set(), []
+    for js in context.get("script_files", []):
+        # the same file or inline body (filename None or ""), whatever its priority
+        attrs = tuple(sorted((k, str(v)) for k, v in getattr(js, "attributes", {}).items()))
+        key = (str(getattr(js, "filename", js) or ""), attrs)
+        if key not in seen:
+            seen.add(key)
+            unique.append(js)
+    context["script_files"] = unique
+
+
 def setup(app):
     app.add_js_file("plotly.min.js")
+    app.connect("html-page-context", _dedupe_scripts, priority=900)
     app.connect("build-finished", _write_plotly)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

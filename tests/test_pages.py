@@ -3,7 +3,7 @@
 Serves _build/test-book/_build/html on 127.0.0.1, opens every page in headless Debian Chromium
 (playwright, no browser download) and checks: every plotly figure drew, the expected number of
 figures per page, a slider click changes the shown traces, no JavaScript errors, no request
-leaves 127.0.0.1. A full-page screenshot of each page goes to _build/screenshots/.
+leaves 127.0.0.1, nothing logged to the console as an error. A full-page screenshot of each page goes to _build/screenshots/.
 """
 
 from __future__ import annotations
@@ -76,6 +76,7 @@ def open_page(browser, base_url, path):
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     errors, outside = [], []
     page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("console", lambda m: errors.append(f"console.{m.type}: {m.text}") if m.type == "error" else None)
 
     def route(r):
         if r.request.url.startswith(base_url):
@@ -105,7 +106,7 @@ def test_page_figures_draw_without_errors_or_outside_requests(browser, base_url,
     page.screenshot(path=str(SHOTS / (path.replace("/", "_") + ".png")), full_page=True)
     page.close()
     assert n == PAGES[path]
-    assert [e for e in errors if "THEBE_JS_URL" not in e] == []  # sphinx-thebe declares a const twice
+    assert errors == []
     assert outside == []
 
 
