@@ -1,4 +1,4 @@
-"""Command line: ``python -m memgen train | sweep | analytic | profiles | produce | results``.
+"""Command line: ``python -m memgen train | sweep | analytic | profiles | produce | results | transformer``.
 
 Examples
 --------
@@ -7,6 +7,7 @@ Examples
     python -m memgen sweep --profile book --widths 65 257 --noises 0 0.4 0.8
     python -m memgen produce --profile paper --device cuda     # on a GPU, resumable
     python -m memgen results --profile paper --table
+    python -m memgen transformer --p 23 --noise 0.3 --steps 300 --json   # FF of a Transformer's W_U
 
 Bad arguments exit with status 2 and one line naming the argument and what is allowed.
 """
@@ -71,6 +72,7 @@ def _run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=int)
     p.add_argument("--batch-size", type=int)
     p.add_argument("--device", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--precision", choices=("fp32", "tf32"), help="matmul precision on CUDA (default fp32)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--progress", action="store_true", help="show a progress bar")
 
@@ -127,7 +129,49 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     pr.add_argument("--dry-run", action="store_true", help="list what would be trained, train nothing")
     pr.add_argument("--progress", action="store_true", help="show progress bars")
+
+    _transformer_args(sub.add_parser(
+        "transformer", help="train (or load) a one-layer Transformer; accuracies before/after FF of W_U"))
     return parser
+
+
+def _transformer_args(tp: argparse.ArgumentParser) -> None:
+    tp.add_argument("--profile", default="book", help=f"one of {', '.join(PROFILES)} (default book)")
+    tp.add_argument("--task", choices=TASKS)
+    tp.add_argument("--p", type=int, help="modulus P")
+    tp.add_argument("--train-frac", type=float)
+    tp.add_argument("--split-seed", type=int)
+    tp.add_argument("--noise", type=float, help="fraction α of wrong training labels")
+    tp.add_argument("--noise-mode", choices=NOISE_MODES)
+    tp.add_argument("--seed", type=int)
+    tp.add_argument("--d-model", type=int)
+    tp.add_argument("--n-heads", type=int)
+    tp.add_argument("--d-mlp", type=int)
+    tp.add_argument("--lr", type=float)
+    tp.add_argument("--weight-decay", type=float)
+    tp.add_argument("--steps", type=int)
+    tp.add_argument("--n-keep", type=int, help="frequencies of W_U kept by the filtration")
+    tp.add_argument("--drop-dc", dest="keep_dc", action="store_false", default=None,
+                    help="drop the DC term of W_U too (never changes a prediction)")
+    tp.add_argument("--device", choices=("auto", "cpu", "cuda"))
+    tp.add_argument("--json", action="store_true", help="print one JSON object")
+    tp.add_argument("--progress", action="store_true", help="show a progress bar")
+
+
+def _transformer(ns: argparse.Namespace) -> int:
+    from . import transformer as tfm
+
+    overrides = {k: v for k, v in vars(ns).items() if k not in {"command", "profile", "json", "progress"}}
+    run = tfm.train_or_load(tfm.profile_config(ns.profile, **overrides), progress=ns.progress or None)
+    out = tfm.report(run)
+    if ns.json:
+        _print(out, True)
+    else:
+        print(run.config.label(), f"| kept frequencies {out['kept']}")
+        for side in ("before", "after"):
+            print(f"{side:6s} FF: " + "  ".join(f"{k} {out[side][k]:.3f}" for k in ("clean_acc", "noisy_acc",
+                                                                                   "test_acc")))
+    return 0
 
 
 _NOT_CONFIG = {"command", "profile", "json", "progress", "widths", "noises", "seeds", "scheduler", "workers"}
@@ -181,6 +225,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _analytic(ns)
         if ns.command in ("results", "produce"):
             return _results(ns) if ns.command == "results" else _produce(ns)
+        if ns.command == "transformer":
+            return _transformer(ns)
         from .experiments import setup, summarize, table
         from .store import train_or_load
 

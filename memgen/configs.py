@@ -22,8 +22,12 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
+import numbers
 from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
 
 TASKS = ("add", "sub", "mul")
 ACTIVATIONS = ("relu", "quadratic", "gelu", "reverse_relu")
@@ -32,6 +36,7 @@ OPTIMIZERS = ("adamw", "adam", "sgd", "muon")
 LOSSES = ("ce", "mse")
 INITS = ("default", "doshi")
 DEVICES = ("auto", "cpu", "cuda")
+PRECISIONS = ("fp32", "tf32")
 
 #: Bumped whenever a change to the training code changes results, so old store entries are
 #: not reused for new code.
@@ -43,7 +48,18 @@ class ConfigError(ValueError):
 
 
 def is_prime(n: int) -> bool:
-    """Return True when ``n`` is a prime number."""
+    """Return True when ``n`` is a prime number.
+
+    Parameters
+    ----------
+    n : int
+        The number to test (trial division; values below 2 are not prime).
+
+    Returns
+    -------
+    bool
+        Whether ``n`` is prime.
+    """
     if n < 2:
         return False
     i = 2
@@ -59,19 +75,46 @@ def _choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
         raise ConfigError(f"{name}={value!r} is not allowed; choose one of {', '.join(allowed)}")
 
 
+def _plain(value: Any) -> Any:
+    """A numpy scalar as the Python value it stands for (float32 by its shortest repr, so
+    ``np.float32(0.4)`` is 0.4); anything else unchanged."""
+    if not isinstance(value, np.generic):
+        return value
+    if isinstance(value, np.floating) and value.dtype.itemsize < 8:
+        return float(str(value))
+    return value.item()
+
+
 def _integer(name: str, value: Any, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+    value = _plain(value)
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
         raise ConfigError(f"{name}={value!r} is not allowed; it must be an integer >= {minimum}")
 
 
 def _number(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    value = _plain(value)
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise ConfigError(f"{name}={value!r} is not allowed; it must be a number")
+    if not math.isfinite(value):
+        raise ConfigError(f"{name}={value!r} is not allowed; it must be a finite number")
     return float(value)
 
 
 def validate_task(task: str, p: int) -> None:
-    """Validate a task name and modulus together (multiplication needs a prime modulus)."""
+    """Validate a task name and modulus together (multiplication needs a prime modulus).
+
+    Parameters
+    ----------
+    task : str
+        One of :data:`TASKS` (``add``, ``sub``, ``mul``).
+    p : int
+        The modulus, an integer >= 2; prime when ``task`` is ``mul``.
+
+    Raises
+    ------
+    ConfigError
+        When the task is unknown, ``p`` is not an integer >= 2, or ``mul`` gets a composite ``p``.
+    """
     _choice("task", task, TASKS)
     _integer("p", p, 2)
     if task == "mul" and not is_prime(p):
@@ -82,7 +125,23 @@ def validate_task(task: str, p: int) -> None:
 
 
 def validate_noise(noise: Any) -> float:
-    """Validate a label-noise fraction: a number in [0, 1)."""
+    """Validate a label-noise fraction: a number in [0, 1).
+
+    Parameters
+    ----------
+    noise : float
+        The fraction alpha of corrupted training labels.
+
+    Returns
+    -------
+    float
+        ``noise`` as a float.
+
+    Raises
+    ------
+    ConfigError
+        When ``noise`` is not a finite number or lies outside [0, 1).
+    """
     noise = _number("noise", noise)
     if not 0.0 <= noise < 1.0:
         raise ConfigError(f"noise={noise!r} is not allowed; it must lie in [0, 1)")
@@ -90,7 +149,18 @@ def validate_noise(noise: Any) -> float:
 
 
 def validate_width(width: Any) -> None:
-    """Validate a hidden width: an integer >= 1."""
+    """Validate a hidden width: an integer >= 1.
+
+    Parameters
+    ----------
+    width : int
+        The hidden width M.
+
+    Raises
+    ------
+    ConfigError
+        When ``width`` is not an integer >= 1 (booleans are refused).
+    """
     _integer("width", width, 1)
 
 
@@ -98,49 +168,70 @@ def validate_width(width: Any) -> None:
 class RunConfig:
     """Everything that determines one training run.
 
+    Validated on construction, frozen and hashable.
+
     Parameters
     ----------
-    task : {"add", "sub", "mul"}
+    task : {"add", "sub", "mul"}, default="add"
         The operation: c = a + b, a - b or a * b (mod p).
-    p : int
+    p : int, default=59
         Modulus (>= 2; prime for ``mul``).
-    train_frac : float
+    train_frac : float, default=0.5
         Fraction of the p**2 pairs used for training, in (0, 1). Open in the paper.
-    split_seed : int
+    split_seed : int, default=0
         Seed of the train/test split. Kept apart from ``seed`` so that runs differing only in
         ``seed`` share a split and can train as one batch.
-    noise : float
+    noise : float, default=0.0
         Fraction alpha of training samples whose label is corrupted, in [0, 1).
-    noise_mode : {"wrong", "any", "symmetric"}
+    noise_mode : {"wrong", "any", "symmetric"}, default="wrong"
         ``wrong``: uniform over the p - 1 wrong classes (the paper); ``any``: uniform over all p
         classes (Doshi et al.; about 1/p of corrupted labels are accidentally right);
-        ``symmetric``: like ``wrong`` but (a, b) and (b, a) get the same wrong label.
-    width : int
+        ``symmetric``: like ``wrong`` but (a, b) and (b, a) get the same wrong label (not for
+        ``sub``).
+    width : int, default=257
         Hidden width M (the paper uses 2**k + 1).
-    activation : {"relu", "quadratic", "gelu", "reverse_relu"}
+    activation : {"relu", "quadratic", "gelu", "reverse_relu"}, default="relu"
         phi. ``reverse_relu`` is max(0, -x) (the paper's reading is open).
-    tied : bool
+    tied : bool, default=False
         Tie the embeddings, U = V.
-    bias : bool
+    bias : bool, default=True
         Use the output bias mu.
-    init : {"default", "doshi"}
-        ``default``: N(0, 1/p) for U, V and N(0, 1/M) for W (fan-in scaling); ``doshi``:
-        N(0, (16 M)**(-2/3)) for all, as in Doshi et al.
-    optimizer : {"adamw", "adam", "sgd", "muon"}
-    lr, weight_decay : float
-        Learning rate (> 0) and decoupled weight decay (>= 0).
-    beta1, beta2 : float
-        Adam betas (beta1 is the momentum for SGD and Muon).
-    loss : {"ce", "mse"}
+    init : {"default", "doshi"}, default="default"
+        ``default``: uniform, as ``torch.nn.Linear`` initialises: U, V from
+        U(-1/sqrt(2p), 1/sqrt(2p)) (fan-in 2p of the one-hot pair), W and mu from
+        U(-1/sqrt(M), 1/sqrt(M)); ``doshi``: N(0, (16 M)**(-2/3)) for U, V and W and mu = 0,
+        as in Doshi et al. See :func:`memgen.model.init_params`.
+    optimizer : {"adamw", "adam", "sgd", "muon"}, default="adamw"
+        The update rule; see :class:`memgen.train.BatchedOptimizer`.
+    lr : float, default=3e-3
+        Learning rate (> 0).
+    weight_decay : float, default=1.0
+        Weight decay (>= 0): decoupled for AdamW and Muon, added to the gradient for Adam and SGD.
+    beta1 : float, default=0.9
+        Adam's first beta, in [0, 1) (the momentum for SGD and Muon).
+    beta2 : float, default=0.98
+        Adam's second beta, in [0, 1).
+    loss : {"ce", "mse"}, default="ce"
         Cross-entropy, or mean squared error against one-hot targets.
-    steps : int
+    steps : int, default=3000
         Optimizer steps (= epochs when full batch).
-    batch_size : int or None
+    batch_size : int or None, default=None
         None for full batch (the paper), else the minibatch size.
-    seed : int
+    seed : int, default=0
         Seed of the label noise and of the initialisation.
-    device : {"auto", "cpu", "cuda"}
+    precision : {"fp32", "tf32"}, default="fp32"
+        Matrix products in full float32, or in TF32 on CUDA (faster on tensor cores, 10-bit
+        mantissa inputs, float32 accumulation; no effect on the CPU). Part of the run's identity
+        when not ``fp32``. Off by default: its effect on results has been checked on one seed
+        only (see benchmarks/README.md).
+    device : {"auto", "cpu", "cuda"}, default="auto"
         Where to train; not part of the run's identity.
+
+    Raises
+    ------
+    ConfigError
+        When a field is not allowed, alone or with the others (e.g. too few training pairs for
+        ``noise`` to corrupt one label); the message names the field and what is allowed.
     """
 
     task: str = "add"
@@ -163,9 +254,12 @@ class RunConfig:
     steps: int = 3000
     batch_size: int | None = None
     seed: int = 0
+    precision: str = "fp32"
     device: str = field(default="auto", compare=False)
 
     def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):  # numpy scalars count as the Python values they hold
+            object.__setattr__(self, f.name, _plain(getattr(self, f.name)))
         validate_task(self.task, self.p)
         tf = _number("train_frac", self.train_frac)
         if not 0.0 < tf < 1.0:
@@ -197,6 +291,7 @@ class RunConfig:
         if self.batch_size is not None:
             _integer("batch_size", self.batch_size, 1)
         _integer("seed", self.seed, 0)
+        _choice("precision", self.precision, PRECISIONS)
         _choice("device", self.device, DEVICES)
         n_train = self.n_train
         if n_train < 1 or n_train >= self.p**2:
@@ -208,6 +303,12 @@ class RunConfig:
             raise ConfigError(
                 f"noise={self.noise!r} is not allowed with {n_train} training pairs: it corrupts "
                 f"floor(noise * n_train) = 0 labels; use noise=0 or noise >= {1 / n_train:.4f}"
+            )
+        if self.batch_size is not None and self.batch_size > n_train:
+            # an error, not a silent "full batch": each larger value would name the same training
+            raise ConfigError(
+                f"batch_size={self.batch_size!r} is not allowed with {n_train} training pairs; it must "
+                f"be <= {n_train}, or None for full batch"
             )
 
     # ------------------------------------------------------------------ identity
@@ -222,13 +323,28 @@ class RunConfig:
         return int(self.noise * self.n_train)
 
     def to_dict(self) -> dict[str, Any]:
-        """The config as a plain dict (JSON-serialisable)."""
+        """The config as a plain dict (JSON-serialisable).
+
+        Returns
+        -------
+        dict
+            Field name to value, every field including ``device``.
+        """
         return dataclasses.asdict(self)
 
     def identity(self) -> dict[str, Any]:
-        """The fields that determine results (everything but ``device``) plus the engine version."""
+        """The fields that determine results (everything but ``device``) plus the engine version.
+
+        Returns
+        -------
+        dict
+            The fields as in :meth:`to_dict` without ``device``, floats as floats, and
+            ``engine_version`` (:data:`ENGINE_VERSION`).
+        """
         d = self.to_dict()
         d.pop("device")
+        if d["precision"] == "fp32":  # the default keeps the keys runs had before the option
+            d.pop("precision")
         d["noise"] = float(d["noise"])
         for k in ("train_frac", "lr", "weight_decay", "beta1", "beta2"):
             d[k] = float(d[k])
@@ -236,17 +352,45 @@ class RunConfig:
         return d
 
     def key(self) -> str:
-        """A stable content hash naming this run (20 hex digits)."""
+        """A stable content hash naming this run (20 hex digits).
+
+        Returns
+        -------
+        str
+            The first 20 hex digits of the SHA-256 of :meth:`identity` as sorted JSON.
+        """
         blob = json.dumps(self.identity(), sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:20]
 
     def replace(self, **changes: Any) -> RunConfig:
-        """A copy with some fields changed (validated again)."""
+        """A copy with some fields changed (validated again).
+
+        Parameters
+        ----------
+        **changes : Any
+            Field names and their new values.
+
+        Returns
+        -------
+        RunConfig
+            The new config.
+        """
         return dataclasses.replace(self, **changes)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RunConfig:
-        """Build a config from a dict, ignoring keys that are not fields (e.g. engine_version)."""
+        """Build a config from a dict, ignoring keys that are not fields (e.g. engine_version).
+
+        Parameters
+        ----------
+        d : dict
+            Field values, e.g. from :meth:`to_dict` or :meth:`identity`.
+
+        Returns
+        -------
+        RunConfig
+            The validated config.
+        """
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in names})
 
@@ -254,6 +398,11 @@ class RunConfig:
         """Fields that must agree for runs to train together as one stacked batch.
 
         Runs may differ in ``noise``, ``noise_mode``, ``seed``, ``lr`` and ``weight_decay``.
+
+        Returns
+        -------
+        tuple
+            Sorted (name, value) pairs of all the other fields.
         """
         d = self.to_dict()
         for k in ("noise", "noise_mode", "seed", "lr", "weight_decay"):
@@ -261,7 +410,13 @@ class RunConfig:
         return tuple(sorted(d.items()))
 
     def label(self) -> str:
-        """A short human-readable description."""
+        """A short human-readable description.
+
+        Returns
+        -------
+        str
+            Task, p, width, activation, noise and seed, e.g. ``add p=59 M=257 relu noise=0.4 seed=0``.
+        """
         return (f"{self.task} p={self.p} M={self.width} {self.activation} noise={self.noise:g}"
                 f" seed={self.seed}")
 
@@ -271,8 +426,24 @@ class RunConfig:
 class Profile:
     """Defaults and sweep grids of one named setting.
 
-    ``base`` holds RunConfig fields; ``widths``, ``noises`` and ``seeds`` are the grids the
-    chapters sweep; ``width`` and ``noise`` the single-run defaults.
+    Parameters
+    ----------
+    name : str
+        The profile's name (``test``, ``book`` or ``paper``).
+    base : dict
+        RunConfig fields every run of the profile uses (p, train_frac, lr, ...).
+    widths : tuple of int
+        The widths the chapters sweep.
+    noises : tuple of float
+        The noise levels the chapters sweep.
+    seeds : tuple of int
+        The seeds the chapters sweep.
+    width : int
+        The single-run default width.
+    noise : float
+        The single-run default noise level.
+    description : str
+        One line for tables and the book.
     """
 
     name: str
@@ -287,7 +458,20 @@ class Profile:
     def config(self, **overrides: Any) -> RunConfig:
         """A RunConfig with this profile's defaults, overridden by ``overrides``.
 
-        ``None`` values in ``overrides`` mean "use the profile default".
+        Parameters
+        ----------
+        **overrides : Any
+            RunConfig fields; ``None`` values mean "use the profile default".
+
+        Returns
+        -------
+        RunConfig
+            The profile's ``width``, ``noise`` and ``base``, updated with ``overrides``.
+
+        Raises
+        ------
+        ConfigError
+            When an override is not a RunConfig field, or a value is not allowed.
         """
         fields = {"width": self.width, "noise": self.noise, **self.base}
         fields.update({k: v for k, v in overrides.items() if v is not None})
@@ -333,6 +517,22 @@ PROFILES: dict[str, Profile] = {
 
 
 def get_profile(name: str) -> Profile:
-    """Return the named profile (``test``, ``book`` or ``paper``)."""
+    """Return the named profile (``test``, ``book`` or ``paper``).
+
+    Parameters
+    ----------
+    name : str
+        A key of :data:`PROFILES`.
+
+    Returns
+    -------
+    Profile
+        The profile.
+
+    Raises
+    ------
+    ConfigError
+        When there is no profile of that name.
+    """
     _choice("profile", name, tuple(PROFILES))
     return PROFILES[name]

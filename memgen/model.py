@@ -20,7 +20,23 @@ from .configs import ACTIVATIONS, ConfigError, RunConfig
 
 
 def activation_fn(name: str) -> Callable[[torch.Tensor], torch.Tensor]:
-    """The activation ``name`` as a torch function (relu, quadratic, gelu, reverse_relu)."""
+    """The activation ``name`` as a torch function (relu, quadratic, gelu, reverse_relu).
+
+    Parameters
+    ----------
+    name : {"relu", "quadratic", "gelu", "reverse_relu"}
+        The activation; ``quadratic`` is x**2 and ``reverse_relu`` is max(0, -x).
+
+    Returns
+    -------
+    callable
+        Elementwise tensor function.
+
+    Raises
+    ------
+    ConfigError
+        When ``name`` is not one of :data:`~memgen.configs.ACTIVATIONS`.
+    """
     if name == "relu":
         return torch.relu
     if name == "quadratic":
@@ -36,10 +52,16 @@ def activation_fn(name: str) -> Callable[[torch.Tensor], torch.Tensor]:
 class Weights:
     """Trained (or constructed) weights of one network, float32 on the CPU.
 
-    Attributes
+    Parameters
     ----------
-    U, V : (M, P) tensors; W : (P, M) tensor; mu : (P,) tensor (zeros when unused).
-    activation : the activation the network was trained with (the default at evaluation).
+    U, V : torch.Tensor
+        (M, P) first-layer weights; row m is neuron m's input vector u_m, v_m.
+    W : torch.Tensor
+        (P, M) second-layer weights; column m is neuron m's output vector w_m.
+    mu : torch.Tensor
+        (P,) output bias (zeros when unused).
+    activation : str, default="relu"
+        The activation the network was trained with (the default at evaluation).
     """
 
     U: torch.Tensor
@@ -50,15 +72,32 @@ class Weights:
 
     @property
     def width(self) -> int:
+        """Hidden width M (number of neurons)."""
         return self.U.shape[0]
 
     @property
     def p(self) -> int:
+        """Modulus P (number of tokens and classes)."""
         return self.U.shape[1]
 
     def logits(self, a: np.ndarray | torch.Tensor | None = None, b: np.ndarray | torch.Tensor | None = None,
                activation: str | None = None, chunk: int = 8192) -> torch.Tensor:
-        """Logits (N, P) for pairs (a, b); all p**2 pairs in row-major order when omitted."""
+        """Logits (N, P) for pairs (a, b); all p**2 pairs in row-major order when omitted.
+
+        Parameters
+        ----------
+        a, b : numpy.ndarray or torch.Tensor or None, default=None
+            (N,) operands; when either is None, all p**2 pairs in row-major order.
+        activation : str or None, default=None
+            Activation to evaluate with; None uses the training activation.
+        chunk : int, default=8192
+            Pairs per forward pass (bounds memory).
+
+        Returns
+        -------
+        torch.Tensor
+            (N, P) logits, computed without gradients.
+        """
         p = self.p
         if a is None or b is None:
             idx = torch.arange(p * p)
@@ -75,20 +114,63 @@ class Weights:
         return torch.cat(out)
 
     def predict(self, activation: str | None = None) -> np.ndarray:
-        """Predicted class of every pair, (p*p,) int array in row-major order."""
+        """Predicted class of every pair, (p*p,) int array in row-major order.
+
+        Parameters
+        ----------
+        activation : str or None, default=None
+            Activation to evaluate with; None uses the training activation.
+
+        Returns
+        -------
+        numpy.ndarray
+            (p*p,) argmax of the logits of every pair.
+        """
         return self.logits(activation=activation).argmax(-1).numpy()
 
     def subnetwork(self, neurons: np.ndarray | torch.Tensor, keep_bias: bool = True) -> Weights:
-        """The network restricted to the given neuron indices (the others removed)."""
+        """The network restricted to the given neuron indices (the others removed).
+
+        Parameters
+        ----------
+        neurons : numpy.ndarray or torch.Tensor
+            Indices of the neurons to keep.
+        keep_bias : bool, default=True
+            Keep the output bias mu; False sets it to zero.
+
+        Returns
+        -------
+        Weights
+            A network of width ``len(neurons)`` with the same activation.
+        """
         idx = torch.as_tensor(np.asarray(neurons), dtype=torch.long)
         mu = self.mu if keep_bias else torch.zeros_like(self.mu)
         return Weights(self.U[idx], self.V[idx], self.W[:, idx], mu, self.activation)
 
     def to_state(self) -> dict[str, torch.Tensor | str]:
+        """The weights as a plain dict, for saving.
+
+        Returns
+        -------
+        dict
+            ``U``, ``V``, ``W``, ``mu`` tensors and the ``activation`` name.
+        """
         return {"U": self.U, "V": self.V, "W": self.W, "mu": self.mu, "activation": self.activation}
 
     @classmethod
     def from_state(cls, d: dict) -> Weights:
+        """Rebuild weights from :meth:`to_state`'s dict.
+
+        Parameters
+        ----------
+        d : dict
+            With keys ``U``, ``V``, ``W``, ``mu`` and ``activation``.
+
+        Returns
+        -------
+        Weights
+            The weights.
+        """
         return cls(d["U"], d["V"], d["W"], d["mu"], d["activation"])
 
 
@@ -96,9 +178,24 @@ class Weights:
 def init_params(configs: list[RunConfig], device: torch.device) -> dict[str, torch.Tensor]:
     """Initial stacked parameters of a batch of runs (internal layout, leading run dimension).
 
-    Returns ``Ut``, ``Vt`` (R, P, M) (``Vt`` absent when tied), ``Wt`` (R, M, P), ``mu`` (R, P)
-    (absent without bias). Each run is initialised from its own ``seed`` on the CPU, so the
-    numbers do not depend on the batch it trains in or on the device.
+    Each run is initialised from its own ``seed`` on the CPU, so the numbers do not depend on
+    the batch it trains in or on the device. ``init="default"`` draws uniformly, as
+    ``torch.nn.Linear`` does: U, V from U(-1/sqrt(2P), 1/sqrt(2P)) (fan-in 2P of the one-hot
+    pair), W and mu from U(-1/sqrt(M), 1/sqrt(M)). ``init="doshi"`` draws U, V and W from
+    N(0, (16 M)**(-2/3)) and sets mu = 0.
+
+    Parameters
+    ----------
+    configs : list of RunConfig
+        Runs sharing a batch key (the first one gives p, width, ``tied`` and ``bias``).
+    device : torch.device
+        Where the parameters live.
+
+    Returns
+    -------
+    dict of str to torch.Tensor
+        ``Ut``, ``Vt`` (R, P, M) (``Vt`` absent when tied), ``Wt`` (R, M, P), ``mu`` (R, P)
+        (absent without bias), each requiring gradients.
     """
     c0 = configs[0]
     p, m = c0.p, c0.width
@@ -129,10 +226,18 @@ def init_params(configs: list[RunConfig], device: torch.device) -> dict[str, tor
     return {k: v.to(device).requires_grad_(True) for k, v in params.items()}
 
 
+#: How the first layer's backward pass forms dU, dV: ``index_add`` (a scatter; fastest on the CPU),
+#: ``onehot`` (one batched GEMM onehot(a)^T @ g per table: no atomics, the GPU's tensor cores),
+#: or ``auto`` (``onehot`` on CUDA, ``index_add`` elsewhere). Both give the same gradient up to
+#: float summation order.
+FIRST_LAYER_BACKWARD = "auto"
+
+
 def _gather_sum(ctx, Ut, Vt, a, b) -> torch.Tensor:
     R, P, M = Ut.shape
     offs = torch.arange(R, device=a.device)[:, None] * P
     ctx.idx = ((offs + a).reshape(-1), (offs + b).reshape(-1))
+    ctx.ab = (a, b)
     ctx.shape = (R, P, M)
     out = Ut.reshape(R * P, M).index_select(0, ctx.idx[0])
     return out.add_(Vt.reshape(R * P, M).index_select(0, ctx.idx[1])).view(R, len(a), M)
@@ -140,6 +245,15 @@ def _gather_sum(ctx, Ut, Vt, a, b) -> torch.Tensor:
 
 def _scatter_grads(ctx, g: torch.Tensor):
     (ia, ib), (R, P, M) = ctx.idx, ctx.shape
+    mode = FIRST_LAYER_BACKWARD
+    if mode == "onehot" or (mode == "auto" and g.is_cuda):
+        # (P, N) @ (R, N, M) -> (R, P, M): a batched GEMM instead of an atomic scatter
+        def table_grad(idx: torch.Tensor) -> torch.Tensor:
+            return torch.matmul(F.one_hot(idx, P).to(g.dtype).T, g)
+
+        gu = table_grad(ctx.ab[0]) if ctx.needs_input_grad[0] else None
+        gv = table_grad(ctx.ab[1]) if ctx.needs_input_grad[1] else None
+        return gu, gv, None, None
     g2 = g.reshape(-1, M)
     gu = g.new_zeros(R * P, M).index_add_(0, ia, g2).view(R, P, M) if ctx.needs_input_grad[0] else None
     gv = g.new_zeros(R * P, M).index_add_(0, ib, g2).view(R, P, M) if ctx.needs_input_grad[1] else None
@@ -177,7 +291,20 @@ class _PairSumReLU(torch.autograd.Function):
 
 
 def pair_sum(Ut: torch.Tensor, Vt: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Pre-activations (R, N, M) = Ut[:, a] + Vt[:, b] (the first layer without one-hot products)."""
+    """Pre-activations (R, N, M) = Ut[:, a] + Vt[:, b] (the first layer without one-hot products).
+
+    Parameters
+    ----------
+    Ut, Vt : torch.Tensor
+        (R, P, M) stacked first-layer weights.
+    a, b : torch.Tensor
+        (N,) long operands shared by all runs.
+
+    Returns
+    -------
+    torch.Tensor
+        (R, N, M) pre-activations; the backward pass scatters with ``index_add_``.
+    """
     return _PairSum.apply(Ut, Vt, a, b)
 
 
@@ -187,6 +314,22 @@ def hidden(params: dict[str, torch.Tensor], a: torch.Tensor, b: torch.Tensor,
 
     ReLU is fused into the first-layer gather and returns ``None`` for the pre-activations
     (its derivative is ``h > 0``); other activations keep ``pre`` in the autograd graph.
+
+    Parameters
+    ----------
+    params : dict of str to torch.Tensor
+        Stacked parameters as from :func:`init_params` (``Vt`` absent: tied to ``Ut``).
+    a, b : torch.Tensor
+        (N,) long operands shared by all runs.
+    activation : str
+        The activation name.
+
+    Returns
+    -------
+    pre : torch.Tensor or None
+        (R, N, M) pre-activations, None for ReLU.
+    h : torch.Tensor
+        (R, N, M) activations.
     """
     Ut = params["Ut"]
     Vt = params.get("Vt", Ut)
@@ -197,7 +340,20 @@ def hidden(params: dict[str, torch.Tensor], a: torch.Tensor, b: torch.Tensor,
 
 
 def readout(params: dict[str, torch.Tensor], h: torch.Tensor) -> torch.Tensor:
-    """Logits (R, N, P) = h W (+ mu, fused into the product)."""
+    """Logits (R, N, P) = h W (+ mu, fused into the product).
+
+    Parameters
+    ----------
+    params : dict of str to torch.Tensor
+        Stacked parameters; ``Wt`` (R, M, P) and, when present, ``mu`` (R, P) are used.
+    h : torch.Tensor
+        (R, N, M) activations.
+
+    Returns
+    -------
+    torch.Tensor
+        (R, N, P) logits.
+    """
     if "mu" in params:
         return torch.baddbmm(params["mu"][:, None, :], h, params["Wt"])
     return torch.bmm(h, params["Wt"])
@@ -205,12 +361,42 @@ def readout(params: dict[str, torch.Tensor], h: torch.Tensor) -> torch.Tensor:
 
 def batched_logits(params: dict[str, torch.Tensor], a: torch.Tensor, b: torch.Tensor,
                    activation: str) -> torch.Tensor:
-    """Logits (R, N, P) of a batch of runs on shared pairs (a, b)."""
+    """Logits (R, N, P) of a batch of runs on shared pairs (a, b).
+
+    Parameters
+    ----------
+    params : dict of str to torch.Tensor
+        Stacked parameters as from :func:`init_params`.
+    a, b : torch.Tensor
+        (N,) long operands shared by all runs.
+    activation : str
+        The activation name.
+
+    Returns
+    -------
+    torch.Tensor
+        (R, N, P) logits.
+    """
     return readout(params, hidden(params, a, b, activation)[1])
 
 
 def weights_of_run(params: dict[str, torch.Tensor], r: int, activation: str) -> Weights:
-    """Run r's weights in the paper's layout, detached, float32 on the CPU."""
+    """Run r's weights in the paper's layout, detached, float32 on the CPU.
+
+    Parameters
+    ----------
+    params : dict of str to torch.Tensor
+        Stacked parameters as from :func:`init_params`.
+    r : int
+        Index of the run in the batch.
+    activation : str
+        The run's training activation, stored with the weights.
+
+    Returns
+    -------
+    Weights
+        U, V (M, P), W (P, M), mu (P,); V = U when tied, mu = 0 without bias.
+    """
     Ut = params["Ut"][r].detach().float().cpu()
     Vt = params["Vt"][r].detach().float().cpu() if "Vt" in params else Ut
     Wt = params["Wt"][r].detach().float().cpu()
@@ -223,6 +409,16 @@ def strength(weights: Weights) -> np.ndarray:
 
     phi is the training activation; ``reverse_relu`` uses its mirror image relu so that the
     score stays positive.
+
+    Parameters
+    ----------
+    weights : Weights
+        The network.
+
+    Returns
+    -------
+    numpy.ndarray
+        (M,) strength of every neuron.
     """
     act = "relu" if weights.activation == "reverse_relu" else weights.activation
     s = weights.U.abs().amax(1) + weights.V.abs().amax(1)

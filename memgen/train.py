@@ -12,9 +12,12 @@ steps) and log-spaced later; see :func:`record_steps`.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -43,8 +46,19 @@ class ResourceError(RuntimeError):
 class Run:
     """A finished (or failed) training run.
 
-    ``history`` maps each name in :data:`HISTORY_KEYS` to a list (one entry per recorded step);
-    ``weights`` are the final weights; ``failed`` holds the reason when the run diverged.
+    Parameters
+    ----------
+    config : RunConfig
+        The run's configuration.
+    history : dict of str to list of float
+        Each name in :data:`HISTORY_KEYS` to a list, one entry per recorded step (see
+        :func:`record_steps`).
+    weights : Weights or None
+        The final weights; None when the run failed.
+    meta : dict, default={}
+        Facts about the training (seconds, batch size, device, torch version).
+    failed : str or None, default=None
+        The reason when the run diverged, else None.
     """
 
     config: RunConfig
@@ -54,7 +68,18 @@ class Run:
     failed: str | None = None
 
     def final(self, name: str) -> float:
-        """The last recorded value of a history metric."""
+        """The last recorded value of a history metric.
+
+        Parameters
+        ----------
+        name : str
+            A key of :data:`HISTORY_KEYS`, e.g. ``test_acc``.
+
+        Returns
+        -------
+        float
+            The value at the last recorded step.
+        """
         return self.history[name][-1]
 
     @cached_property
@@ -64,8 +89,21 @@ class Run:
 
 
 def record_steps(steps: int) -> list[int]:
-    """Steps at which history is recorded: every step up to 32, every 4th up to 256, then 40
-    log-spaced points, always including 0 and ``steps``."""
+    """Steps at which history is recorded.
+
+    Every step up to 32, every 4th up to 256, then 40 log-spaced points, always including 0 and
+    ``steps``.
+
+    Parameters
+    ----------
+    steps : int
+        The run's number of optimizer steps.
+
+    Returns
+    -------
+    list of int
+        Sorted distinct steps in 0..steps.
+    """
     s = set(range(0, min(steps, 32) + 1))
     s.update(range(32, min(steps, 256) + 1, 4))
     if steps > 256:
@@ -75,7 +113,23 @@ def record_steps(steps: int) -> list[int]:
 
 
 def resolve_device(name: str) -> torch.device:
-    """``auto`` means CUDA when available, else CPU."""
+    """Turn a device name into a torch device: ``auto`` means CUDA when available, else CPU.
+
+    Parameters
+    ----------
+    name : {"auto", "cpu", "cuda"}
+        The configured device.
+
+    Returns
+    -------
+    torch.device
+        The device to train on.
+
+    Raises
+    ------
+    ResourceError
+        When ``cuda`` is asked for and no CUDA device is available.
+    """
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
@@ -84,7 +138,19 @@ def resolve_device(name: str) -> torch.device:
 
 
 def estimate_bytes(configs: list[RunConfig]) -> int:
-    """Rough peak memory of training ``configs`` as one batch (bytes, float32)."""
+    """Rough peak memory of training ``configs`` as one batch (bytes, float32).
+
+    Parameters
+    ----------
+    configs : list of RunConfig
+        Runs sharing a batch key.
+
+    Returns
+    -------
+    int
+        Estimated bytes: parameters with optimizer state and gradients, activations, logits and
+        a fixed 64 MiB overhead.
+    """
     c = configs[0]
     p, m, r = c.p, c.width, len(configs)
     n = c.batch_size or c.n_train
@@ -94,7 +160,19 @@ def estimate_bytes(configs: list[RunConfig]) -> int:
 
 
 def available_bytes(device: torch.device) -> int:
-    """Free memory on ``device`` (bytes)."""
+    """Free memory on ``device`` (bytes).
+
+    Parameters
+    ----------
+    device : torch.device
+        A CUDA device (its free memory) or the CPU (available physical pages; 8 GiB when the
+        system does not tell).
+
+    Returns
+    -------
+    int
+        Free bytes.
+    """
     if device.type == "cuda":
         return int(torch.cuda.mem_get_info(device)[0])
     try:
@@ -104,7 +182,20 @@ def available_bytes(device: torch.device) -> int:
 
 
 def check_fits(configs: list[RunConfig], device: torch.device) -> None:
-    """Raise :class:`ResourceError` before allocating when the batch cannot fit."""
+    """Raise :class:`ResourceError` before allocating when the batch cannot fit.
+
+    Parameters
+    ----------
+    configs : list of RunConfig
+        Runs sharing a batch key.
+    device : torch.device
+        Where they would train.
+
+    Raises
+    ------
+    ResourceError
+        When :func:`estimate_bytes` exceeds 90% of :func:`available_bytes`.
+    """
     need, have = estimate_bytes(configs), available_bytes(device)
     if need > 0.9 * have:
         raise ResourceError(
@@ -142,7 +233,23 @@ class BatchedOptimizer:
     (p -= lr * wd * p); Adam and SGD add wd * p to the gradient. Muon orthogonalises the
     momentum of the matrices U, V, W (Nesterov, lr scaled by sqrt(max(1, rows/cols)) of the
     stored (P, M) / (M, P) matrices, as torch.optim.Muon does) and uses AdamW for the bias mu.
-    ``lr`` and ``wd`` are (R,) tensors.
+
+    Parameters
+    ----------
+    name : {"adamw", "adam", "sgd", "muon"}
+        The update rule.
+    params : dict of str to torch.Tensor
+        Stacked parameters (leading run dimension R); state is allocated for each.
+    lr : torch.Tensor
+        (R,) per-run learning rates.
+    wd : torch.Tensor
+        (R,) per-run weight decays.
+    beta1 : float
+        Adam's first beta; the momentum of SGD and Muon.
+    beta2 : float
+        Adam's second beta.
+    eps : float, default=1e-8
+        Adam's denominator epsilon.
     """
 
     def __init__(self, name: str, params: dict[str, torch.Tensor], lr: torch.Tensor,
@@ -152,13 +259,36 @@ class BatchedOptimizer:
         self.state = {k: {"m": torch.zeros_like(v), "v": torch.zeros_like(v)} for k, v in params.items()}
 
     def state_dict(self) -> dict:
+        """The optimizer's state, for checkpoints.
+
+        Returns
+        -------
+        dict
+            ``t`` (steps taken) and ``state`` (per parameter: ``m`` and ``v`` buffers).
+        """
         return {"t": self.t, "state": self.state}
 
     def load_state_dict(self, d: dict) -> None:
+        """Restore the state saved by :meth:`state_dict`.
+
+        Parameters
+        ----------
+        d : dict
+            With keys ``t`` and ``state``.
+        """
         self.t, self.state = d["t"], d["state"]
 
     @torch.no_grad()
     def step(self, params: dict[str, torch.Tensor], grads: dict[str, torch.Tensor]) -> None:
+        """Update ``params`` in place by one optimizer step.
+
+        Parameters
+        ----------
+        params : dict of str to torch.Tensor
+            The stacked parameters the state was built for.
+        grads : dict of str to torch.Tensor
+            Their gradients, by the same names.
+        """
         self.t += 1
         for k, p in params.items():
             g, st = grads[k], self.state[k]
@@ -214,6 +344,44 @@ def _sample_grad_norms(pre: torch.Tensor | None, h: torch.Tensor, logits: torch.
     return total.sqrt()
 
 
+def divergence_check_every(device: torch.device) -> int:
+    """Steps between divergence checks: every step on the CPU (where a check costs nothing), every
+    64 steps on CUDA, where a check is a host-device synchronisation.
+
+    Parameters
+    ----------
+    device : torch.device
+        The training device.
+
+    Returns
+    -------
+    int
+        The check interval (a diverged run is parked at the next check; its message names that step).
+    """
+    return 64 if device.type == "cuda" else 1
+
+
+@contextlib.contextmanager
+def matmul_precision(precision: str) -> Iterator[None]:
+    """Matrix products in ``fp32`` or ``tf32`` (CUDA only) inside the block; restored after.
+
+    Parameters
+    ----------
+    precision : {"fp32", "tf32"}
+        The precision of :attr:`RunConfig.precision`.
+
+    Yields
+    ------
+    None
+    """
+    prev = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = precision == "tf32"
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = prev
+
+
 def _progress(total: int, desc: str, enabled: bool | None):
     mode = os.environ.get("MEMGEN_PROGRESS", "auto")
     if enabled is False or mode == "off":
@@ -264,6 +432,8 @@ class _LoopState:
     failed: list[str | None]  # per run: why it stopped, or None
     hist: dict[str, list]  # per history key: one (R,) entry per recorded step
     gen: torch.Generator  # minibatch order
+    started: float = field(default_factory=time.perf_counter)  # when this process began the batch
+    seconds_before: float = 0.0  # training time before a resumed checkpoint (another process)
 
 
 def _forward(params: dict[str, torch.Tensor], d: _BatchData, sel: torch.Tensor | None, c0: RunConfig):
@@ -371,26 +541,30 @@ def train_batch(configs: list[RunConfig], *, progress: bool | None = None,
     marks = set(record_steps(c0.steps))
     bar = _progress(R * c0.steps * c0.width, f"training {R} run(s) M={c0.width}", progress)
 
-    for step in range(start, c0.steps + 1):
-        # forward: per-run mean losses on the full batch (or a minibatch)
-        sel = torch.randperm(n, generator=st.gen)[: c0.batch_size].to(device) if c0.batch_size else None
-        fwd = _forward(params, d, sel, c0)
-        # divergence: park runs whose loss is no longer finite, then redo the forward pass
-        if _park_diverged(step, fwd[3], configs, st, params, opt):
+    check = divergence_check_every(device)
+    with matmul_precision(c0.precision):
+        for step in range(start, c0.steps + 1):
+            # forward: per-run mean losses on the full batch (or a minibatch)
+            sel = torch.randperm(n, generator=st.gen)[: c0.batch_size].to(device) if c0.batch_size else None
             fwd = _forward(params, d, sel, c0)
-        # history: at the recorded steps, from this forward pass
-        if step in marks:
-            _record(step, fwd, params, d, c0, st.hist)
-        if step == c0.steps or not st.alive.any():
-            break
-        # backward and update: the summed loss gives every run its own gradient
-        grads = torch.autograd.grad(fwd[3].sum(), list(params.values()))
-        opt.step(params, dict(zip(params, grads)))
-        # progress and checkpoint
-        if bar is not None:
-            bar.update(R * c0.width)
-        if checkpoint_path and checkpoint_every and (step + 1) % checkpoint_every == 0 and step + 1 < c0.steps:
-            _save_checkpoint(checkpoint_path, configs, step + 1, params, opt, st)
+            # divergence: every `check` steps (no host sync in between), park runs whose loss is
+            # no longer finite, then redo the forward pass
+            checked = step % check == 0 or step in marks or step == c0.steps
+            if checked and _park_diverged(step, fwd[3], configs, st, params, opt):
+                fwd = _forward(params, d, sel, c0)
+            # history: at the recorded steps, from this forward pass
+            if step in marks:
+                _record(step, fwd, params, d, c0, st.hist)
+            if step == c0.steps or (checked and not st.alive.any()):
+                break
+            # backward and update: the summed loss gives every run its own gradient
+            grads = torch.autograd.grad(fwd[3].sum(), list(params.values()))
+            opt.step(params, dict(zip(params, grads)))
+            # progress and checkpoint
+            if bar is not None:
+                bar.update(R * c0.width)
+            if checkpoint_path and checkpoint_every and (step + 1) % checkpoint_every == 0 and step + 1 < c0.steps:
+                _save_checkpoint(checkpoint_path, configs, step + 1, params, opt, st)
 
     if bar is not None:
         bar.close()
@@ -407,7 +581,7 @@ def _runs(configs: list[RunConfig], params: dict[str, torch.Tensor], st: _LoopSt
         h = {k: ([int(s) for s in st.hist["step"]] if k == "step" else [float(v[r]) for v in st.hist[k]])
              for k in HISTORY_KEYS}
         w = None if st.failed[r] else weights_of_run(params, r, c.activation)
-        runs.append(Run(c, h, w, dict(meta), st.failed[r]))
+        runs.append(Run(c, h, w, {**meta, "seconds": meta["seconds"] + st.seconds_before}, st.failed[r]))
     return runs
 
 
@@ -420,6 +594,7 @@ def _save_checkpoint(path, configs, step, params, opt, st: _LoopState) -> None:
         "opt": {"t": opt.t, "state": {k: {s: x.cpu() for s, x in v.items()} for k, v in opt.state.items()},
                 "lr": opt.lr.cpu()},
         "hist": hist, "gen": gen.get_state(), "alive": alive.cpu(), "failed": failed,
+        "seconds": st.seconds_before + time.perf_counter() - st.started,
     })
 
 
@@ -444,4 +619,7 @@ def _resume(path, configs, params, opt, st: _LoopState) -> int:
     gen.set_state(ck["gen"])
     alive.copy_(ck["alive"])
     failed[:] = ck["failed"]
+    st.seconds_before = float(ck.get("seconds", 0.0))
+    print(f"memgen: resuming {len(configs)} run(s) like {configs[0].label()} at step {ck['step']} of "
+          f"{configs[0].steps} from {path}", file=sys.stderr)
     return ck["step"]

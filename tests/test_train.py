@@ -123,3 +123,44 @@ def test_checkpoint_resume_gives_identical_result(tmp_path):
     assert resumed.history == full.history
     assert_weights_close(resumed.weights, full.weights, 0)
     assert not ck.exists()
+
+
+@pytest.mark.parametrize("kw", [dict(), dict(tied=True), dict(activation="quadratic")])
+def test_onehot_first_layer_backward_matches_index_add(monkeypatch, kw):
+    """The GPU's atomics-free backward (a one-hot GEMM) gives the CPU's gradient, on the CPU."""
+    import memgen.model as model
+
+    configs = [small(seed=s, **kw) for s in (0, 1)]
+    monkeypatch.setattr(model, "FIRST_LAYER_BACKWARD", "index_add")
+    ref = train_batch(configs, progress=False)
+    monkeypatch.setattr(model, "FIRST_LAYER_BACKWARD", "onehot")
+    alt = train_batch(configs, progress=False)
+    for a, b in zip(ref, alt):
+        assert_weights_close(a.weights, b.weights, 1e-5)
+
+
+def test_sparse_divergence_checks_park_the_bad_run_and_spare_the_others(monkeypatch):
+    """On CUDA the loop checks for divergence every 64 steps (no host sync per step); simulated
+    here with a check every 7 steps: the diverged run is parked at a check, the others match
+    a run checked every step exactly."""
+    import memgen.train as train
+
+    good = small(steps=40)
+    bad = good.replace(lr=1e9, seed=1)
+    every_step = train_batch([good, bad], progress=False)
+    monkeypatch.setattr(train, "divergence_check_every", lambda device: 7)
+    sparse = train_batch([good, bad], progress=False)
+    assert sparse[1].failed and "diverged at step" in sparse[1].failed
+    step = int(sparse[1].failed.split("diverged at step ")[1].split(":")[0])
+    assert step % 7 == 0 or step in record_steps(40)
+    assert_weights_close(sparse[0].weights, every_step[0].weights, 0)
+    assert sparse[0].history["test_acc"] == every_step[0].history["test_acc"]
+
+
+def test_precision_option_is_validated_and_keyed_only_when_set():
+    from memgen.configs import ConfigError
+
+    assert "precision" not in small().identity()
+    assert small(precision="tf32").key() != small().key()
+    with pytest.raises(ConfigError, match="precision='bf16'"):
+        small(precision="bf16")
