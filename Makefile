@@ -9,9 +9,10 @@ BUILD_ENV := MEMGEN_STATIC=1 MEMGEN_PROGRESS=text
 PROFILE ?= book
 NB ?= book/05_frequency_filtration.ipynb
 PARAMS ?=
+LAB_ARGS ?=
 TEST_BOOK := _build/test-book
 
-.PHONY: install book generate chapter test test-unit test-book test-nb test-pages lint bench clean clean-all strip
+.PHONY: lab install book generate chapter test test-unit test-book test-nb test-pages lint bench clean clean-all strip
 
 install: $(STAMP)
 
@@ -44,6 +45,12 @@ generate: install
 ##   make chapter NB=book/05_frequency_filtration.ipynb PARAMS="-p noise 0.6 -p width 257"
 chapter: install
 	$(PY) -m memgen.book.bookgen chapter $(NB) --out out $(PARAMS)
+
+## Live use: JupyterLab on the chapters with the project's kernel (sliders retrain or load runs).
+## JupyterLab is installed into the venv on first use (it is not needed to build or test the book).
+lab: install
+	$(PY) -m pip install -q jupyterlab==4.6.6
+	$(VENV)/bin/jupyter lab --notebook-dir=book $(LAB_ARGS)
 
 ## Every test layer: lint, the test-profile book (papermill) + browser check, unit tests, nbval.
 test: install
