@@ -540,6 +540,8 @@ def train_batch(configs: list[RunConfig], *, progress: bool | None = None,
         start = _resume(checkpoint_path, configs, params, opt, st)
     marks = set(record_steps(c0.steps))
     bar = _progress(R * c0.steps * c0.width, f"training {R} run(s) M={c0.width}", progress)
+    if bar is not None and start:  # resumed: the bar starts where the checkpoint left off
+        bar.update(start * R * c0.width)
 
     check = divergence_check_every(device)
     with matmul_precision(c0.precision):

@@ -76,7 +76,12 @@ def open_page(browser, base_url, path):
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     errors, outside = [], []
     page.on("pageerror", lambda e: errors.append(str(e)))
-    page.on("console", lambda m: errors.append(f"console.{m.type}: {m.text}") if m.type == "error" else None)
+
+    def console(m) -> None:
+        if m.type == "error":
+            errors.append(f"console.error: {m.text}")
+
+    page.on("console", console)
 
     def route(r):
         if r.request.url.startswith(base_url):
