@@ -3,7 +3,8 @@
 Serves _build/test-book/_build/html on 127.0.0.1, opens every page in headless Debian Chromium
 (playwright, no browser download) and checks: every plotly figure drew, the expected number of
 figures per page, a slider click changes the shown traces, no JavaScript errors, no request
-leaves 127.0.0.1, nothing logged to the console as an error. A full-page screenshot of each page goes to _build/screenshots/.
+leaves 127.0.0.1, nothing logged to the console as an error. A full-page screenshot of each
+page goes to _build/screenshots/.
 """
 
 from __future__ import annotations
