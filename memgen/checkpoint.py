@@ -12,12 +12,16 @@ import hashlib
 import io
 import os
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
 import torch
 
 MAGIC = b"MEMGEN-RUN 1\n"
+#: A temporary file of :func:`atomic_save` older than this (seconds) belongs to a writer that died
+#: (a save takes seconds); :func:`remove_stale_temps` removes it.
+STALE_TMP_SECONDS = 300
 
 
 class StoreError(RuntimeError):
@@ -25,7 +29,15 @@ class StoreError(RuntimeError):
 
 
 def atomic_save(path: str | os.PathLike, obj) -> None:
-    """Write ``obj`` (torch-serialisable) with a checksum header, atomically."""
+    """Write ``obj`` (torch-serialisable) with a checksum header, atomically.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file to write; missing parent folders are created.
+    obj : Any
+        What to save with ``torch.save``.
+    """
     buf = io.BytesIO()
     torch.save(obj, buf)
     payload = buf.getvalue()
@@ -46,7 +58,23 @@ def atomic_save(path: str | os.PathLike, obj) -> None:
 
 
 def checked_load(path: str | os.PathLike) -> Any:
-    """Load a file written by :func:`atomic_save`; raise :class:`StoreError` if it is damaged."""
+    """Load a file written by :func:`atomic_save`; raise :class:`StoreError` if it is damaged.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file to read.
+
+    Returns
+    -------
+    Any
+        The saved object (loaded with ``weights_only=True``).
+
+    Raises
+    ------
+    StoreError
+        When the header is missing, the checksum does not match or the payload is unreadable.
+    """
     raw = Path(path).read_bytes()
     head = len(MAGIC) + 65
     if not raw.startswith(MAGIC) or len(raw) < head or raw[head - 1:head] != b"\n":
@@ -58,3 +86,33 @@ def checked_load(path: str | os.PathLike) -> Any:
         return torch.load(io.BytesIO(payload), weights_only=True)
     except Exception as e:  # pragma: no cover - checksum already guards this
         raise StoreError(f"{path}: unreadable payload ({e})") from e
+
+
+def remove_stale_temps(root: str | os.PathLike, older_than: float = STALE_TMP_SECONDS) -> list[Path]:
+    """Remove the temporary files :func:`atomic_save` left under ``root`` when its process was
+    killed mid-save (``.<name>.*.tmp`` not modified for ``older_than`` seconds).
+
+    Younger ones are kept: they may belong to a writer that is still saving.
+
+    Parameters
+    ----------
+    root : str or os.PathLike
+        The folder searched, recursively.
+    older_than : float, default=STALE_TMP_SECONDS
+        Age in seconds (since the last modification) beyond which a temporary file is stale.
+
+    Returns
+    -------
+    list of pathlib.Path
+        The files removed.
+    """
+    removed = []
+    now = time.time()
+    for tmp in Path(root).rglob(".*.tmp"):
+        try:
+            if now - tmp.stat().st_mtime > older_than:
+                tmp.unlink()
+                removed.append(tmp)
+        except FileNotFoundError:  # another process removed or renamed it meanwhile
+            pass
+    return removed

@@ -168,7 +168,8 @@ def validate_width(width: Any) -> None:
 class RunConfig:
     """Everything that determines one training run.
 
-    Validated on construction, frozen and hashable.
+    Validated on construction, frozen and hashable. Numpy scalars (``np.int64(64)``,
+    ``np.float32(0.4)``) are stored as the Python numbers they hold; NaN and inf are refused.
 
     Parameters
     ----------
@@ -216,7 +217,8 @@ class RunConfig:
     steps : int, default=3000
         Optimizer steps (= epochs when full batch).
     batch_size : int or None, default=None
-        None for full batch (the paper), else the minibatch size.
+        None for full batch (the paper), else the minibatch size, at most ``n_train`` (a larger
+        one is refused, not read as full batch: it would name the same training twice).
     seed : int, default=0
         Seed of the label noise and of the initialisation.
     precision : {"fp32", "tf32"}, default="fp32"

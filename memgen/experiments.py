@@ -109,7 +109,10 @@ def setup(profile: str = "book", *, widths: list[int] | None = None,
     Raises
     ------
     ConfigError
-        Naming the first bad parameter.
+        Naming the first bad parameter. A grid (``widths``, ``noises``, ``seeds``) must be a
+        non-empty list, tuple or 1-D array of valid values: a scalar, a string or an empty list
+        is refused, never read as characters or replaced by the profile's grid. For ``mul`` the
+        analyses need p >= 3.
     """
     prof = get_profile(profile)
     base = prof.config(**params)

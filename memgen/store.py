@@ -19,8 +19,9 @@ import os
 import warnings
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
-from .checkpoint import StoreError, atomic_save, checked_load
+from .checkpoint import StoreError, atomic_save, checked_load, remove_stale_temps
 from .configs import RunConfig
 from .model import Weights
 from .train import DivergenceError, Run, estimate_bytes, train_batch
@@ -32,7 +33,13 @@ MAX_BATCH_BYTES = 3 * 2**30
 
 
 class SweepError(RuntimeError):
-    """Some runs of a sweep failed; the others were stored. ``failures`` lists the messages."""
+    """Some runs of a sweep failed; the others were stored.
+
+    Parameters
+    ----------
+    failures : list of str
+        One message per failed run; kept as the ``failures`` attribute.
+    """
 
     def __init__(self, failures: list[str]) -> None:
         self.failures = failures
@@ -40,18 +47,43 @@ class SweepError(RuntimeError):
 
 
 def default_root() -> Path:
-    """``$MEMGEN_STORE`` or ``runs/`` next to the memgen package (the project folder)."""
+    """``$MEMGEN_STORE`` or ``runs/`` next to the memgen package (the project folder).
+
+    Returns
+    -------
+    pathlib.Path
+        The default store root.
+    """
     env = os.environ.get("MEMGEN_STORE")
     return Path(env) if env else Path(__file__).resolve().parent.parent / "runs"
 
 
 class RunStore:
-    """Trained runs on disk. ``train_or_load`` returns the stored run or trains and stores it."""
+    """Trained runs on disk. ``train_or_load`` returns the stored run or trains and stores it.
+
+    Parameters
+    ----------
+    root : str or os.PathLike or None, default=None
+        The store's folder; None means :func:`default_root`.
+    """
 
     def __init__(self, root: str | os.PathLike | None = None) -> None:
         self.root = Path(root) if root is not None else default_root()
+        self._tidied = False  # stale temporary files removed (once, on first use)
 
     def path(self, config: RunConfig) -> Path:
+        """The entry file of ``config``, ``<root>/<key[:2]>/<key>.pt`` (it may not exist).
+
+        Parameters
+        ----------
+        config : RunConfig
+            The run.
+
+        Returns
+        -------
+        pathlib.Path
+            Where its entry is (or would be) stored.
+        """
         key = config.key()
         return self.root / key[:2] / f"{key}.pt"
 
@@ -60,12 +92,29 @@ class RunStore:
 
     # -------------------------------------------------------------- single entries
     def load(self, config: RunConfig) -> Run | None:
-        """The stored run of ``config``, or None (a damaged entry is reported and removed)."""
+        """The stored run of ``config``, or None (a damaged entry is reported and removed).
+
+        Parameters
+        ----------
+        config : RunConfig
+            The run to look up.
+
+        Returns
+        -------
+        Run or None
+            The stored run, or None when there is no (intact) entry; a damaged one is removed
+            with a warning.
+        """
+        if not self._tidied:  # temporary files of saves killed midway (kill -9) are never entries
+            self._tidied = True
+            if self.root.is_dir():
+                remove_stale_temps(self.root)
         path = self.path(config)
         if not path.exists():
             return None
         try:
             d = checked_load(path)
+            _check_identity(path, d, config)
         except StoreError as e:
             warnings.warn(f"run store: {e}; removing it and training again", stacklevel=2)
             path.unlink(missing_ok=True)
@@ -73,7 +122,23 @@ class RunStore:
         return Run(config, d["history"], Weights.from_state(d["weights"]), d["meta"])
 
     def save(self, run: Run) -> Path:
-        """Store a finished run (failed runs are refused)."""
+        """Store a finished run (failed runs are refused).
+
+        Parameters
+        ----------
+        run : Run
+            A run with weights and no failure.
+
+        Returns
+        -------
+        pathlib.Path
+            The entry's file.
+
+        Raises
+        ------
+        ValueError
+            When the run failed or has no weights.
+        """
         if run.failed or run.weights is None:
             raise ValueError(f"refusing to store a failed run: {run.failed}")
         path = self.path(run.config)
@@ -85,7 +150,22 @@ class RunStore:
     def train_or_load(self, config: RunConfig, *, progress: bool | None = None) -> Run:
         """The run of ``config``: from the store, or trained now and stored.
 
-        Raises :class:`DivergenceError` when training diverges (nothing is stored).
+        Parameters
+        ----------
+        config : RunConfig
+            The run.
+        progress : bool or None, default=None
+            Progress bar while training (see :func:`~memgen.train.train_batch`).
+
+        Returns
+        -------
+        Run
+            The stored or freshly trained run.
+
+        Raises
+        ------
+        DivergenceError
+            When training diverges (nothing is stored).
         """
         try:
             return self.sweep([config], progress=progress)[0]
@@ -93,7 +173,8 @@ class RunStore:
             raise DivergenceError(e.failures[0]) from None
 
     def sweep(self, configs: list[RunConfig], *, progress: bool | None = None,
-              allow_failures: bool = False, checkpoint_every: int | None = None) -> list[Run]:
+              allow_failures: bool = False, checkpoint_every: int | None = None,
+              client: Any = None) -> list[Run]:
         """Runs for many configs, training only the missing ones, batched by shape.
 
         Missing runs are grouped by :meth:`RunConfig.batch_key` and trained in batches of at most
@@ -104,7 +185,36 @@ class RunStore:
         Failed (diverged) runs are not stored. They are reported together at the end with a
         :class:`SweepError`, unless ``allow_failures`` is set, in which case they are returned
         with ``failed`` set.
+
+        Parameters
+        ----------
+        configs : list of RunConfig
+            The runs; duplicates are trained once.
+        progress : bool or None, default=None
+            Progress bar while training (see :func:`~memgen.train.train_batch`).
+        allow_failures : bool, default=False
+            Return failed runs instead of raising :class:`SweepError`.
+        checkpoint_every : int or None, default=None
+            Steps between checkpoints; when given, batches of any length checkpoint.
+        client : distributed.Client or None, default=None
+            Train the batches on this Dask cluster instead, one task per batch
+            (:func:`memgen.distributed.sweep`; the store must be a shared folder).
+
+        Returns
+        -------
+        list of Run
+            One run per config, in the order of ``configs``.
+
+        Raises
+        ------
+        SweepError
+            When some runs failed and ``allow_failures`` is False (the others are stored).
         """
+        if client is not None:  # on a Dask cluster (optional dependency, imported only here)
+            from .distributed import sweep as distributed_sweep
+
+            return distributed_sweep(configs, client=client, store=self, progress=progress,
+                                     allow_failures=allow_failures, checkpoint_every=checkpoint_every)
         unique = list(dict.fromkeys(configs))
         found: dict[RunConfig, Run] = {}
         missing = []
@@ -133,8 +243,33 @@ class RunStore:
         return [found[c] for c in configs]
 
 
+def _check_identity(path: Path, entry: object, config: RunConfig) -> None:
+    """Raise :class:`StoreError` unless ``entry`` is the stored run of ``config`` (an entry copied
+    or renamed onto another config's path is damage, not a cache hit)."""
+    want = config.identity()
+    have = entry.get("config") if isinstance(entry, dict) else None
+    if not isinstance(have, dict):
+        raise StoreError(f"{path}: not a run entry (no config)")
+    if have != want:
+        diff = sorted(k for k in set(have) | set(want) if have.get(k) != want.get(k))
+        raise StoreError(f"{path}: holds the run of another config (differs in {', '.join(diff)})")
+
+
 def plan_batches(configs: list[RunConfig]) -> list[list[RunConfig]]:
-    """Group configs that can share a batch, in chunks small enough to store progressively."""
+    """Group configs that can share a batch, in chunks small enough to store progressively.
+
+    Parameters
+    ----------
+    configs : list of RunConfig
+        The runs to train.
+
+    Returns
+    -------
+    list of list of RunConfig
+        Batches of configs with one :meth:`~memgen.configs.RunConfig.batch_key`, each of at most
+        :data:`MAX_BATCH_NEURONS` neurons and :data:`MAX_BATCH_BYTES` estimated bytes (a single
+        run may exceed them).
+    """
     groups: dict[tuple, list[RunConfig]] = defaultdict(list)
     for c in configs:
         groups[c.batch_key()].append(c)
@@ -155,7 +290,13 @@ _DEFAULT: RunStore | None = None
 
 
 def default_store() -> RunStore:
-    """The store at :func:`default_root` (re-read when ``MEMGEN_STORE`` changes)."""
+    """The store at :func:`default_root` (re-read when ``MEMGEN_STORE`` changes).
+
+    Returns
+    -------
+    RunStore
+        The shared default store.
+    """
     global _DEFAULT
     if _DEFAULT is None or _DEFAULT.root != default_root():
         _DEFAULT = RunStore()
@@ -163,11 +304,41 @@ def default_store() -> RunStore:
 
 
 def train_or_load(config: RunConfig, *, progress: bool | None = None) -> Run:
-    """:meth:`RunStore.train_or_load` on the default store."""
+    """:meth:`RunStore.train_or_load` on the default store.
+
+    Parameters
+    ----------
+    config : RunConfig
+        The run.
+    progress : bool or None, default=None
+        Progress bar while training.
+
+    Returns
+    -------
+    Run
+        The stored or freshly trained run.
+    """
     return default_store().train_or_load(config, progress=progress)
 
 
 def sweep(configs: list[RunConfig], *, progress: bool | None = None,
-          allow_failures: bool = False) -> list[Run]:
-    """:meth:`RunStore.sweep` on the default store."""
-    return default_store().sweep(configs, progress=progress, allow_failures=allow_failures)
+          allow_failures: bool = False, client: Any = None) -> list[Run]:
+    """:meth:`RunStore.sweep` on the default store.
+
+    Parameters
+    ----------
+    configs : list of RunConfig
+        The runs.
+    progress : bool or None, default=None
+        Progress bar while training.
+    allow_failures : bool, default=False
+        Return failed runs instead of raising :class:`SweepError`.
+    client : distributed.Client or None, default=None
+        Train the missing batches on this Dask cluster (see :func:`memgen.distributed.sweep`).
+
+    Returns
+    -------
+    list of Run
+        One run per config, in order.
+    """
+    return default_store().sweep(configs, progress=progress, allow_failures=allow_failures, client=client)

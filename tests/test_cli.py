@@ -1,4 +1,5 @@
 import json
+import os
 import subprocess
 import sys
 
@@ -41,3 +42,20 @@ def test_bad_arguments_exit_2_with_one_line(args, name):
 def test_sweep_command(capsys):
     assert main(["sweep", "--profile", "test", "--widths", "9", "--noises", "0", "0.4", "--steps", "50"]) == 0
     assert len(capsys.readouterr().out.strip().splitlines()) == 2
+
+
+@pytest.mark.parametrize("args,fragment", [
+    (["train", "--noise", "0.4", "--noise", "0.5"], "argument --noise: given twice"),
+    (["analytic", "--p", "100000"], "needs about"),  # refused before allocating
+    (["analytic", "--seed", "-1"], "seed=-1"),
+    (["sweep", "--profile", "test", "--widths", "9", "--noises", "0", "--lr", "1e3", "--optimizer", "sgd",
+      "--steps", "50"], "1 run(s) failed and were not stored"),
+])
+def test_every_subcommand_exits_2_with_one_line(args, fragment, tmp_path):
+    store = tmp_path / "store"
+    r = subprocess.run([sys.executable, "-m", "memgen", *args], capture_output=True, text=True,
+                       env={**os.environ, "MEMGEN_STORE": str(store), "MEMGEN_PROGRESS": "off"})
+    assert r.returncode == 2 and r.stdout == ""
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and fragment in lines[0], r.stderr
+    assert not list(store.rglob("*.pt"))

@@ -49,3 +49,17 @@ def test_profiles_override_and_none_means_default():
 
 def test_is_prime():
     assert [n for n in range(30) if is_prime(n)] == [2, 3, 5, 7, 11, 13, 17, 19, 23, 29]
+
+
+@pytest.mark.parametrize("name", ["train_frac", "noise", "lr", "weight_decay", "beta1", "beta2"])
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
+def test_every_float_field_refuses_nan_and_inf(name, value):
+    with pytest.raises(ConfigError, match=f"{name}=.* is not allowed; it must be a finite number"):
+        RunConfig(**{name: value})
+
+
+def test_batch_size_cannot_exceed_the_training_set():
+    c = RunConfig(p=23, batch_size=264)  # the whole training set: allowed
+    assert c.batch_size == c.n_train
+    with pytest.raises(ConfigError, match="batch_size=265 is not allowed with 264 training pairs"):
+        RunConfig(p=23, batch_size=265)

@@ -8,9 +8,11 @@ import time
 import pytest
 import torch
 
+import memgen.train as T
+from memgen.checkpoint import STALE_TMP_SECONDS, atomic_save
 from memgen.configs import RunConfig
 from memgen.store import RunStore, SweepError, checked_load, plan_batches
-from memgen.train import DivergenceError
+from memgen.train import DivergenceError, train_batch
 
 
 def cfg(**kw):
@@ -71,7 +73,11 @@ def test_failed_runs_are_not_stored_and_reported_at_the_end(tmp_path):
 
 
 SCRIPT = textwrap.dedent("""
+    import signal
     import sys
+    # a background job of a non-interactive shell starts with SIGINT ignored; restore Python's
+    # handler so that SIGINT raises KeyboardInterrupt here whatever the parent did
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     from memgen.configs import RunConfig
     from memgen.store import RunStore
     store = RunStore(sys.argv[1])
@@ -129,3 +135,55 @@ def test_two_writers_end_with_one_valid_entry(tmp_path):
     assert len(entries) == 1
     checked_load(entries[0])
     assert not list(tmp_path.rglob("*.tmp"))
+
+
+def test_an_entry_of_another_config_is_damage_not_a_hit(tmp_path):
+    store = RunStore(tmp_path)
+    c, other = cfg(width=33), cfg(width=9)
+    store.train_or_load(other)
+    store.path(c).parent.mkdir(parents=True, exist_ok=True)
+    store.path(c).write_bytes(store.path(other).read_bytes())  # valid checksum, wrong run
+    with pytest.warns(UserWarning, match=r"holds the run of another config \(differs in width\)"):
+        run = store.train_or_load(c)
+    assert run.weights.width == 33
+    assert checked_load(store.path(c))["config"] == c.identity()
+
+
+def test_stale_temporary_files_are_removed_when_the_store_is_used(tmp_path):
+    store = RunStore(tmp_path)
+    c = cfg()
+    folder = store.path(c).parent
+    folder.mkdir(parents=True)
+    stale, fresh = folder / f".{c.key()}.pt.abc123.tmp", folder / f".{c.key()}.pt.def456.tmp"
+    stale.write_bytes(b"half a run")
+    fresh.write_bytes(b"a save in progress")
+    old = time.time() - STALE_TMP_SECONDS - 60
+    os.utime(stale, (old, old))
+    store.train_or_load(c)
+    assert not stale.exists() and fresh.exists()  # a younger one may belong to a live writer
+
+
+def test_resume_says_so_and_keeps_the_total_training_time(tmp_path, capfd, monkeypatch):
+    c = cfg(steps=60)
+    ck = tmp_path / "ck.pt"
+    orig = T._save_checkpoint
+
+    def save_then_stop(*a, **k):
+        orig(*a, **k)
+        if a[2] == 40:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(T, "_save_checkpoint", save_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        train_batch([c], progress=False, checkpoint_path=ck, checkpoint_every=20)
+    monkeypatch.setattr(T, "_save_checkpoint", orig)
+    saved = checked_load(ck)
+    assert saved["seconds"] > 0
+    saved["seconds"] = 1000.0  # as if the part before the interruption had taken 1000 s
+    atomic_save(ck, saved)
+    capfd.readouterr()
+    run = train_batch([c], progress=False, checkpoint_path=ck, checkpoint_every=20)[0]
+    err = capfd.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("memgen: resuming 1 run(s)") and "at step 40 of 60" in err[0]
+    assert run.meta["seconds"] > 1000.0
+    assert not ck.exists()

@@ -9,8 +9,8 @@ plotly to the book renderer, so a chapter's figures appear in the built book::
     import memgen.book as mb
 """
 
-from . import checks, plots, report, tables, widgets
+from . import checks, findings, plots, report, shipped, tables, widgets
 
 plots.use_book_renderer()
 
-__all__ = ["checks", "plots", "report", "tables", "widgets"]
+__all__ = ["checks", "findings", "plots", "report", "shipped", "tables", "widgets"]

@@ -8,12 +8,22 @@
     executing each chapter with papermill (the staged ``_config.yml`` then executes only the
     text-notebook intro). Used by the tests: nbval and the browser check.
 ``python -m memgen.book.bookgen chapter book/05_frequency_filtration.ipynb --out out -p noise 0.6``
-    re-executes one chapter with new parameters (``make chapter``).
+    re-executes one chapter with new parameters (``make chapter``). The parameters are checked
+    against the chapter's ``parameters`` cell before anything runs: an unknown or repeated name,
+    a value of the wrong type or one memgen refuses is one line (exit 2), and nothing is written.
+    A list parameter takes ``"[33, 65]"``, ``33,65`` or a single value (a one-element list).
+    The executed notebook appears in ``--out`` only when every cell ran.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
+import dataclasses
+import difflib
+import math
+import os
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -106,6 +116,120 @@ def stage(profile: str, out: Path, execute: bool = False) -> Path:
     return out
 
 
+_NONE = ("None", "none", "null", "~")
+
+
+def notebook_parameters(nb_path: Path) -> dict[str, tuple[str | None, bool, Any]]:
+    """The parameters of a chapter's ``parameters`` cell: name -> (type, optional, default).
+
+    Read from the cell's top-level assignments (``name: type = default``). ``type`` is the
+    annotation's base (``int``, ``float``, ``str``, ``bool``, ``list``, ``dict``) or None when
+    unannotated or another type; ``optional`` says whether None is allowed (``Optional[...]``,
+    ``... | None``, no annotation, or a None default).
+    """
+    import nbformat
+
+    nb = nbformat.read(nb_path, as_version=4)
+    cell = next((c for c in nb.cells if c.cell_type == "code" and "parameters" in c.metadata.get("tags", [])),
+                None)
+    found: dict[str, tuple[str | None, bool, Any]] = {}
+    for node in ast.parse(cell.source).body if cell is not None else []:
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            name, ann, value = node.target.id, node.annotation, node.value
+        elif isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            name, ann, value = node.targets[0].id, None, node.value
+        else:
+            continue
+        try:
+            default = ast.literal_eval(value) if value is not None else None
+        except ValueError:
+            default = None
+        optional = ann is None or default is None
+        if isinstance(ann, ast.Subscript) and isinstance(ann.value, ast.Name) and ann.value.id == "Optional":
+            ann, optional = ann.slice, True
+        elif isinstance(ann, ast.BinOp) and isinstance(ann.op, ast.BitOr):
+            if isinstance(ann.right, ast.Constant) and ann.right.value is None:
+                ann, optional = ann.left, True
+        base = ann.id.lower() if isinstance(ann, ast.Name) else None
+        found[name] = (base if base in ("int", "float", "str", "bool", "list", "dict") else None, optional, default)
+    return found
+
+
+def _typed(name: str, raw: str, kind: str | None, optional: bool) -> Any:
+    """A ``-p NAME VALUE`` value typed like papermill's ``-p`` (YAML), checked against the
+    parameter's annotation. A list parameter accepts a single value as a one-element list."""
+    from ..configs import ConfigError
+
+    if raw.strip() in _NONE:
+        if optional:
+            return None
+        raise ConfigError(f"{name}=None is not allowed; this chapter needs a value for it")
+    if kind == "str":
+        return raw
+    if kind == "list" and not raw.lstrip().startswith("[") and "," in raw:
+        raw = f"[{raw}]"
+    value = yaml.safe_load(raw)
+    if kind in ("int", "float") and isinstance(value, str):  # YAML reads 1e-3 and nan as strings
+        try:
+            value = int(raw) if kind == "int" else float(raw)
+        except ValueError:
+            pass
+    if kind == "list" and not isinstance(value, list):
+        value = [value]
+    ok = {"int": lambda v: isinstance(v, int) and not isinstance(v, bool),
+          "float": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v),
+          "bool": lambda v: isinstance(v, bool), "list": lambda v: isinstance(v, list),
+          "dict": lambda v: isinstance(v, dict)}.get(kind)
+    if ok is not None and not ok(value):
+        what = {"int": "an integer", "float": "a finite number", "bool": "True or False",
+                "dict": "a mapping such as '{adam: 0.001}'"}[kind]
+        raise ConfigError(f"{name}={value!r} is not allowed; it must be {what}" + (" or None" if optional else ""))
+    return float(value) if kind == "float" else value
+
+
+def check_parameters(nb_path: Path, pairs: list[tuple[str, str]]) -> dict[str, Any]:
+    """Validate ``-p NAME VALUE`` pairs for a chapter before it runs; return them typed.
+
+    Raises :class:`~memgen.configs.ConfigError` (one line) for a missing notebook, an unknown or
+    repeated name, a value of the wrong type, or values memgen's :func:`~memgen.experiments.setup`
+    refuses (for chapters with a ``task`` parameter, called as their first cell calls it: the
+    chapter's defaults plus these values; other chapters validate the rest in their first cell).
+    """
+    from ..configs import ConfigError, RunConfig, get_profile
+    from ..experiments import setup
+
+    if nb_path.suffix != ".ipynb" or not nb_path.is_file():
+        chapters = ", ".join(f.name for f in sorted(BOOK.glob("*.ipynb")))
+        raise ConfigError(f"notebook {str(nb_path)!r} is not allowed: no such notebook; the chapters in book/ "
+                          f"are {chapters}")
+    declared = notebook_parameters(nb_path)
+    params: dict[str, Any] = {}
+    for name, raw in pairs:
+        if name not in declared:
+            close = difflib.get_close_matches(name, list(declared), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(f"parameter {name!r} is not allowed for {nb_path.name}{hint}; its parameters are "
+                              f"{', '.join(declared) or 'none (no parameters cell)'}")
+        if name in params:
+            raise ConfigError(f"parameter {name!r} is given twice; give it once")
+        params[name] = _typed(name, raw, *declared[name][:2])
+    if "task" in declared:  # a modular-arithmetic chapter: its first cell calls setup with these
+        merged = {k: v[2] for k, v in declared.items()} | params
+        fields = {f.name for f in dataclasses.fields(RunConfig)}
+        run = {k: v for k, v in merged.items() if k in fields}
+        grids = {k: merged[k] for k in ("widths", "noises", "seeds") if k in merged}
+        setup(merged.get("profile", "book"), **grids, **run)
+    elif "profile" in params:  # another kind of chapter validates the rest in its first cell
+        get_profile(params["profile"])
+    return params
+
+
+def _slug(value: Any) -> str:
+    """A parameter value as it appears in an output file name."""
+    text = ",".join(map(str, value)) if isinstance(value, list) else str(value)
+    return re.sub(r"[^\w.,+-]", "", text)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m memgen.book.bookgen")
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -120,25 +244,35 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--out", type=Path, default=ROOT / "out")
     c.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"))
     ns = p.parse_args(argv)
-    from ..configs import get_profile
+    from ..configs import ConfigError, get_profile
 
-    if ns.cmd == "generate":
-        get_profile(ns.profile)
-        for path in generate(ns.profile):
-            print(f"prepared {path.relative_to(ROOT)}")
-    elif ns.cmd == "stage":
-        get_profile(ns.profile)
-        print(f"staged {stage(ns.profile, ns.out, ns.execute)}")
-    else:
-        params = {k: yaml.safe_load(v) for k, v in ns.parameter}  # papermill -p typing
-        suffix = "_".join(f"{k}-{v}" for k, v in params.items()) or "default"
-        dst = ns.out / f"{ns.notebook.stem}__{suffix}.ipynb"
-        try:
-            prepare(ns.notebook, dst, params, execute=True)
-        except _papermill().PapermillExecutionError as e:
-            print(f"{ns.notebook} failed in cell {e.exec_count}: {e.ename}: {e.evalue} (see {dst})", file=sys.stderr)
-            return 1
-        print(f"executed {dst}")
+    try:
+        if ns.cmd == "generate":
+            get_profile(ns.profile)
+            for path in generate(ns.profile):
+                print(f"prepared {path.relative_to(ROOT)}")
+            return 0
+        if ns.cmd == "stage":
+            get_profile(ns.profile)
+            print(f"staged {stage(ns.profile, ns.out, ns.execute)}")
+            return 0
+        params = check_parameters(ns.notebook, ns.parameter)
+    except ConfigError as e:
+        print(f"{ns.notebook if ns.cmd == 'chapter' else 'bookgen'}: not run: ConfigError: {e}", file=sys.stderr)
+        return 2
+    suffix = "_".join(f"{k}-{_slug(v)}" for k, v in params.items()) or "default"
+    dst = ns.out / f"{ns.notebook.stem}__{suffix}.ipynb"
+    tmp = dst.with_name(f".{dst.stem}.partial.ipynb")  # renamed into place only when every cell ran
+    try:
+        prepare(ns.notebook, tmp, params, execute=True)
+        os.replace(tmp, dst)
+    except _papermill().PapermillExecutionError as e:
+        evalue = " ".join(str(e.evalue).split())
+        print(f"{ns.notebook} failed in cell {e.exec_count}: {e.ename}: {evalue} (nothing written)", file=sys.stderr)
+        return 1
+    finally:
+        tmp.unlink(missing_ok=True)
+    print(f"executed {dst}")
     return 0
 
 

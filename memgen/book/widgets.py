@@ -16,6 +16,15 @@ from IPython.display import HTML, display
 
 from ..configs import ACTIVATIONS, TASKS, ConfigError, RunConfig
 from ..experiments import Setup
+from ..store import SweepError
+from ..train import DivergenceError, ResourceError
+
+
+def _one_line(e: Exception) -> str:
+    """The message of a training failure on one line (a SweepError lists one line per run)."""
+    if isinstance(e, SweepError):
+        return f"{len(e.failures)} run(s) failed; first: {e.failures[0]}"
+    return " ".join(str(e).split())
 
 
 def live_controls(st: Setup, render: Callable[[RunConfig], Any], *, task: bool = False,
@@ -52,9 +61,15 @@ def live_controls(st: Setup, render: Callable[[RunConfig], Any], *, task: bool =
                 print(f"invalid parameters: {e}")
                 return
             print(f"{cfg.label()} — training or loading from the run store…")
-            display(render(cfg))
+            try:
+                shown = render(cfg)
+            except (ConfigError, DivergenceError, ResourceError, SweepError) as e:  # one line, no traceback
+                out.clear_output()
+                print(f"could not train {cfg.label()}: {_one_line(e)}")
+                return
+            display(shown)
 
     button.on_click(run)
-    note = W.HTML("<i>Live controls need a running kernel (Jupyter, Binder or Colab); "
-                  "in the static book use the plotly sliders.</i>")
+    # a live kernel is behind these controls (static builds returned above): a usage hint, no kernel note
+    note = W.HTML("<i>Pick the parameters, then press <b>train / load</b> (stored runs load at once).</i>")
     return W.VBox([note, W.HBox([noise, width, *extra.values()]), button, out])
