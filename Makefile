@@ -91,7 +91,7 @@ strip: install
 	nbstripout book/*.ipynb
 
 clean:
-	rm -rf _build/html _build/jupyter_execute _build/test-book _build/nbval-runs _build/test-runs out book/generated
+	rm -rf _build/html _build/jupyter_execute _build/test-book _build/nbval-runs _build/test-runs out
 
 clean-all: clean
 	rm -rf _build runs $(VENV)

@@ -72,7 +72,23 @@ def prepare(src: Path, dst: Path, parameters: dict[str, Any], execute: bool = Fa
                                   kernel_name="python3", progress_bar=False, cwd=str(dst.parent))
     if title:
         _retitle(dst, title)
+    _portable(src, dst)
     return dst
+
+
+def _portable(src: Path, dst: Path) -> None:
+    """Papermill records absolute paths; keep them relative so that committed variants are the
+    same on every machine (``book/generated/`` is committed for the launch buttons)."""
+    import os
+
+    import nbformat
+
+    nb = nbformat.read(dst, as_version=4)
+    pm = nb.metadata.get("papermill", {})
+    if pm:
+        pm["input_path"] = os.path.relpath(src.resolve(), dst.parent.resolve())
+        pm["output_path"] = dst.name
+        nbformat.write(nb, dst)
 
 
 def generate(profile: str, book: Path = BOOK, out: Path | None = None, execute: bool = False) -> list[Path]:
