@@ -66,7 +66,7 @@ test-unit: install
 test-book: install
 	rm -rf _build/test-runs
 	MEMGEN_STORE=$(CURDIR)/_build/test-runs $(BUILD_ENV) $(PY) -m memgen.book.bookgen stage --profile test --out $(TEST_BOOK) --execute
-	cd $(TEST_BOOK) && $(BUILD_ENV) jupyter-book build -W -n --keep-going --all .
+	cd $(TEST_BOOK) && MEMGEN_STORE=$(CURDIR)/_build/test-runs $(BUILD_ENV) jupyter-book build -W -n --keep-going --all .
 
 ## nbval: re-execute the papermill-executed test chapters in a fresh store and compare the
 ## NBVAL_CHECK_OUTPUT cells (same seeds must give the same numbers).

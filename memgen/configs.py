@@ -10,8 +10,9 @@ Profiles bundle defaults for the three settings the book runs in:
 ``test``
     tiny modulus and few steps, so that every chapter executes in seconds (unit tests, nbval);
 ``book``
-    the CPU default: P = 59, widths up to 1025, a few thousand full-batch steps, chosen so the
-    paper's effects show on a 2-core machine in minutes;
+    the CPU default: P = 59, widths up to 513, a few thousand full-batch steps, chosen so that a
+    2-core machine builds the book in minutes (too small for some of the paper's effects: the
+    book's verdicts say which);
 ``paper``
     the paper's own settings (P = 113, widths up to 4097, AdamW lr 1e-3 / wd 0.1, 200k steps),
     meant for a GPU.

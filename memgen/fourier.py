@@ -31,19 +31,59 @@ from .tasks import Dataset, log_order
 
 # ---------------------------------------------------------------------------- frames
 def frame_order(task: str, p: int) -> np.ndarray:
-    """Token order of the Fourier frame: 0..p-1, or the discrete-log order for ``mul``."""
+    """Token order of the Fourier frame: 0..p-1, or the discrete-log order for ``mul``.
+
+    Parameters
+    ----------
+    task : str
+        The operation.
+    p : int
+        The modulus.
+
+    Returns
+    -------
+    numpy.ndarray
+        (n,) tokens in frame order: n = p, or n = p - 1 for ``mul`` (see
+        :func:`~memgen.tasks.log_order`).
+    """
     return log_order(p) if task == "mul" else np.arange(p)
 
 
 def neuron_vectors(weights: Weights, task: str) -> dict[str, np.ndarray]:
-    """u, v, w of every neuron as (M, n) arrays in the task's frame."""
+    """u, v, w of every neuron as (M, n) arrays in the task's frame.
+
+    Parameters
+    ----------
+    weights : Weights
+        The network.
+    task : str
+        The operation (chooses the frame).
+
+    Returns
+    -------
+    dict of str to numpy.ndarray
+        ``u``, ``v`` and ``w``, each (M, n), re-indexed by :func:`frame_order`.
+    """
     order = frame_order(task, weights.p)
     return {"u": weights.U.numpy()[:, order], "v": weights.V.numpy()[:, order],
             "w": weights.W.numpy().T[:, order]}
 
 
 def power_spectra(weights: Weights, task: str) -> dict[str, np.ndarray]:
-    """One-sided power spectra (M, n//2 + 1) of u, v and w (index = frequency, 0 = DC)."""
+    """One-sided power spectra (M, n//2 + 1) of u, v and w (index = frequency, 0 = DC).
+
+    Parameters
+    ----------
+    weights : Weights
+        The network.
+    task : str
+        The operation (chooses the frame).
+
+    Returns
+    -------
+    dict of str to numpy.ndarray
+        ``u``, ``v`` and ``w``: ``|rfft(x)|**2`` along each neuron's vector.
+    """
     return {k: np.abs(np.fft.rfft(x, axis=1)) ** 2 for k, x in neuron_vectors(weights, task).items()}
 
 
@@ -53,15 +93,46 @@ def _normalised(s: np.ndarray) -> np.ndarray:
 
 
 def joint_spectrum(weights: Weights, task: str) -> np.ndarray:
-    """Sum of the u, v, w spectra, each normalised to unit non-DC power: (M, n//2 + 1)."""
+    """Sum of the u, v, w spectra, each normalised to unit non-DC power: (M, n//2 + 1).
+
+    Parameters
+    ----------
+    weights : Weights
+        The network.
+    task : str
+        The operation (chooses the frame).
+
+    Returns
+    -------
+    numpy.ndarray
+        (M, n//2 + 1) joint spectrum of every neuron.
+    """
     return sum(_normalised(s) for s in power_spectra(weights, task).values())
 
 
 def dominant_frequencies(weights: Weights, task: str, mode: str = "joint") -> dict[str, np.ndarray]:
     """Dominant frequency (>= 1) of every neuron.
 
-    Returns ``{"u": f, "v": f, "w": f}`` of (M,) int arrays; under ``mode="joint"`` the three
-    are the same array.
+    Parameters
+    ----------
+    weights : Weights
+        The network.
+    task : str
+        The operation (chooses the frame).
+    mode : {"joint", "per-vector"}, default="joint"
+        ``joint``: the maximum of :func:`joint_spectrum`; ``per-vector``: each vector's own
+        maximum.
+
+    Returns
+    -------
+    dict of str to numpy.ndarray
+        ``{"u": f, "v": f, "w": f}`` of (M,) int arrays; under ``mode="joint"`` the three are
+        the same array.
+
+    Raises
+    ------
+    ValueError
+        When ``mode`` is not allowed.
     """
     if mode == "joint":
         f = 1 + joint_spectrum(weights, task)[:, 1:].argmax(1)
@@ -72,14 +143,40 @@ def dominant_frequencies(weights: Weights, task: str, mode: str = "joint") -> di
 
 
 def frequency_histogram(weights: Weights, task: str) -> np.ndarray:
-    """Number of neurons whose (joint) dominant frequency is k, for k = 0..n//2."""
+    """Number of neurons whose (joint) dominant frequency is k, for k = 0..n//2.
+
+    Parameters
+    ----------
+    weights : Weights
+        The network.
+    task : str
+        The operation (chooses the frame).
+
+    Returns
+    -------
+    numpy.ndarray
+        (n//2 + 1,) counts; entry 0 is always 0.
+    """
     f = dominant_frequencies(weights, task)["u"]
     n = len(frame_order(task, weights.p))
     return np.bincount(f, minlength=n // 2 + 1)
 
 
 def concentration(weights: Weights, task: str) -> np.ndarray:
-    """Share of each neuron's joint non-DC power at its dominant frequency, in (0, 1]."""
+    """Share of each neuron's joint non-DC power at its dominant frequency, in (0, 1].
+
+    Parameters
+    ----------
+    weights : Weights
+        The network.
+    task : str
+        The operation (chooses the frame).
+
+    Returns
+    -------
+    numpy.ndarray
+        (M,) concentration of every neuron.
+    """
     s = joint_spectrum(weights, task)[:, 1:]
     return s.max(1) / np.where(s.sum(1) > 0, s.sum(1), 1.0)
 
@@ -107,11 +204,26 @@ def filtration(weights: Weights, task: str, mode: str = "joint", keep_dc: bool =
 
     Parameters
     ----------
-    mode : "joint" or "per-vector" dominant frequency (ignored with ``top_k``).
-    keep_dc : put each vector's DC term in G (default: in R).
-    keep_bias : give both parts the output bias mu (default) or neither.
-    top_k : instead of each neuron's own frequency, keep the ``top_k`` frequencies with the most
+    weights : Weights
+        The network.
+    task : str
+        The operation (chooses the frame; for ``mul`` token 0 stays in G).
+    mode : {"joint", "per-vector"}, default="joint"
+        How each neuron's dominant frequency is found (ignored with ``top_k``).
+    keep_dc : bool, default=False
+        Put each vector's DC term in G (False: in R).
+    keep_bias : bool, default=True
+        Give both parts the output bias mu (True) or neither.
+    top_k : int or None, default=None
+        Instead of each neuron's own frequency, keep the ``top_k`` frequencies with the most
         total power over the whole network, for every neuron (the global variant).
+
+    Returns
+    -------
+    G : Weights
+        The dominant-frequency part, with the network's activation.
+    R : Weights
+        The residual x - x_G, with the network's activation.
     """
     p = weights.p
     order = frame_order(task, p)
@@ -139,13 +251,45 @@ def filtration(weights: Weights, task: str, mode: str = "joint", keep_dc: bool =
 
 def parts_report(parts: dict[str, Weights], data: Dataset,
                  activation: str | None = None) -> dict[str, dict[str, float]]:
-    """Accuracies of named networks (e.g. full / G / R) on ``data``."""
+    """Accuracies of named networks (e.g. full / G / R) on ``data``.
+
+    Parameters
+    ----------
+    parts : dict of str to Weights
+        The networks by name.
+    data : Dataset
+        The dataset they are evaluated on.
+    activation : str or None, default=None
+        Activation to evaluate with; None uses each network's own.
+
+    Returns
+    -------
+    dict of str to dict
+        Each name to its metrics (see :func:`~memgen.metrics.evaluate`).
+    """
     return {name: evaluate(w, data, activation) for name, w in parts.items()}
 
 
 def filtration_report(weights: Weights, data: Dataset, activation: str | None = None,
                       **options) -> dict[str, dict[str, float]]:
-    """Accuracies of the full, G and R networks (see :func:`filtration` for ``options``)."""
+    """Accuracies of the full, G and R networks (see :func:`filtration` for ``options``).
+
+    Parameters
+    ----------
+    weights : Weights
+        The network.
+    data : Dataset
+        Its dataset (its task chooses the frame).
+    activation : str or None, default=None
+        Activation to evaluate with; None uses the training activation.
+    **options : Any
+        Passed to :func:`filtration` (``mode``, ``keep_dc``, ``keep_bias``, ``top_k``).
+
+    Returns
+    -------
+    dict of str to dict
+        ``full``, ``G`` and ``R`` to their metrics.
+    """
     G, R = filtration(weights, data.task, **options)
     return parts_report({"full": weights, "G": G, "R": R}, data, activation)
 
@@ -166,7 +310,18 @@ def phases(weights: Weights, task: str) -> dict[str, np.ndarray]:
     """Amplitude and phase of every neuron's dominant (joint) component.
 
     For x_i = lam * cos(2 pi omega i / n + phi): amplitude lam and phase phi.
-    Returns ``freq``, ``amp_u, amp_v, amp_w`` and ``phi_u, phi_v, phi_w`` as (M,) arrays.
+
+    Parameters
+    ----------
+    weights : Weights
+        The network.
+    task : str
+        The operation (chooses the frame).
+
+    Returns
+    -------
+    dict of str to numpy.ndarray
+        ``freq``, ``amp_u, amp_v, amp_w`` and ``phi_u, phi_v, phi_w`` as (M,) arrays.
     """
     f = dominant_frequencies(weights, task)["u"]
     out = {"freq": f}
@@ -179,7 +334,18 @@ def phases(weights: Weights, task: str) -> dict[str, np.ndarray]:
 
 
 def wrap(x: np.ndarray) -> np.ndarray:
-    """Wrap angles to (-pi, pi]."""
+    """Wrap angles to (-pi, pi].
+
+    Parameters
+    ----------
+    x : numpy.ndarray
+        Angles in radians.
+
+    Returns
+    -------
+    numpy.ndarray
+        The same angles in (-pi, pi].
+    """
     return -((-np.asarray(x) + np.pi) % (2 * np.pi) - np.pi)
 
 
@@ -187,8 +353,19 @@ def phase_error(weights: Weights, task: str) -> dict[str, np.ndarray | float]:
     """Wrapped error of the phase relation of every neuron and its strength-weighted mean |error|.
 
     ``add`` and ``mul`` (log frame): phi_u + phi_v - phi_w; ``sub``: phi_u - phi_v - phi_w.
-    Returns ``per_neuron`` (M,) and ``mean`` (radians; ~0 for the analytic solution, ~pi/2 for
-    random phases).
+
+    Parameters
+    ----------
+    weights : Weights
+        The network.
+    task : str
+        The operation.
+
+    Returns
+    -------
+    dict
+        ``per_neuron`` (M,) wrapped errors and ``mean`` (float, radians; ~0 for the analytic
+        solution, ~pi/2 for random phases), weighted by :func:`~memgen.model.strength`.
     """
     ph = phases(weights, task)
     sign = -1.0 if task == "sub" else 1.0
@@ -196,3 +373,75 @@ def phase_error(weights: Weights, task: str) -> dict[str, np.ndarray | float]:
     s = strength(weights)
     wts = s / s.sum() if s.sum() > 0 else np.full_like(s, 1 / len(s))
     return {"per_neuron": err, "mean": float((np.abs(err) * wts).sum())}
+
+
+def cosine_fit(weights: Weights, task: str) -> dict[str, np.ndarray]:
+    """Least-squares fit of every neuron vector by a constant plus one cosine at the neuron's
+    dominant (joint) frequency, in the weights' own scale.
+
+    For x over n frame positions the fit is c_0 + A cos(2 pi f i / n + phi) with c_0 the mean,
+    A = 2 |x_hat[f]| / n (|x_hat[f]| / n at the Nyquist frequency f = n / 2) and phi the angle of
+    x_hat[f]: by orthogonality of the Fourier basis this is the least-squares fit.
+
+    Parameters
+    ----------
+    weights : Weights
+        The network.
+    task : str
+        The operation (chooses the frame).
+
+    Returns
+    -------
+    dict of str to numpy.ndarray
+        ``u``, ``v``, ``w``: (M, n) fitted vectors; ``r2_u``, ``r2_v``, ``r2_w``: (M,) share of
+        each vector's variance around its mean that the cosine explains (1 for a pure cosine);
+        ``freq``: (M,) the frequencies used.
+    """
+    f = dominant_frequencies(weights, task)["u"]
+    rows = np.arange(len(f))
+    out: dict[str, np.ndarray] = {"freq": f}
+    for k, x in neuron_vectors(weights, task).items():
+        n = x.shape[1]
+        xh = np.fft.rfft(x, axis=1)
+        keep = np.zeros_like(xh)
+        keep[:, 0] = xh[:, 0]
+        keep[rows, f] = xh[rows, f]
+        fit = np.fft.irfft(keep, n=n, axis=1)
+        resid = ((x - fit) ** 2).sum(1)
+        var = ((x - x.mean(1, keepdims=True)) ** 2).sum(1)
+        out[k] = fit
+        out[f"r2_{k}"] = np.where(var > 0, 1 - resid / np.where(var > 0, var, 1.0), 0.0)
+    return out
+
+
+def shuffled_phase_error(weights: Weights, task: str, draws: int = 20, seed: int = 0) -> np.ndarray:
+    """The chance level of :func:`phase_error`: the same strength-weighted mean |error| after
+    pairing each neuron's (phi_u, phi_v) with another neuron's phi_w (a random permutation).
+
+    Keeps the marginal distribution of every phase, so a network whose phases cluster is not
+    mistaken for one whose phases obey the relation neuron by neuron.
+
+    Parameters
+    ----------
+    weights : Weights
+        The network.
+    task : str
+        The operation (``sub`` uses phi_u - phi_v - phi_w).
+    draws : int, default=20
+        Number of permutations.
+    seed : int, default=0
+        Seed of the permutations.
+
+    Returns
+    -------
+    numpy.ndarray
+        (draws,) mean |error| (radians) of each permutation.
+    """
+    ph = phases(weights, task)
+    sign = -1.0 if task == "sub" else 1.0
+    s = strength(weights)
+    wts = s / s.sum() if s.sum() > 0 else np.full_like(s, 1 / len(s))
+    rng = np.random.default_rng(seed)
+    base = ph["phi_u"] + sign * ph["phi_v"]
+    return np.array([float((np.abs(wrap(base - ph["phi_w"][rng.permutation(len(s))])) * wts).sum())
+                     for _ in range(draws)])

@@ -39,14 +39,21 @@ def subset_accuracies(pred: torch.Tensor, true: torch.Tensor, train_idx: torch.T
 
     Parameters
     ----------
-    pred : (R, p*p) predicted class of every pair.
-    true : (p*p,) true labels.
-    train_idx, test_idx : pair indices of the split.
-    labels, noisy : (R, n_train) training labels and corruption masks of each run.
+    pred : torch.Tensor
+        (R, p*p) predicted class of every pair.
+    true : torch.Tensor
+        (p*p,) true labels.
+    train_idx, test_idx : torch.Tensor
+        Pair indices of the split.
+    labels : torch.Tensor
+        (R, n_train) training labels of each run.
+    noisy : torch.Tensor
+        (R, n_train) bool corruption masks of each run.
 
     Returns
     -------
-    dict mapping each name in :data:`METRICS` to an (R,) float64 tensor.
+    dict of str to torch.Tensor
+        Each name in :data:`METRICS` to an (R,) float64 tensor (NaN for an empty subset).
     """
     ptr = pred[:, train_idx]
     hit = ptr == labels
@@ -62,7 +69,20 @@ def subset_accuracies(pred: torch.Tensor, true: torch.Tensor, train_idx: torch.T
 
 
 def accuracies_of_predictions(pred: np.ndarray, data: Dataset) -> dict[str, float]:
-    """The metrics of one prediction vector (p*p,) on ``data``, as floats."""
+    """The metrics of one prediction vector (p*p,) on ``data``, as floats.
+
+    Parameters
+    ----------
+    pred : numpy.ndarray
+        (p*p,) predicted class of every pair, in row-major order.
+    data : Dataset
+        The run's dataset.
+
+    Returns
+    -------
+    dict of str to float
+        Each name in :data:`METRICS` to its accuracy (NaN for an empty subset).
+    """
     out = subset_accuracies(
         torch.as_tensor(pred)[None], torch.as_tensor(data.true), torch.as_tensor(data.train_idx),
         torch.as_tensor(data.test_idx), torch.as_tensor(data.train_labels)[None],
@@ -71,18 +91,57 @@ def accuracies_of_predictions(pred: np.ndarray, data: Dataset) -> dict[str, floa
 
 
 def evaluate(weights: Weights, data: Dataset, activation: str | None = None) -> dict[str, float]:
-    """The metrics of a network on its dataset (optionally with a swapped activation)."""
+    """The metrics of a network on its dataset (optionally with a swapped activation).
+
+    Parameters
+    ----------
+    weights : Weights
+        The network.
+    data : Dataset
+        Its dataset.
+    activation : str or None, default=None
+        Activation to evaluate with; None uses the training activation.
+
+    Returns
+    -------
+    dict of str to float
+        Each name in :data:`METRICS` to its accuracy.
+    """
     return accuracies_of_predictions(weights.predict(activation), data)
 
 
 def test_accuracy_without_zero(pred: np.ndarray, data: Dataset) -> float:
-    """Test accuracy over pairs where neither operand is 0 (the periodic part for ``mul``)."""
+    """Test accuracy over pairs where neither operand is 0 (the periodic part for ``mul``).
+
+    Parameters
+    ----------
+    pred : numpy.ndarray
+        (p*p,) predicted class of every pair.
+    data : Dataset
+        The run's dataset.
+
+    Returns
+    -------
+    float
+        Accuracy on the test pairs with a != 0 and b != 0.
+    """
     idx = data.test_idx[(data.a[data.test_idx] != 0) & (data.b[data.test_idx] != 0)]
     return float((pred[idx] == data.true[idx]).mean())
 
 
 def json_safe(x: Any) -> Any:
-    """Replace NaN/inf floats (nested) by None so the result is valid JSON."""
+    """Replace NaN/inf floats (nested) by None so the result is valid JSON.
+
+    Parameters
+    ----------
+    x : Any
+        A float, or dicts, lists and tuples of them (other values pass through).
+
+    Returns
+    -------
+    Any
+        The same structure (tuples become lists) with non-finite floats replaced by None.
+    """
     if isinstance(x, float):
         return x if math.isfinite(x) else None
     if isinstance(x, dict):

@@ -36,19 +36,63 @@ def _ipr(spec: np.ndarray) -> np.ndarray:
 
 
 def ipr(weights: Weights, task: str) -> np.ndarray:
-    """IPR of every neuron's output vector w_m (see the module docstring), (M,)."""
+    """IPR of every neuron's output vector w_m (see the module docstring), (M,).
+
+    Parameters
+    ----------
+    weights : Weights
+        The network.
+    task : str
+        The operation (chooses the frame).
+
+    Returns
+    -------
+    numpy.ndarray
+        (M,) IPR of every neuron, in [0, 1].
+    """
     w = neuron_vectors(weights, task)["w"]
     return _ipr(np.abs(np.fft.rfft(w, axis=1))[:, 1:])
 
 
 def ipr_doshi(weights: Weights) -> np.ndarray:
-    """Doshi et al.'s IPR: mean over u, v, w of the rfft IPR with DC, (M,)."""
+    """Doshi et al.'s IPR: mean over u, v, w of the rfft IPR with DC, (M,).
+
+    Parameters
+    ----------
+    weights : Weights
+        The network (token order, whatever the task).
+
+    Returns
+    -------
+    numpy.ndarray
+        (M,) score of every neuron.
+    """
     vecs = (weights.U.numpy(), weights.V.numpy(), weights.W.numpy().T)
     return np.mean([_ipr(np.abs(np.fft.rfft(x, axis=1))) for x in vecs], axis=0)
 
 
 def scores(weights: Weights, task: str, score: str) -> np.ndarray:
-    """The named neuron score, (M,)."""
+    """The named neuron score, (M,).
+
+    Parameters
+    ----------
+    weights : Weights
+        The network.
+    task : str
+        The operation (used by ``ipr``).
+    score : {"ipr", "ipr_doshi", "strength"}
+        Which score (see the module docstring).
+
+    Returns
+    -------
+    numpy.ndarray
+        (M,) score of every neuron.
+
+    Raises
+    ------
+    ValueError
+        When ``score`` is not one of :data:`SCORES`.
+    """
     if score == "ipr":
         return ipr(weights, task)
     if score == "ipr_doshi":
@@ -59,7 +103,22 @@ def scores(weights: Weights, task: str, score: str) -> np.ndarray:
 
 
 def top_neurons(s: np.ndarray, k: int, largest: bool = True) -> np.ndarray:
-    """Indices of the k neurons with the largest (or smallest) score (stable order)."""
+    """Indices of the k neurons with the largest (or smallest) score (stable order).
+
+    Parameters
+    ----------
+    s : numpy.ndarray
+        (M,) scores.
+    k : int
+        How many neurons to keep.
+    largest : bool, default=True
+        Keep the largest scores (True) or the smallest.
+
+    Returns
+    -------
+    numpy.ndarray
+        The k indices, sorted ascending (ties broken by index).
+    """
     order = np.argsort(-s if largest else s, kind="stable")
     return np.sort(order[:k])
 
@@ -69,9 +128,27 @@ def partition_curves(weights: Weights, data: Dataset, score: str = "strength",
                      seed: int = 0) -> dict[str, np.ndarray]:
     """Accuracy of f^G (top fraction), f^R (bottom fraction) and random subsets of equal size.
 
-    Returns arrays over ``fractions``: ``G_test``, ``G_noisy``, ``R_test``, ``R_noisy``,
-    ``random_test``, ``random_noisy`` (noisy = memorised noisy labels; random = mean over
-    ``random_draws`` size-matched random subsets) and ``fractions``.
+    Parameters
+    ----------
+    weights : Weights
+        The network.
+    data : Dataset
+        Its dataset.
+    score : {"ipr", "ipr_doshi", "strength"}, default="strength"
+        The neuron score that ranks neurons.
+    fractions : numpy.ndarray or None, default=None
+        Kept fractions of the width (k = max(1, round(f * M)) neurons); None: 0.02 to 1.0.
+    random_draws : int, default=3
+        Random subsets per fraction.
+    seed : int, default=0
+        Seed of the random subsets.
+
+    Returns
+    -------
+    dict of str to numpy.ndarray
+        Arrays over ``fractions``: ``G_test``, ``G_noisy``, ``R_test``, ``R_noisy``,
+        ``random_test``, ``random_noisy`` (noisy = memorised noisy labels; random = mean over
+        ``random_draws`` size-matched random subsets) and ``fractions``.
     """
     if fractions is None:
         fractions = np.array([0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0])
@@ -94,9 +171,27 @@ def partition_curves(weights: Weights, data: Dataset, score: str = "strength",
 
 def needed_fractions(curves: dict[str, np.ndarray], full: dict[str, float],
                      level: float = 0.9) -> dict[str, float]:
-    """gamma_G: smallest kept fraction whose f^G reaches ``level`` of the best test accuracy
-    along the curve; gamma_R: smallest fraction whose f^R keeps ``level`` of the full network's
-    noisy-label accuracy. gamma_G + gamma_R <= 1 means the two roles sit in disjoint sets."""
+    """The smallest kept fractions that carry each role (gamma_G, gamma_R).
+
+    gamma_G: smallest kept fraction whose f^G reaches ``level`` of the best test accuracy
+    (along the curve or of the full network); gamma_R: smallest fraction whose f^R keeps
+    ``level`` of the full network's noisy-label accuracy. gamma_G + gamma_R <= 1 means the two
+    roles sit in disjoint sets.
+
+    Parameters
+    ----------
+    curves : dict of str to numpy.ndarray
+        As returned by :func:`partition_curves`.
+    full : dict of str to float
+        The full network's metrics (``test_acc``, ``noisy_acc``).
+    level : float, default=0.9
+        Fraction of the reference accuracy to reach.
+
+    Returns
+    -------
+    dict of str to float
+        ``gamma_G``, ``gamma_R`` and their ``sum`` (NaN when a curve never reaches its target).
+    """
     fr = curves["fractions"]
     target_g = level * max(curves["G_test"].max(), full["test_acc"])
     target_r = level * full["noisy_acc"]
@@ -107,8 +202,27 @@ def needed_fractions(curves: dict[str, np.ndarray], full: dict[str, float],
 
 def filtration_of_subnetwork(weights: Weights, data: Dataset, fraction: float,
                              score: str = "strength") -> dict[str, float]:
-    """Test accuracy of FF applied to the whole network versus FF applied to f^G (top
-    ``fraction`` of neurons by ``score``): the paper finds the former better."""
+    """Test accuracy of FF applied to the whole network versus FF applied to f^G.
+
+    f^G is the top ``fraction`` of neurons by ``score``; the paper finds FF on the whole network
+    better.
+
+    Parameters
+    ----------
+    weights : Weights
+        The network.
+    data : Dataset
+        Its dataset.
+    fraction : float
+        Kept fraction of the width for f^G.
+    score : {"ipr", "ipr_doshi", "strength"}, default="strength"
+        The neuron score that ranks neurons.
+
+    Returns
+    -------
+    dict of str to float
+        Test accuracies of ``f^G``, ``FF(whole network)`` (its G part) and ``FF(f^G)``.
+    """
     s = scores(weights, data.task, score)
     k = max(1, int(round(fraction * weights.width)))
     sub = weights.subnetwork(top_neurons(s, k))
@@ -120,7 +234,20 @@ def filtration_of_subnetwork(weights: Weights, data: Dataset, fraction: float,
 
 
 def score_agreement(weights: Weights, task: str) -> float:
-    """Spearman rank correlation between the IPR and strength scores."""
+    """Spearman rank correlation between the IPR and strength scores.
+
+    Parameters
+    ----------
+    weights : Weights
+        The network.
+    task : str
+        The operation (chooses the IPR frame).
+
+    Returns
+    -------
+    float
+        The correlation of the ranks (1.0 for a single neuron).
+    """
     a = np.argsort(np.argsort(ipr(weights, task)))
     b = np.argsort(np.argsort(strength(weights)))
     return float(np.corrcoef(a, b)[0, 1]) if len(a) > 1 else 1.0

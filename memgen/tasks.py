@@ -15,7 +15,27 @@ from .configs import RunConfig, validate_task
 
 
 def operate(task: str, a: np.ndarray, b: np.ndarray, p: int) -> np.ndarray:
-    """Return a ∘ b mod p elementwise for ``task`` in {"add", "sub", "mul"}."""
+    """Return a ∘ b mod p elementwise for ``task`` in {"add", "sub", "mul"}.
+
+    Parameters
+    ----------
+    task : {"add", "sub", "mul"}
+        The operation.
+    a, b : numpy.ndarray
+        Integer operands in 0..p-1, broadcastable against each other.
+    p : int
+        The modulus (prime for ``mul``).
+
+    Returns
+    -------
+    numpy.ndarray
+        (a + b), (a - b) or (a * b) mod p.
+
+    Raises
+    ------
+    ConfigError
+        When ``task`` and ``p`` are not allowed together (see :func:`validate_task`).
+    """
     validate_task(task, p)
     if task == "add":
         return (a + b) % p
@@ -25,13 +45,43 @@ def operate(task: str, a: np.ndarray, b: np.ndarray, p: int) -> np.ndarray:
 
 
 def all_pairs(p: int) -> tuple[np.ndarray, np.ndarray]:
-    """All pairs (a, b), a and b in 0..p-1, in row-major order (index a * p + b)."""
+    """All pairs (a, b), a and b in 0..p-1, in row-major order (index a * p + b).
+
+    Parameters
+    ----------
+    p : int
+        The modulus.
+
+    Returns
+    -------
+    a : numpy.ndarray
+        (p*p,) int64 first operands.
+    b : numpy.ndarray
+        (p*p,) int64 second operands.
+    """
     a, b = np.divmod(np.arange(p * p), p)
     return a.astype(np.int64), b.astype(np.int64)
 
 
 def split_indices(p: int, train_frac: float, split_seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Deterministic disjoint train/test pair indices (each sorted)."""
+    """Deterministic disjoint train/test pair indices (each sorted).
+
+    Parameters
+    ----------
+    p : int
+        The modulus; pairs are indexed 0..p*p-1.
+    train_frac : float
+        Fraction of pairs in the training set: round(train_frac * p**2) of them.
+    split_seed : int
+        Seed of the permutation (together with ``p``).
+
+    Returns
+    -------
+    train_idx : numpy.ndarray
+        Sorted pair indices of the training set.
+    test_idx : numpy.ndarray
+        Sorted pair indices of the test set (the others).
+    """
     n_train = int(round(train_frac * p * p))
     perm = np.random.default_rng([split_seed, p, 7919]).permutation(p * p)
     return np.sort(perm[:n_train]), np.sort(perm[n_train:])
@@ -43,15 +93,33 @@ def noisy_labels(true: np.ndarray, train_idx: np.ndarray, p: int, noise: float, 
 
     Parameters
     ----------
-    true : (p*p,) int array of true labels of all pairs.
-    train_idx : (n_train,) pair indices of the training set.
-    mode : "wrong" | "any" | "symmetric"
+    true : numpy.ndarray
+        (p*p,) int array of the true labels of all pairs.
+    train_idx : numpy.ndarray
+        (n_train,) pair indices of the training set.
+    p : int
+        The modulus (number of classes).
+    noise : float
+        Fraction alpha of training labels to corrupt, in [0, 1).
+    mode : {"wrong", "any", "symmetric"}
+        ``wrong``: a uniformly random wrong class; ``any``: a uniformly random class;
+        ``symmetric``: like ``wrong``, with (a, b) and (b, a) corrupted together to the same label.
+    seed : int
+        Seed of the choice of corrupted samples and of their labels (together with ``p``).
 
     Returns
     -------
-    labels : (n_train,) training labels after corruption.
-    noisy : (n_train,) bool mask of the corrupted samples. In ``any`` mode a corrupted sample can
+    labels : numpy.ndarray
+        (n_train,) training labels after corruption.
+    noisy : numpy.ndarray
+        (n_train,) bool mask of the corrupted samples. In ``any`` mode a corrupted sample can
         keep its true label by chance (probability 1/p); it still counts as noisy.
+
+    Raises
+    ------
+    ValueError
+        In ``symmetric`` mode, when exactly floor(noise * n_train) labels cannot be corrupted in
+        whole (a, b)/(b, a) groups.
     """
     n = len(train_idx)
     k = int(noise * n)
@@ -105,12 +173,22 @@ def _symmetric_choice(train_idx: np.ndarray, p: int, k: int, rng: np.random.Gene
 class Dataset:
     """One run's data. Arrays are numpy; ``true`` covers all p**2 pairs.
 
-    Attributes
+    Parameters
     ----------
-    a, b, true : (p*p,) operands and true labels of every pair.
-    train_idx, test_idx : pair indices of the split.
-    train_labels : (n_train,) labels the network is trained on (noisy where ``noisy``).
-    noisy : (n_train,) bool mask of corrupted training samples.
+    task : str
+        The operation (``add``, ``sub`` or ``mul``).
+    p : int
+        The modulus.
+    a, b : numpy.ndarray
+        (p*p,) operands of every pair, in row-major order.
+    true : numpy.ndarray
+        (p*p,) true labels of every pair.
+    train_idx, test_idx : numpy.ndarray
+        Pair indices of the split.
+    train_labels : numpy.ndarray
+        (n_train,) labels the network is trained on (noisy where ``noisy``).
+    noisy : numpy.ndarray
+        (n_train,) bool mask of corrupted training samples.
     """
 
     task: str
@@ -134,21 +212,43 @@ class Dataset:
         return ~self.noisy
 
     def label_grid(self) -> np.ndarray:
-        """(p, p) grid of labels as the network sees them: training labels on training pairs,
-        true labels elsewhere."""
+        """(p, p) grid of labels as the network sees them.
+
+        Returns
+        -------
+        numpy.ndarray
+            (p, p) labels: training labels on training pairs, true labels elsewhere.
+        """
         grid = self.true.copy()
         grid[self.train_idx] = self.train_labels
         return grid.reshape(self.p, self.p)
 
     def role_grid(self) -> np.ndarray:
-        """(p, p) grid of pair roles: 0 test, 1 clean train, 2 noisy train."""
+        """(p, p) grid of pair roles: 0 test, 1 clean train, 2 noisy train.
+
+        Returns
+        -------
+        numpy.ndarray
+            (p, p) int64 roles, row a and column b for the pair (a, b).
+        """
         role = np.zeros(self.p * self.p, dtype=np.int64)
         role[self.train_idx] = np.where(self.noisy, 2, 1)
         return role.reshape(self.p, self.p)
 
 
 def make_dataset(config: RunConfig) -> Dataset:
-    """Build the dataset of ``config`` (deterministic in its seeds)."""
+    """Build the dataset of ``config`` (deterministic in its seeds).
+
+    Parameters
+    ----------
+    config : RunConfig
+        The run; its task, p, train_frac, split_seed, noise, noise_mode and seed are used.
+
+    Returns
+    -------
+    Dataset
+        All pairs, their true labels, the split and the (noisy) training labels.
+    """
     p = config.p
     a, b = all_pairs(p)
     true = operate(config.task, a, b, p)
@@ -159,7 +259,23 @@ def make_dataset(config: RunConfig) -> Dataset:
 
 # ---------------------------------------------------------------------------- discrete log
 def primitive_root(p: int) -> int:
-    """Smallest generator of the cyclic group Z_p^* (p prime)."""
+    """Smallest generator of the cyclic group Z_p^* (p prime).
+
+    Parameters
+    ----------
+    p : int
+        A prime.
+
+    Returns
+    -------
+    int
+        The smallest g in 2..p-1 whose powers cover Z_p^* (1 for p = 2).
+
+    Raises
+    ------
+    ConfigError
+        When ``p`` is not prime.
+    """
     validate_task("mul", p)
     if p == 2:
         return 1
@@ -177,6 +293,16 @@ def log_order(p: int) -> np.ndarray:
     Position k of a vector re-indexed by ``x[order]`` is the token whose discrete log is k, so
     multiplication of tokens becomes addition of positions mod p-1. Token 0 has no logarithm and
     is not in the order; analyses handle it separately.
+
+    Parameters
+    ----------
+    p : int
+        A prime.
+
+    Returns
+    -------
+    numpy.ndarray
+        (p-1,) int64 tokens g**0, g**1, ..., g**(p-2) mod p, g = :func:`primitive_root` (p).
     """
     g = primitive_root(p)
     return np.array([pow(g, k, p) for k in range(p - 1)], dtype=np.int64)

@@ -1,5 +1,6 @@
 """The book layer: figures and the book renderer, live widgets, verdict boxes and tables,
-hidden finding checks, per-chapter tables and papermill staging.
+every chapter's judged claims (``findings``: one function per chapter, shared with the
+introduction's findings table), hidden finding checks, per-chapter tables and papermill staging.
 
 This is the only part of memgen that needs the notebook stack (plotly, ipywidgets, IPython,
 PyYAML, papermill); the training core (``memgen``) never imports it. Importing it switches

@@ -1,8 +1,10 @@
 """Finding checks: the hidden assertion cells at the end of every chapter.
 
-``expect(condition, claim, profile)`` asserts a finding's direction when the chapter ran under a
-profile big enough to show it, and otherwise prints an explicit skip line saying which profile it
-needs, so a too-small run is never mistaken for a confirmation.
+``expect_verdict(verdict, profile, book=..., paper=...)`` asserts the verdict a chapter computed
+(with the rule of :mod:`memgen.verdicts`) is the one measured for that profile, so a change that
+loses (or newly shows) an effect fails the build instead of silently changing a sentence. Under a
+profile without an expectation it prints an explicit SKIPPED line. ``expect(condition, claim,
+profile)`` is the plain form for a condition computed in the chapter.
 """
 
 from __future__ import annotations
@@ -22,3 +24,34 @@ def expect(condition: bool, claim: str, profile: str, needs: tuple[str, ...] = C
     assert bool(condition), f"finding not reproduced under profile {profile!r}: {claim}"
     print(f"CHECKED ({profile}): {claim}")
     return True
+
+
+def expect_verdict(verdict, profile: str, **expected: str | tuple[str, ...]) -> bool:
+    """Assert that ``verdict`` (a :class:`memgen.verdicts.Verdict`) is the expected one under ``profile``.
+
+    ``expected`` maps profile names to a verdict word (or a tuple of allowed words), e.g.
+    ``book="Reproduced", paper="Reproduced"``. Profiles without an expectation print a SKIPPED
+    line and return False. Raises AssertionError naming the claim, the verdict and its evidence.
+    """
+    if profile not in expected:
+        print(f"SKIPPED (no expectation under profile {profile}): {verdict.claim}")
+        return False
+    allowed = expected[profile] if isinstance(expected[profile], tuple) else (expected[profile],)
+    assert verdict.verdict in allowed, (f"under profile {profile!r} expected {' or '.join(allowed)} but got "
+                                        f"{verdict.verdict}: {verdict.claim}. {verdict.evidence}")
+    print(f"CHECKED ({profile}): {verdict.verdict}: {verdict.claim}")
+    return True
+
+
+def expect_verdicts(verdicts: dict, profile: str, expected: dict[str, dict[str, str | tuple[str, ...]]]) -> int:
+    """:func:`expect_verdict` for several verdicts by id: ``expected`` maps a verdict id to
+    ``{profile: verdict word(s)}``. A verdict that is expected under ``profile`` but absent fails;
+    one that is not expected there is skipped. Returns the number checked."""
+    checked = 0
+    for key, exp in expected.items():
+        if profile not in exp:
+            print(f"SKIPPED (no expectation under profile {profile}): {key}")
+            continue
+        assert key in verdicts, f"under profile {profile!r} expected a verdict {key!r}; got {sorted(verdicts)}"
+        checked += expect_verdict(verdicts[key], profile, **exp)
+    return checked

@@ -230,3 +230,317 @@ def scatter(x: Sequence, y: Sequence, title: str, xtitle: str, ytitle: str, log:
         fig.update_xaxes(type="log")
         fig.update_yaxes(type="log")
     return _layout(fig, title, xtitle, ytitle)
+
+
+# ---------------------------------------------------------------------------- seeds and chance
+def add_chance(fig: go.Figure, chance: float, label: str | None = None,
+               position: str = "bottom right") -> go.Figure:
+    """A dashed horizontal line at the chance level (e.g. 1/P), labelled on the right.
+
+    Parameters
+    ----------
+    fig : plotly.graph_objects.Figure
+        The figure (changed in place).
+    chance : float
+        The level.
+    label : str or None, default=None
+        The annotation; None: ``chance <level>``.
+    position : str, default="bottom right"
+        Where the annotation sits (plotly's ``annotation_position``).
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+        ``fig``.
+    """
+    fig.add_hline(y=float(chance), line_dash="dash", line_color="#7f7f7f", line_width=1,
+                  annotation_text=label or f"chance {chance:.3g}", annotation_position=position,
+                  annotation_font_color="#7f7f7f")
+    return fig
+
+
+def _range_errors(values: np.ndarray) -> tuple[list, dict[str, Any]]:
+    """Mean over seeds (axis 0) and an asymmetric error bar from the lowest to the highest seed."""
+    v = np.asarray(values, dtype=float)
+    if v.ndim == 1:
+        v = v[:, None]
+    ok = np.isfinite(v).any(0)
+    safe = np.where(np.isfinite(v), v, np.nan)
+    mean = np.full(v.shape[1], np.nan)
+    lo, hi = mean.copy(), mean.copy()
+    mean[ok] = np.nanmean(safe[:, ok], 0)
+    lo[ok], hi[ok] = np.nanmin(safe[:, ok], 0), np.nanmax(safe[:, ok], 0)
+    err = dict(type="data", symmetric=False, array=_clean(hi - mean), arrayminus=_clean(mean - lo),
+               thickness=1.2, width=3)
+    return _clean(mean), err
+
+
+def seed_traces(x: Sequence, series: dict[str, np.ndarray], dash: dict[str, str] | None = None,
+                colors: dict[str, str] | None = None) -> list[go.Scatter]:
+    """Mean-over-seeds lines with error bars spanning the seeds' range.
+
+    Parameters
+    ----------
+    x : sequence
+        The shared x values.
+    series : dict of str to array
+        Legend name -> (seeds, len(x)) array (a 1-D array is one seed); NaN entries are left out.
+    dash : dict of str to str or None, default=None
+        Legend name -> plotly dash style.
+    colors : dict of str to str or None, default=None
+        Legend name -> colour (default: the book's palette in order).
+
+    Returns
+    -------
+    list of plotly.graph_objects.Scatter
+        One trace per series.
+    """
+    traces = []
+    for i, (name, vals) in enumerate(series.items()):
+        mean, err = _range_errors(vals)
+        color = (colors or {}).get(name, COLORS[i % len(COLORS)])
+        traces.append(go.Scatter(x=list(x), y=mean, error_y=err, name=name, mode="lines+markers",
+                                 line=dict(color=color, dash=(dash or {}).get(name)), marker=dict(size=5)))
+    return traces
+
+
+def seed_bars(groups: dict[str, dict[str, Sequence[float]]], title: str, ytitle: str = "accuracy",
+              chance: float | None = None, yrange: Sequence[float] | None = (0, 1.05),
+              colors: dict[str, str] | None = None, chance_label: str | None = None) -> go.Figure:
+    """Grouped bars of the mean over seeds with error bars from the lowest to the highest seed.
+
+    Parameters
+    ----------
+    groups : dict of str to dict of str to sequence of float
+        Series (legend name) -> category (x label) -> one value per seed.
+    title : str
+        Figure title.
+    ytitle : str, default="accuracy"
+        y-axis title.
+    chance : float or None, default=None
+        Draw a dashed chance line at this level.
+    yrange : sequence of float or None, default=(0, 1.05)
+        y-axis range (None: automatic).
+    colors : dict of str to str or None, default=None
+        Series -> colour.
+    chance_label : str or None, default=None
+        The chance line's annotation (e.g. ``chance 1/59``).
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+        The bar chart.
+    """
+    fig = go.Figure()
+    for i, (name, cats) in enumerate(groups.items()):
+        color = (colors or {}).get(name, COLORS[i % len(COLORS)])
+        mean, err = _range_errors(np.array([np.asarray(v, dtype=float) for v in cats.values()]).T)
+        fig.add_trace(go.Bar(x=list(cats), y=mean, error_y=err, name=name, marker_color=color,
+                             offsetgroup=str(i)))
+    fig.update_layout(barmode="group")
+    _layout(fig, title, "", ytitle)
+    if yrange is not None:
+        fig.update_yaxes(range=list(yrange))
+    if chance is not None:
+        add_chance(fig, chance, chance_label, position="top left")
+    return fig
+
+
+# ---------------------------------------------------------------------------- over seeds
+def seed_stats(rows: Sequence[dict], x: str, y: str) -> tuple[list, list, list, list]:
+    """Mean of ``y`` over the rows sharing each value of ``x`` (the seeds), with the seeds' min
+    and max: (xs, means, mins, maxs), sorted by x. Non-finite values are left out."""
+    groups: dict[Any, list[float]] = {}
+    for r in rows:
+        v = r.get(y)
+        if v is not None and np.isfinite(v):
+            groups.setdefault(r[x], []).append(float(v))
+    xs = sorted(groups)
+    return (xs, [float(np.mean(groups[k])) for k in xs], [min(groups[k]) for k in xs], [max(groups[k]) for k in xs])
+
+
+def _seed_trace(rows: Sequence[dict], x: str, y: str, name: str, color: str, dash: str | None = None,
+                **kw: Any) -> go.Scatter:
+    xs, mean, lo, hi = seed_stats(rows, x, y)
+    err = dict(type="data", symmetric=False, array=[h - m for h, m in zip(hi, mean)],
+               arrayminus=[m - lo_ for m, lo_ in zip(mean, lo)], thickness=1.2, width=4)
+    return go.Scatter(x=xs, y=mean, name=name, mode="lines+markers", error_y=err,
+                      line=dict(color=color, dash=dash), **kw)
+
+
+def seed_lines(rows: Sequence[dict], x: str, ys: dict[str, str], title: str, xtitle: str, ytitle: str,
+               log_x: bool = False, dash: dict[str, str] | None = None, **layout: Any) -> go.Figure:
+    """Lines of the mean over seeds of each ``ys`` key ({key: legend name}) against ``x``, with
+    error bars from the lowest to the highest seed."""
+    fig = go.Figure()
+    for i, (k, name) in enumerate(ys.items()):
+        fig.add_trace(_seed_trace(rows, x, k, name, PART_COLORS.get(name, COLORS[i % len(COLORS)]),
+                                  (dash or {}).get(k)))
+    if log_x:
+        fig.update_xaxes(type="log")
+    return _layout(fig, title, xtitle, ytitle, **layout)
+
+
+def seed_grouped_lines(rows: Sequence[dict], x: str, y: str, group: str, title: str, xtitle: str, ytitle: str,
+                       log_x: bool = False, name_fmt: str = "{}", **layout: Any) -> go.Figure:
+    """One line per value of ``group``: the mean of ``y`` over seeds against ``x``, with error
+    bars from the lowest to the highest seed."""
+    fig = go.Figure()
+    for i, val in enumerate(sorted({r[group] for r in rows}, key=str)):
+        sub = [r for r in rows if r[group] == val]
+        fig.add_trace(_seed_trace(sub, x, y, name_fmt.format(val), COLORS[i % len(COLORS)]))
+    if log_x:
+        fig.update_xaxes(type="log")
+    return _layout(fig, title, xtitle, ytitle, **layout)
+
+
+def seed_width_slider(rows: Sequence[dict], metrics: dict[str, str], title: str, by: str = "noise",
+                      dash: dict[str, str] | None = None) -> go.Figure:
+    """Metrics against width (log axis), one slider step per value of ``by``; the mean over the
+    seeds present, with error bars from the lowest to the highest seed."""
+    frames = []
+    for val in sorted({r[by] for r in rows}):
+        sub = [r for r in rows if r[by] == val]
+        n_seeds = len({r["seed"] for r in sub})
+        label = f"{val:g}" + (f" ({n_seeds} seeds)" if n_seeds > 1 else "")
+        frames.append((label, [_seed_trace(sub, "width", k, name, COLORS[i % len(COLORS)], (dash or {}).get(k))
+                               for i, (k, name) in enumerate(metrics.items())]))
+    fig = slider_figure(frames, title, by, active=len(frames) - 1, xtitle="width M", ytitle="accuracy",
+                        yaxis_range=[0, 1.05])
+    fig.update_xaxes(type="log")
+    return fig
+
+
+def seed_array_lines(x: Sequence, series: dict[str, np.ndarray], title: str, xtitle: str, ytitle: str,
+                     chance: float | None = None, yrange: Sequence[float] | None = None,
+                     dash: dict[str, str] | None = None, colors: dict[str, str] | None = None,
+                     log_x: bool = False) -> go.Figure:
+    """A figure of :func:`seed_traces`: mean over seeds, error bars over the seeds' range.
+
+    Parameters
+    ----------
+    x : sequence
+        The shared x values.
+    series : dict of str to array
+        Legend name -> (seeds, len(x)) array.
+    title, xtitle, ytitle : str
+        Titles.
+    chance : float or None, default=None
+        Draw a dashed chance line at this level.
+    yrange : sequence of float or None, default=None
+        y-axis range (None: automatic).
+    dash, colors : dict of str to str or None, default=None
+        Per-series dash style and colour.
+    log_x : bool, default=False
+        Logarithmic x-axis.
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+        The line chart.
+    """
+    fig = go.Figure(seed_traces(x, series, dash=dash, colors=colors))
+    _layout(fig, title, xtitle, ytitle)
+    if yrange is not None:
+        fig.update_yaxes(range=list(yrange))
+    if log_x:
+        fig.update_xaxes(type="log")
+    if chance is not None:
+        add_chance(fig, chance)
+    return fig
+
+
+def paper_points(x: Sequence, y: Sequence, text: Sequence[str], colors: Sequence[str] | str = "#000000",
+                 name: str = "paper") -> list[go.Scatter]:
+    """The paper's quoted numbers as crosses, to lay over a figure of this build's numbers.
+
+    Parameters
+    ----------
+    x, y : sequence
+        Positions.
+    text : sequence of str
+        What each point is (shown on hover).
+    colors : str or sequence of str, default="#000000"
+        One colour, or one per point.
+    name : str, default="paper"
+        Legend name.
+
+    Returns
+    -------
+    list of plotly.graph_objects.Scatter
+        One trace.
+    """
+    return [go.Scatter(x=list(x), y=_clean(y), text=list(text), name=name, mode="markers",
+                       hovertemplate="%{text}: %{y:.4f}<extra></extra>",
+                       marker=dict(symbol="x", size=11, color=colors if isinstance(colors, str) else list(colors),
+                                   line=dict(width=1, color="black")))]
+
+
+def history_seed_slider(groups: dict[str, Sequence[Any]], metrics: dict[str, str], title: str,
+                        ytitle: str = "accuracy", log_x: bool = False, max_points: int = 120) -> go.Figure:
+    """Training curves averaged over seeds, one slider step per group of runs ({label: runs of
+    the same config but the seed}); error bars span the lowest to the highest seed."""
+    frames = []
+    for label, runs in groups.items():
+        steps = np.asarray(runs[0].history["step"])
+        keep = np.unique(np.linspace(0, len(steps) - 1, min(max_points, len(steps))).round().astype(int))
+        series = {name: np.array([np.asarray(r.history[k], dtype=float)[keep] for r in runs])
+                  for k, name in metrics.items()}
+        n = len(runs)
+        frames.append((label + (f" ({n} seeds)" if n > 1 else ""), seed_traces(steps[keep].tolist(), series)))
+    fig = slider_figure(frames, title, "run", active=len(frames) - 1, xtitle="step", ytitle=ytitle)
+    if log_x:
+        fig.update_xaxes(type="log")
+    return fig
+
+
+def cosine_fit_figure(vectors: dict[str, np.ndarray], fit: dict[str, np.ndarray], neurons: Sequence[int],
+                      title: str) -> go.Figure:
+    """Trained u, v, w of chosen neurons (markers) beside their least-squares cosine (lines, same
+    scale; see :func:`memgen.fourier.cosine_fit`); a slider picks the neuron and names the share
+    of variance the cosine explains (R²)."""
+    frames = []
+    for m in neurons:
+        traces = []
+        for i, k in enumerate(("u", "v", "w")):
+            x = list(range(vectors[k].shape[1]))
+            traces.append(go.Scatter(x=x, y=vectors[k][m].round(4).tolist(), mode="markers", name=f"{k} trained",
+                                     marker=dict(color=COLORS[i], size=5)))
+            traces.append(go.Scatter(x=x, y=fit[k][m].round(4).tolist(), mode="lines",
+                                     name=f"{k} cosine (R² {fit[f'r2_{k}'][m]:.2f})", line=dict(color=COLORS[i])))
+        r2 = np.mean([fit[f"r2_{k}"][m] for k in ("u", "v", "w")])
+        frames.append((f"{m} (ω={int(fit['freq'][m])}, R² {r2:.2f})", traces))
+    return slider_figure(frames, title, "neuron", xtitle="token position in the frame", ytitle="weight")
+
+
+# ---------------------------------------------------------------------------- the Transformer chapter
+def seed_slider(rows: Sequence[dict], x: str, metrics: dict[str, str], title: str, xtitle: str,
+                by: str = "noise", dash: dict[str, str] | None = None, ytitle: str = "accuracy",
+                log_x: bool = False) -> go.Figure:
+    """Metrics against ``x``, one slider step per value of ``by``; the mean over the seeds present,
+    with error bars from the lowest to the highest seed ({row key: legend name})."""
+    frames = []
+    for val in sorted({r[by] for r in rows}):
+        sub = [r for r in rows if r[by] == val]
+        n_seeds = len({r["seed"] for r in sub})
+        label = f"{val:g}" + (f" ({n_seeds} seeds)" if n_seeds > 1 else "")
+        frames.append((label, [_seed_trace(sub, x, k, name, COLORS[i % len(COLORS)], (dash or {}).get(k))
+                               for i, (k, name) in enumerate(metrics.items())]))
+    fig = slider_figure(frames, title, by, active=len(frames) - 1, xtitle=xtitle, ytitle=ytitle,
+                        yaxis_range=[0, 1.05])
+    if log_x:
+        fig.update_xaxes(type="log")
+    return fig
+
+
+def power_bars(power: np.ndarray, kept: Sequence[int], title: str, xtitle: str = "frequency k") -> go.Figure:
+    """Power per frequency k = 1.. (``power[0]`` is DC and not drawn), kept frequencies highlighted."""
+    power = np.asarray(power, dtype=float)
+    ks = list(range(1, len(power)))
+    keep = set(int(k) for k in kept)
+    fig = go.Figure()
+    for name, sel, color in (("kept", True, COLORS[2]), ("zeroed", False, "#bbbbbb")):
+        xs = [k for k in ks if (k in keep) == sel]
+        fig.add_trace(go.Bar(x=xs, y=_clean(power[xs] / power[1:].sum()), name=name, marker_color=color))
+    fig.update_layout(barmode="overlay")
+    return _layout(fig, title, xtitle, "share of non-DC power")

@@ -1,4 +1,4 @@
-"""Small display helpers for chapters: markdown tables and computed verdicts."""
+"""Small display helpers for chapters: markdown tables, verdict boxes and the findings table."""
 
 from __future__ import annotations
 
@@ -25,14 +25,6 @@ def table(rows: Sequence[dict[str, Any]], columns: dict[str, str] | None = None)
     return Markdown(head + body)
 
 
-def verdict(held: bool, claim: str, evidence: str, profile: str) -> Markdown:
-    """State plainly whether this build reproduced ``claim``, with the numbers behind it."""
-    if held:
-        return Markdown(f"**Reproduced here** (profile `{profile}`): {claim}. {evidence}")
-    return Markdown(f"**Not shown by this build** (profile `{profile}`): {claim}. {evidence} "
-                    "The paper's own settings (`profile='paper'`, on a GPU) may be needed to see it.")
-
-
 _ICON = {"Reproduced": "✅", "Not shown": "➖", "Contradicted": "❌"}
 
 
@@ -48,3 +40,31 @@ def verdict_box(*verdicts: Verdict, title: str = "Verdict") -> Markdown:
         lines.append(f"- {_ICON[v.verdict]} **{v.verdict}**: {v.claim}. {v.evidence}.{where}")
     lines.append(":::")
     return Markdown("\n".join(lines))
+
+
+def findings_table(entries: Sequence[tuple[str, str, Any]]) -> Markdown:
+    """One row per judged claim: chapter link, the claim, the verdict, the key number, the settings.
+
+    A claim is the paper's statement unless it starts with ``control:`` (a check the book adds so
+    that a result means something, e.g. a labels-only baseline).
+
+    ``entries`` are (document path relative to the intro, chapter title, :class:`Findings`) as
+    returned by :func:`memgen.book.findings.book_findings`.
+    """
+    head = "| chapter | claim | verdict | key number | settings |\n|---|---|---|---|---|\n"
+    body = []
+    for doc, title, f in entries:
+        for v in f.verdicts.values():
+            cells = [f"[{title}]({doc})", v.claim, f"{_ICON[v.verdict]} **{v.verdict}**", v.key or "–",
+                     v.settings or "–"]
+            body.append("| " + " | ".join(c.replace("|", "\\|").replace("\n", " ") for c in cells) + " |")
+    return Markdown(head + "\n".join(body) + "\n")
+
+
+def verdict_counts(entries: Sequence[tuple[str, str, Any]]) -> dict[str, int]:
+    """How many claims of ``entries`` got each verdict (every verdict word present, zeros included)."""
+    counts = dict.fromkeys(_ICON, 0)
+    for _, _, f in entries:
+        for v in f.verdicts.values():
+            counts[v.verdict] += 1
+    return counts

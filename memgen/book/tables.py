@@ -60,7 +60,7 @@ def memorization_order(runs: list[Run], levels: tuple[float, ...] = (0.5, 0.9)) 
     (``noisy_first`` is None when neither subset reached it)."""
     rows = []
     for r in runs:
-        row: dict[str, Any] = {"width": r.config.width}
+        row: dict[str, Any] = {"width": r.config.width, "seed": r.config.seed}
         for lv in levels:
             row[f"noisy {lv:.0%}"] = first_step_reaching(r, "noisy_acc", lv)
             row[f"clean {lv:.0%}"] = first_step_reaching(r, "clean_acc", lv)
