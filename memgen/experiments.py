@@ -64,11 +64,11 @@ class Setup:
         Parameters
         ----------
         widths : tuple of int or None, default=None
-            Widths; None (or empty) uses the setup's.
+            Widths; None uses the setup's (an empty grid is an error).
         noises : tuple of float or None, default=None
             Noise levels; None uses the setup's.
         seeds : tuple of int or None, default=None
-            Seeds; None (or empty) uses the setup's.
+            Seeds; None uses the setup's (an empty grid is an error).
         **changes : Any
             Further RunConfig fields, the same for every config.
 
@@ -77,9 +77,14 @@ class Setup:
         list of RunConfig
             Width-major, then noise, then seed.
         """
+        grids = {"widths": self.widths if widths is None else widths,
+                 "noises": self.noises if noises is None else noises,
+                 "seeds": self.seeds if seeds is None else seeds}
+        for name, values in grids.items():
+            if len(values) == 0:
+                raise ConfigError(f"{name}=[] is not allowed; give at least one value (None: the setup's own)")
         return [self.config(width=w, noise=a, seed=s, **changes)
-                for w in (widths or self.widths) for a in (noises if noises is not None else self.noises)
-                for s in (seeds or self.seeds)]
+                for w in grids["widths"] for a in grids["noises"] for s in grids["seeds"]]
 
 
 def setup(profile: str = "book", *, widths: list[int] | None = None,

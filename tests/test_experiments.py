@@ -35,3 +35,15 @@ def test_grid_table_and_helpers():
 
 def test_concentration_of_cosines_is_one():
     assert np.allclose(concentration(analytic_weights("add", 23, 8), "add"), 1.0)
+
+
+def test_empty_grid_is_an_error_not_the_default():
+    import pytest
+
+    from memgen.configs import ConfigError
+
+    st = E.setup("test")
+    for name in ("widths", "noises", "seeds"):
+        with pytest.raises(ConfigError, match=f"{name}=\\[\\] is not allowed"):
+            st.grid(**{name: []})
+    assert len(st.grid(widths=[9], noises=[0.0], seeds=[0])) == 1
