@@ -44,6 +44,22 @@ PRECISIONS = ("fp32", "tf32")
 ENGINE_VERSION = 2
 
 
+def content_key(identity: dict[str, Any]) -> str:
+    """The first 20 hex digits of the SHA-256 of ``identity`` as sorted JSON (a store key).
+
+    Parameters
+    ----------
+    identity : dict
+        JSON-serialisable fields that determine a result.
+
+    Returns
+    -------
+    str
+        20 hex digits.
+    """
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:20]
+
+
 class ConfigError(ValueError):
     """A parameter value is not allowed. The message names the parameter and what is allowed."""
 
@@ -362,8 +378,7 @@ class RunConfig:
         str
             The first 20 hex digits of the SHA-256 of :meth:`identity` as sorted JSON.
         """
-        blob = json.dumps(self.identity(), sort_keys=True).encode()
-        return hashlib.sha256(blob).hexdigest()[:20]
+        return content_key(self.identity())
 
     def replace(self, **changes: Any) -> RunConfig:
         """A copy with some fields changed (validated again).

@@ -413,15 +413,7 @@ def sweep(configs: list[RunConfig], *, client: Any, store: RunStore | None = Non
     distributed = _dask()
     store = store if store is not None else default_store()
     root = str(Path(store.root).resolve())
-    unique = list(dict.fromkeys(configs))
-    found: dict[RunConfig, Run] = {}
-    missing = []
-    for c in unique:
-        run = store.load(c)
-        if run is None:
-            missing.append(c)
-        else:
-            found[c] = run
+    found, missing = store.split_stored(configs)
     batches = plan_batches(missing)
     futures = {}
     lost: list[str] = []

@@ -211,22 +211,8 @@ def table(configs: list[RunConfig], *, progress: bool | None = None) -> list[dic
     return rows
 
 
-def run(config: RunConfig, *, progress: bool | None = None) -> Run:
-    """Train or load one run (through the store).
-
-    Parameters
-    ----------
-    config : RunConfig
-        The run.
-    progress : bool or None, default=None
-        Progress bar while training.
-
-    Returns
-    -------
-    Run
-        The stored or freshly trained run.
-    """
-    return train_or_load(config, progress=progress)
+#: Train or load one run through the default store (the chapters' name for it).
+run = train_or_load
 
 
 def column(rows: list[dict[str, Any]], key: str, **where: Any) -> np.ndarray:

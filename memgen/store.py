@@ -146,6 +146,31 @@ class RunStore:
                            "weights": run.weights.to_state(), "meta": run.meta})
         return path
 
+    def split_stored(self, configs: list[RunConfig]) -> tuple[dict[RunConfig, Run], list[RunConfig]]:
+        """The stored runs of ``configs`` and the (distinct) configs still to train.
+
+        Parameters
+        ----------
+        configs : list of RunConfig
+            Duplicates are looked up once.
+
+        Returns
+        -------
+        found : dict of RunConfig to Run
+            The runs already in the store.
+        missing : list of RunConfig
+            The others, in first-seen order.
+        """
+        found: dict[RunConfig, Run] = {}
+        missing = []
+        for c in dict.fromkeys(configs):
+            run = self.load(c)
+            if run is None:
+                missing.append(c)
+            else:
+                found[c] = run
+        return found, missing
+
     # -------------------------------------------------------------- training
     def train_or_load(self, config: RunConfig, *, progress: bool | None = None) -> Run:
         """The run of ``config``: from the store, or trained now and stored.
@@ -215,15 +240,7 @@ class RunStore:
 
             return distributed_sweep(configs, client=client, store=self, progress=progress,
                                      allow_failures=allow_failures, checkpoint_every=checkpoint_every)
-        unique = list(dict.fromkeys(configs))
-        found: dict[RunConfig, Run] = {}
-        missing = []
-        for c in unique:
-            run = self.load(c)
-            if run is None:
-                missing.append(c)
-            else:
-                found[c] = run
+        found, missing = self.split_stored(configs)
         failures = []
         for batch in plan_batches(missing):
             ck, every = None, 0

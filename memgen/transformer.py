@@ -45,8 +45,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
-import json
 import math
 import os
 import time
@@ -60,7 +58,7 @@ import torch
 
 from . import verdicts as vd
 from .checkpoint import StoreError, atomic_save, checked_load
-from .configs import DEVICES, ConfigError, RunConfig, _choice, _integer, _number
+from .configs import DEVICES, ConfigError, RunConfig, _choice, _integer, _number, content_key
 from .fourier import frame_order
 from .metrics import accuracies_of_predictions
 from .tasks import Dataset, make_dataset
@@ -212,8 +210,7 @@ class TransformerConfig:
         str
             The first 20 hex digits of the SHA-256 of :meth:`identity` as sorted JSON.
         """
-        blob = json.dumps(self.identity(), sort_keys=True).encode()
-        return hashlib.sha256(blob).hexdigest()[:20]
+        return content_key(self.identity())
 
     def batch_key(self) -> tuple:
         """Fields that must agree for runs to train as one stacked batch.
