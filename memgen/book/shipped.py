@@ -33,3 +33,20 @@ def banner(source: str, recs: list[dict[str, Any]]) -> Markdown:
     kind = "CPU-scale test results, not the paper's scale" if source != "paper" else "the paper's scale"
     return Markdown(f":::{{note}} Shipped results ({kind})\n{provenance(recs)}. Read from `results/{source}/`, "
                     "checksummed; nothing is trained here.\n:::")
+
+
+def section(chapter: str, source: str = "paper") -> None:
+    """Show a chapter's shipped-results section: where the numbers come from, then (when results
+    at ``source`` are shipped) the chapter's headline figure and verdict box drawn from them.
+
+    Parameters
+    ----------
+    chapter : str
+        The chapter's notebook stem, e.g. ``"02_scaling"``.
+    source : str, default="paper"
+        The shipped profile to read (``results/<source>/``); the test build uses ``"test"``.
+    """
+    from IPython.display import display
+
+    recs = records(source) if source else []
+    display(banner(source, recs))
