@@ -4,7 +4,9 @@ from pathlib import Path
 
 import nbformat
 
-from memgen.book.bookgen import ROOT, generate, load_variants
+import yaml
+
+from memgen.book.bookgen import INSTALL_TAG, ROOT, generate, install_source, load_variants, sync_install_cells
 
 
 def test_variants_file_is_valid_and_generates_prepared_notebooks(tmp_path):
@@ -15,7 +17,8 @@ def test_variants_file_is_valid_and_generates_prepared_notebooks(tmp_path):
     nb = nbformat.read(made[0], as_version=4)
     injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
     assert injected and "profile = \"test\"" in injected[0].source
-    assert nb.cells[0].source.startswith("# " + variants[0]["title"])
+    first_md = next(c for c in nb.cells if c.cell_type == "markdown")
+    assert first_md.source.startswith("# " + variants[0]["title"])
 
 
 def test_every_chapter_has_a_parameters_cell_and_no_outputs():
@@ -35,3 +38,28 @@ def test_bad_parameter_fails_in_the_first_cell_with_a_clear_message(tmp_path):
     assert r.returncode != 0
     assert "noise=1.5 is not allowed; it must lie in [0, 1)" in r.stderr
     assert "ConfigError" in r.stderr
+
+
+def test_every_notebook_starts_with_the_hidden_install_cell_for_the_configured_repository():
+    """Colab opens a chapter without memgen: its first cell installs it from the repository that
+    ``_config.yml`` names (the launch buttons' one setting); a stale URL fails here."""
+    repo = yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]
+    expected = install_source()
+    assert f'"memgen[book] @ git+{repo["url"]}@{repo["branch"]}"' in expected
+    notebooks = sorted((ROOT / "book").glob("*.ipynb")) + sorted((ROOT / "book" / "generated").glob("*.ipynb"))
+    assert len(notebooks) > 10
+    for path in notebooks:
+        first = nbformat.read(path, as_version=4).cells[0]
+        assert {"remove-cell", INSTALL_TAG} <= set(first.metadata.get("tags", [])), path
+        assert first.source == expected, f"{path}: run `python -m memgen.book.bookgen install-cell`"
+
+
+def test_install_cell_follows_the_config_and_is_added_once(tmp_path):
+    cfg = tmp_path / "_config.yml"
+    cfg.write_text("repository:\n  url: https://example.org/me/fork\n  branch: dev\n")
+    nb_path = tmp_path / "c.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# T")]), nb_path)
+    assert sync_install_cells([nb_path], cfg) == [nb_path]
+    assert sync_install_cells([nb_path], cfg) == []  # already up to date
+    cells = nbformat.read(nb_path, as_version=4).cells
+    assert len(cells) == 2 and "git+https://example.org/me/fork@dev" in cells[0].source

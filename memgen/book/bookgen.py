@@ -7,6 +7,9 @@
     copies the whole book into ``--out`` with every chapter's ``profile`` set, optionally
     executing each chapter with papermill (the staged ``_config.yml`` then executes only the
     text-notebook intro). Used by the tests: nbval and the browser check.
+``python -m memgen.book.bookgen install-cell``
+    writes (or updates) the first, hidden cell of every chapter that installs memgen from the
+    repository named in ``_config.yml`` when it is not importable (Colab); locally it does nothing.
 ``python -m memgen.book.bookgen chapter book/05_frequency_filtration.ipynb --out out -p noise 0.6``
     re-executes one chapter with new parameters (``make chapter``). The parameters are checked
     against the chapter's ``parameters`` cell before anything runs: an unknown or repeated name,
@@ -123,13 +126,51 @@ def stage(profile: str, out: Path, execute: bool = False) -> Path:
     dst.mkdir()
     for f in sorted(BOOK.iterdir()):
         if f.suffix == ".ipynb":
-            prepare(f, dst / f.name, {"profile": profile}, execute)
+            params: dict[str, Any] = {"profile": profile}
+            if profile == "test" and "results" in notebook_parameters(f):
+                params["results"] = "test"  # the shipped section reads the CPU-made test results
+            prepare(f, dst / f.name, params, execute)
         elif f.suffix == ".md":  # text notebooks (the intro) carry a `profile = "book"` line
             (dst / f.name).write_text(f.read_text().replace('profile = "book"', f'profile = "{profile}"'))
         elif f.is_file():
             shutil.copy(f, dst / f.name)
     generate(profile, book=dst, out=dst / "generated", execute=execute)
     return out
+
+
+INSTALL_TAG = "install-memgen"
+
+
+def install_source(config: Path = ROOT / "_config.yml") -> str:
+    """The install cell's code, from ``repository.url`` and ``repository.branch`` of ``config``."""
+    repo = yaml.safe_load(config.read_text())["repository"]
+    url = f"git+{repo['url']}@{repo.get('branch', 'main')}"
+    return ("# Colab or a fresh kernel: install memgen from its repository when it is not importable\n"
+            "import importlib.util\n\n"
+            'if importlib.util.find_spec("memgen") is None:\n'
+            f'    %pip install -q "memgen[book] @ {url}"')
+
+
+def sync_install_cells(paths: list[Path], config: Path = ROOT / "_config.yml") -> list[Path]:
+    """Make the first cell of each notebook the install cell (tagged ``remove-cell``); return the
+    notebooks that changed."""
+    import nbformat
+
+    source, changed = install_source(config), []
+    for path in paths:
+        nb = nbformat.read(path, as_version=4)
+        first = nb.cells[0] if nb.cells else None
+        if first is not None and INSTALL_TAG in first.metadata.get("tags", []):
+            if first.source == source:
+                continue
+            first.source = source
+        else:
+            cell = nbformat.v4.new_code_cell(source, metadata={"tags": ["remove-cell", INSTALL_TAG]})
+            cell.id = f"{path.stem[:40]}-install"
+            nb.cells.insert(0, cell)
+        nbformat.write(nb, path)
+        changed.append(path)
+    return changed
 
 
 _NONE = ("None", "none", "null", "~")
@@ -255,6 +296,7 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--profile", default="test")
     s.add_argument("--out", type=Path, required=True)
     s.add_argument("--execute", action="store_true")
+    sub.add_parser("install-cell")
     c = sub.add_parser("chapter")
     c.add_argument("notebook", type=Path)
     c.add_argument("--out", type=Path, default=ROOT / "out")
@@ -267,6 +309,10 @@ def main(argv: list[str] | None = None) -> int:
             get_profile(ns.profile)
             for path in generate(ns.profile):
                 print(f"prepared {path.relative_to(ROOT)}")
+            return 0
+        if ns.cmd == "install-cell":
+            for path in sync_install_cells(sorted(BOOK.glob("*.ipynb"))):
+                print(f"updated {path.relative_to(ROOT)}")
             return 0
         if ns.cmd == "stage":
             get_profile(ns.profile)
