@@ -56,3 +56,60 @@ def test_live_controls_validate_and_render(monkeypatch):
 def test_live_controls_in_a_static_build(monkeypatch):
     monkeypatch.setenv("MEMGEN_STATIC", "1")
     assert isinstance(widgets.live_controls(setup("test"), lambda c: None), HTML)
+
+
+def test_table_cells_read_as_numbers_not_python_reprs():
+    import numpy as np
+
+    from memgen.book import report
+
+    fmt = report._fmt
+    assert [fmt(260), fmt(np.int64(260)), fmt(260.0), fmt(np.float64(17.0))] == ["260", "260", "260", "17"]
+    assert [fmt(0.5), fmt(1.0), fmt(0.0), fmt(np.float32(0.25))] == ["0.500", "1.000", "0.000", "0.250"]
+    assert [fmt(None), fmt(float("nan")), fmt(np.nan), fmt(float("inf")), fmt("nan")] == ["–"] * 5
+    assert [fmt(True), fmt(False), fmt(np.bool_(True))] == ["yes", "no", "yes"]
+    assert fmt("a|b") == "a\\|b"
+    md = report.table([{"n": 260.0, "acc": 0.25, "ok": True, "x": None}]).data
+    for bad in ("260.000", "None", "True", "nan"):
+        assert bad not in md
+    assert "| 260 | 0.250 | yes | – |" in md
+
+
+def test_log_width_axes_show_the_widths_and_accuracy_axes_span_0_to_1():
+    rows = [dict(noise=a, width=w, seed=s, train_acc=0.5, test_acc=0.1) for a in (0.0, 0.8)
+            for w in (3, 17, 129) for s in (0, 1)]
+    figs = [
+        plots.lines([3, 17, 129], {"a": [0.1, 0.2, 0.3]}, "t", "width M", "test accuracy", log_x=True),
+        plots.grouped_lines(rows, "width", "test_acc", "noise", "t", "width M", "test accuracy", log_x=True),
+        plots.seed_grouped_lines(rows, "width", "test_acc", "noise", "t", "width M", "test accuracy", log_x=True),
+        plots.seed_lines(rows, "width", {"test_acc": "test"}, "t", "width M", "test accuracy", log_x=True),
+        plots.width_slider(rows, {"test_acc": "test"}, "t"),
+        plots.seed_width_slider(rows, {"test_acc": "test"}, "t"),
+        plots.seed_slider(rows, "width", {"test_acc": "test"}, "t", "width M", log_x=True),
+    ]
+    for fig in figs:
+        assert fig.layout.xaxis.type == "log"
+        assert list(fig.layout.xaxis.ticktext) == ["3", "17", "129"]
+        assert list(fig.layout.xaxis.tickvals) == [3, 17, 129]
+        assert tuple(fig.layout.yaxis.range) == plots.ACC_RANGE
+        assert fig.layout.legend.orientation == "h"
+    # many values (training steps): powers of ten, not "2 3 … 100 2 3"
+    many = plots.lines(list(range(1, 501)), {"a": [0.5] * 500}, "t", "step", "loss", log_x=True)
+    assert many.layout.xaxis.dtick == 1 and many.layout.xaxis.tickvals is None
+    assert many.layout.yaxis.range is None  # not an accuracy axis: automatic
+    zoomed = plots.lines([1, 2], {"a": [0.1, 0.2]}, "t", "x", "test accuracy", yaxis_range=None)
+    assert zoomed.layout.yaxis.range is None
+
+
+def test_chance_line_overlapping_series_titles_and_mode_bar():
+    fig = plots.add_chance(plots.lines([1, 2], {"a": [0.1, 0.2], "b": [0.1, 0.2]}, "t", "x", "accuracy"), 1 / 59)
+    shape, note = fig.layout.shapes[0], fig.layout.annotations[0]
+    assert shape.line.dash == "dash" and abs(shape.y0 - 1 / 59) < 1e-12 and note.text == "chance 1/59"
+    assert plots.chance_label(0.3) == "chance 0.3"
+    a, b = fig.data
+    assert a.marker.symbol != b.marker.symbol and a.line.width > b.line.width and a.marker.size > b.marker.size
+    long = plots.lines([1], {"a": [1]}, "A title much longer than what fits in a phone's column", "x", "y")
+    assert "<br>" in long.layout.title.text
+    assert all(len(line) <= plots.TITLE_CHARS for line in long.layout.title.text.split("<br>"))
+    html = pio.renderers["book"].to_mimebundle(long.to_dict())["text/html"]
+    assert '"displayModeBar": false' in html and '"displaylogo": false' in html

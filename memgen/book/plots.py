@@ -22,6 +22,15 @@ from plotly.io.base_renderers import MimetypeRenderer
 
 COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf")
 PART_COLORS = {"full": "#7f7f7f", "G": "#2ca02c", "R": "#d62728"}
+#: marker symbols, one per series in order, so that series drawn on top of each other stay apart
+SYMBOLS = ("circle", "square", "diamond", "triangle-up", "cross", "star", "triangle-down", "pentagon")
+#: plotly's display options for every book figure: no mode bar (on a phone it sits on the title;
+#: zoom by dragging, double-click resets), no plotly logo, resizes with the page
+CONFIG = {"displayModeBar": False, "displaylogo": False, "responsive": True}
+#: the y range of an accuracy axis: 0 to 1, a little room around it so markers at 0 and 1 show
+ACC_RANGE = (-0.03, 1.05)
+#: a title longer than this wraps onto a second line (a phone column is about 390 px)
+TITLE_CHARS = 46
 
 
 class _BookHTML(MimetypeRenderer):
@@ -29,8 +38,9 @@ class _BookHTML(MimetypeRenderer):
 
     def to_mimebundle(self, fig_dict):
         return {"text/html": pio.to_html(
-            fig_dict, include_plotlyjs=False, include_mathjax=False, full_html=False,
-            default_width="100%", default_height=450, validate=False)}
+            fig_dict, config=CONFIG, include_plotlyjs=False, include_mathjax=False, full_html=False,
+            default_width="100%", default_height=fig_dict.get("layout", {}).get("height") or 450,
+            validate=False)}
 
 
 def use_book_renderer() -> None:
@@ -39,10 +49,92 @@ def use_book_renderer() -> None:
     pio.renderers.default = "plotly_mimetype+book"
 
 
+def _wrap(title: str, width: int = TITLE_CHARS) -> str:
+    """Break a long title into lines of at most ``width`` characters (``<br>``)."""
+    if "<br>" in title or len(title) <= width:
+        return title
+    lines, cur = [], ""
+    for word in title.split(" "):
+        if cur and len(cur) + 1 + len(word) > width:
+            lines.append(cur)
+            cur = word
+        else:
+            cur = f"{cur} {word}" if cur else word
+    return "<br>".join(lines + [cur])
+
+
+def _is_accuracy(ytitle: str) -> bool:
+    return "accuracy" in ytitle.lower()
+
+
 def _layout(fig: go.Figure, title: str, xtitle: str = "", ytitle: str = "", **kw: Any) -> go.Figure:
-    fig.update_layout(title=title, xaxis_title=xtitle, yaxis_title=ytitle, template="plotly_white",
-                      margin=dict(l=60, r=20, t=60, b=50), legend=dict(orientation="h", y=-0.2), **kw)
+    """The book's layout: a short title at the top left (wrapped), the legend as rows below the
+    plot (it fits a phone's column), axis titles that never clip, and an accuracy axis (a
+    ``ytitle`` naming accuracy) from 0 to 1 unless ``yaxis_range`` is given (``None``: automatic)."""
+    title = _wrap(title)
+    n_lines = title.count("<br>") + 1
+    if "yaxis_range" in kw:
+        if kw["yaxis_range"] is None:
+            kw.pop("yaxis_range")
+    elif _is_accuracy(ytitle):
+        kw["yaxis_range"] = list(ACC_RANGE)
+    fig.update_layout(
+        title=dict(text=title, x=0, xanchor="left", xref="paper", y=1, yref="container", yanchor="top",
+                   pad=dict(t=10), font=dict(size=15)),
+        xaxis_title=xtitle, yaxis_title=ytitle, template="plotly_white",
+        margin=dict(l=10, r=10, t=24 + 20 * n_lines, b=10, autoexpand=True),
+        legend=dict(orientation="h", x=0, xanchor="left", y=0, yanchor="bottom", yref="container",
+                    font=dict(size=12), itemwidth=30),
+        **kw)
+    fig.update_xaxes(automargin=True)
+    fig.update_yaxes(automargin=True)
+    _log_ticks(fig)
     return fig
+
+
+def _num(v: float) -> str:
+    return str(int(v)) if float(v).is_integer() else f"{v:g}"
+
+
+def _log_ticks(fig: go.Figure, axes: str = "xy") -> go.Figure:
+    """Label every logarithmic axis of ``fig`` with the values present in its data (the widths,
+    the noise levels) when there are few of them, else with the powers of ten; never plotly's
+    "2 3 … 100 2 3"."""
+    for ax in axes:
+        axis = fig.layout[f"{ax}axis"]
+        if axis.type != "log" or axis.tickvals is not None:
+            continue
+        vals = set()
+        for tr in fig.data:
+            for v in (getattr(tr, ax, None) or ()):
+                if isinstance(v, (int, float, np.integer, np.floating)) and np.isfinite(v) and v > 0:
+                    vals.add(float(v))
+        if vals and len(vals) <= 14:
+            ticks = sorted(vals)
+            axis.update(tickvals=ticks, ticktext=[_num(v) for v in ticks], tickmode="array")
+        else:
+            axis.update(dtick=1, tickformat="~s", minor=dict(ticks="outside", showgrid=True))
+    return fig
+
+
+def set_log_x(fig: go.Figure) -> go.Figure:
+    """Make ``fig``'s x-axis logarithmic, labelled with the x values present (see :func:`_log_ticks`)."""
+    fig.update_xaxes(type="log", tickvals=None, ticktext=None)
+    return _log_ticks(fig, "x")
+
+
+def series_style(i: int, dash: str | None = None) -> dict[str, Any]:
+    """Line and marker of the i-th series: its own marker symbol, and a line and marker that
+    shrink with i, so that a series drawn over an earlier one leaves it visible around it."""
+    return dict(line=dict(dash=dash, width=(5, 3.5, 2.5)[i] if i < 3 else 1.8),
+                marker=dict(symbol=SYMBOLS[i % len(SYMBOLS)], size=(12, 9, 7)[i] if i < 3 else 6))
+
+
+def _styled(i: int, color: str, dash: str | None = None) -> dict[str, Any]:
+    st = series_style(i, dash)
+    st["line"]["color"] = color
+    st["marker"]["color"] = color
+    return st
 
 
 def slider_figure(frames: Sequence[tuple[str, Sequence[go.BaseTraceType]]], title: str,
@@ -65,10 +157,9 @@ def slider_figure(frames: Sequence[tuple[str, Sequence[go.BaseTraceType]]], titl
         vis = [s <= j < e for j in range(n)]
         steps.append(dict(method="update", label=label, args=[{"visible": vis}]))
     fig.update_layout(sliders=[dict(active=active, steps=steps, currentvalue=dict(prefix=f"{slider_label}: "),
-                                    pad=dict(t=50))])
-    fig = _layout(fig, title, **layout)
-    # the slider sits below the plot: keep the legend out of its way
-    return fig.update_layout(legend=dict(orientation="v", x=1.02, y=1, yanchor="top"))
+                                    pad=dict(t=50), x=0.04, len=0.9)])
+    layout.setdefault("height", 540)  # the slider and the legend rows sit below the plot
+    return _layout(fig, title, **layout)
 
 
 def lines(x: Sequence, ys: dict[str, Sequence], title: str, xtitle: str, ytitle: str,
@@ -78,9 +169,9 @@ def lines(x: Sequence, ys: dict[str, Sequence], title: str, xtitle: str, ytitle:
     for i, (name, y) in enumerate(ys.items()):
         color = PART_COLORS.get(name, COLORS[i % len(COLORS)])
         fig.add_trace(go.Scatter(x=list(x), y=_clean(y), name=name, mode="lines+markers",
-                                 line=dict(color=color, dash=(dash or {}).get(name))))
+                                 **_styled(i, color, (dash or {}).get(name))))
     if log_x:
-        fig.update_xaxes(type="log")
+        set_log_x(fig)
     return _layout(fig, title, xtitle, ytitle, **layout)
 
 
@@ -94,7 +185,8 @@ def history_traces(history: dict[str, list[float]], metrics: dict[str, str],
     steps = np.asarray(history["step"])
     keep = np.unique(np.linspace(0, len(steps) - 1, min(max_points, len(steps))).round().astype(int))
     return [go.Scatter(x=steps[keep].tolist(), y=_clean(np.asarray(history[k])[keep]), name=name,
-                       mode="lines", line=dict(color=COLORS[i % len(COLORS)]))
+                       mode="lines", line=dict(color=COLORS[i % len(COLORS)], width=max(1.5, 3.5 - 0.7 * i),
+                                               dash=("solid", "dash", "dot", "dashdot")[i % 4]))
             for i, (k, name) in enumerate(metrics.items())]
 
 
@@ -155,12 +247,11 @@ def width_slider(rows: Sequence[dict], metrics: dict[str, str], title: str, by: 
         sub = sorted((r for r in rows if r[by] == val), key=lambda r: r["width"])
         x = [r["width"] for r in sub]
         traces = [go.Scatter(x=x, y=_clean([r[k] for r in sub]), name=name, mode="lines+markers",
-                             line=dict(color=COLORS[i % len(COLORS)], dash=(dash or {}).get(k)))
+                             **_styled(i, COLORS[i % len(COLORS)], (dash or {}).get(k)))
                   for i, (k, name) in enumerate(metrics.items())]
         frames.append((f"{val:g}", traces))
-    fig = slider_figure(frames, title, by, active=len(frames) - 1, xtitle="width M", ytitle="accuracy",
-                        yaxis_range=[0, 1.05])
-    fig.update_xaxes(type="log")
+    fig = slider_figure(frames, title, by, active=len(frames) - 1, xtitle="width M", ytitle="accuracy")
+    set_log_x(fig)
     return fig
 
 
@@ -171,9 +262,9 @@ def grouped_lines(rows: Sequence[dict], x: str, y: str, group: str, title: str, 
     for i, val in enumerate(sorted({r[group] for r in rows}, key=str)):
         sub = sorted((r for r in rows if r[group] == val), key=lambda r: r[x])
         fig.add_trace(go.Scatter(x=[r[x] for r in sub], y=_clean([r[y] for r in sub]), name=name_fmt.format(val),
-                                 mode="lines+markers", line=dict(color=COLORS[i % len(COLORS)])))
+                                 mode="lines+markers", **_styled(i, COLORS[i % len(COLORS)])))
     if log_x:
-        fig.update_xaxes(type="log")
+        set_log_x(fig)
     return _layout(fig, title, xtitle, ytitle)
 
 
@@ -183,7 +274,7 @@ def history_slider(runs: Sequence[Any], metrics: dict[str, str], title: str, lab
     frames = [(label(run), history_traces(run.history, metrics)) for run in runs]
     fig = slider_figure(frames, title, "run", active=len(frames) - 1, xtitle="step", ytitle=ytitle)
     if log_x:
-        fig.update_xaxes(type="log")
+        set_log_x(fig)
     return fig
 
 
@@ -227,15 +318,24 @@ def scatter(x: Sequence, y: Sequence, title: str, xtitle: str, ytitle: str, log:
     fig = go.Figure(go.Scatter(x=np.asarray(x).round(5).tolist(), y=np.asarray(y).round(5).tolist(),
                                mode="markers", marker=dict(size=5, color=COLORS[0], opacity=0.6)))
     if log:
-        fig.update_xaxes(type="log")
-        fig.update_yaxes(type="log")
+        set_log_x(fig)
+        fig.update_yaxes(type="log", dtick=1, tickformat="~s")
     return _layout(fig, title, xtitle, ytitle)
 
 
 # ---------------------------------------------------------------------------- seeds and chance
+def chance_label(chance: float) -> str:
+    """``chance 1/P`` when ``chance`` is the inverse of an integer P, else ``chance <level>``."""
+    inv = 1 / chance if chance > 0 else 0
+    if inv >= 2 and abs(inv - round(inv)) < 1e-6 * inv:
+        return f"chance 1/{round(inv)}"
+    return f"chance {chance:.3g}"
+
+
 def add_chance(fig: go.Figure, chance: float, label: str | None = None,
-               position: str = "bottom right") -> go.Figure:
-    """A dashed horizontal line at the chance level (e.g. 1/P), labelled on the right.
+               position: str = "top right") -> go.Figure:
+    """A dashed horizontal line at the chance level (e.g. 1/P), labelled on the right
+    (``chance 1/P``).
 
     Parameters
     ----------
@@ -244,8 +344,8 @@ def add_chance(fig: go.Figure, chance: float, label: str | None = None,
     chance : float
         The level.
     label : str or None, default=None
-        The annotation; None: ``chance <level>``.
-    position : str, default="bottom right"
+        The annotation; None: ``chance 1/P`` (see :func:`chance_label`).
+    position : str, default="top right"
         Where the annotation sits (plotly's ``annotation_position``).
 
     Returns
@@ -254,7 +354,7 @@ def add_chance(fig: go.Figure, chance: float, label: str | None = None,
         ``fig``.
     """
     fig.add_hline(y=float(chance), line_dash="dash", line_color="#7f7f7f", line_width=1,
-                  annotation_text=label or f"chance {chance:.3g}", annotation_position=position,
+                  annotation_text=label or chance_label(chance), annotation_position=position,
                   annotation_font_color="#7f7f7f")
     return fig
 
@@ -300,7 +400,7 @@ def seed_traces(x: Sequence, series: dict[str, np.ndarray], dash: dict[str, str]
         mean, err = _range_errors(vals)
         color = (colors or {}).get(name, COLORS[i % len(COLORS)])
         traces.append(go.Scatter(x=list(x), y=mean, error_y=err, name=name, mode="lines+markers",
-                                 line=dict(color=color, dash=(dash or {}).get(name)), marker=dict(size=5)))
+                                 **_styled(i, color, (dash or {}).get(name))))
     return traces
 
 
@@ -360,12 +460,12 @@ def seed_stats(rows: Sequence[dict], x: str, y: str) -> tuple[list, list, list, 
 
 
 def _seed_trace(rows: Sequence[dict], x: str, y: str, name: str, color: str, dash: str | None = None,
-                **kw: Any) -> go.Scatter:
+                i: int = 0, **kw: Any) -> go.Scatter:
     xs, mean, lo, hi = seed_stats(rows, x, y)
     err = dict(type="data", symmetric=False, array=[h - m for h, m in zip(hi, mean)],
                arrayminus=[m - lo_ for m, lo_ in zip(mean, lo)], thickness=1.2, width=4)
-    return go.Scatter(x=xs, y=mean, name=name, mode="lines+markers", error_y=err,
-                      line=dict(color=color, dash=dash), **kw)
+    return go.Scatter(x=xs, y=mean, name=name, mode="lines+markers", error_y=err, **_styled(i, color, dash),
+                      **kw)
 
 
 def seed_lines(rows: Sequence[dict], x: str, ys: dict[str, str], title: str, xtitle: str, ytitle: str,
@@ -375,9 +475,9 @@ def seed_lines(rows: Sequence[dict], x: str, ys: dict[str, str], title: str, xti
     fig = go.Figure()
     for i, (k, name) in enumerate(ys.items()):
         fig.add_trace(_seed_trace(rows, x, k, name, PART_COLORS.get(name, COLORS[i % len(COLORS)]),
-                                  (dash or {}).get(k)))
+                                  (dash or {}).get(k), i=i))
     if log_x:
-        fig.update_xaxes(type="log")
+        set_log_x(fig)
     return _layout(fig, title, xtitle, ytitle, **layout)
 
 
@@ -388,9 +488,9 @@ def seed_grouped_lines(rows: Sequence[dict], x: str, y: str, group: str, title: 
     fig = go.Figure()
     for i, val in enumerate(sorted({r[group] for r in rows}, key=str)):
         sub = [r for r in rows if r[group] == val]
-        fig.add_trace(_seed_trace(sub, x, y, name_fmt.format(val), COLORS[i % len(COLORS)]))
+        fig.add_trace(_seed_trace(sub, x, y, name_fmt.format(val), COLORS[i % len(COLORS)], i=i))
     if log_x:
-        fig.update_xaxes(type="log")
+        set_log_x(fig)
     return _layout(fig, title, xtitle, ytitle, **layout)
 
 
@@ -403,11 +503,10 @@ def seed_width_slider(rows: Sequence[dict], metrics: dict[str, str], title: str,
         sub = [r for r in rows if r[by] == val]
         n_seeds = len({r["seed"] for r in sub})
         label = f"{val:g}" + (f" ({n_seeds} seeds)" if n_seeds > 1 else "")
-        frames.append((label, [_seed_trace(sub, "width", k, name, COLORS[i % len(COLORS)], (dash or {}).get(k))
+        frames.append((label, [_seed_trace(sub, "width", k, name, COLORS[i % len(COLORS)], (dash or {}).get(k), i=i)
                                for i, (k, name) in enumerate(metrics.items())]))
-    fig = slider_figure(frames, title, by, active=len(frames) - 1, xtitle="width M", ytitle="accuracy",
-                        yaxis_range=[0, 1.05])
-    fig.update_xaxes(type="log")
+    fig = slider_figure(frames, title, by, active=len(frames) - 1, xtitle="width M", ytitle="accuracy")
+    set_log_x(fig)
     return fig
 
 
@@ -444,7 +543,7 @@ def seed_array_lines(x: Sequence, series: dict[str, np.ndarray], title: str, xti
     if yrange is not None:
         fig.update_yaxes(range=list(yrange))
     if log_x:
-        fig.update_xaxes(type="log")
+        set_log_x(fig)
     if chance is not None:
         add_chance(fig, chance)
     return fig
@@ -490,7 +589,7 @@ def history_seed_slider(groups: dict[str, Sequence[Any]], metrics: dict[str, str
         frames.append((label + (f" ({n} seeds)" if n > 1 else ""), seed_traces(steps[keep].tolist(), series)))
     fig = slider_figure(frames, title, "run", active=len(frames) - 1, xtitle="step", ytitle=ytitle)
     if log_x:
-        fig.update_xaxes(type="log")
+        set_log_x(fig)
     return fig
 
 
@@ -524,12 +623,11 @@ def seed_slider(rows: Sequence[dict], x: str, metrics: dict[str, str], title: st
         sub = [r for r in rows if r[by] == val]
         n_seeds = len({r["seed"] for r in sub})
         label = f"{val:g}" + (f" ({n_seeds} seeds)" if n_seeds > 1 else "")
-        frames.append((label, [_seed_trace(sub, x, k, name, COLORS[i % len(COLORS)], (dash or {}).get(k))
+        frames.append((label, [_seed_trace(sub, x, k, name, COLORS[i % len(COLORS)], (dash or {}).get(k), i=i)
                                for i, (k, name) in enumerate(metrics.items())]))
-    fig = slider_figure(frames, title, by, active=len(frames) - 1, xtitle=xtitle, ytitle=ytitle,
-                        yaxis_range=[0, 1.05])
+    fig = slider_figure(frames, title, by, active=len(frames) - 1, xtitle=xtitle, ytitle=ytitle)
     if log_x:
-        fig.update_xaxes(type="log")
+        set_log_x(fig)
     return fig
 
 

@@ -6,15 +6,31 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 from IPython.display import Markdown
 
 from ..verdicts import Verdict
 
 
 def _fmt(v: Any) -> str:
-    if isinstance(v, float):
-        return "–" if not math.isfinite(v) else f"{v:.3f}"
-    return str(v)
+    """One table cell: None and NaN as "–", booleans as yes / no, integers (and whole floats
+    above 1, e.g. a step count stored as a float) as integers, other floats with 3 decimals."""
+    if v is None:
+        return "–"
+    if isinstance(v, (bool, np.bool_)):
+        return "yes" if v else "no"
+    if isinstance(v, (int, np.integer)):
+        return str(int(v))
+    if isinstance(v, (float, np.floating)):
+        v = float(v)
+        if not math.isfinite(v):
+            return "–"
+        if v.is_integer() and abs(v) > 1:
+            return str(int(v))
+        return f"{v:.3f}"
+    if isinstance(v, str) and v.strip().lower() in ("nan", "none"):
+        return "–"
+    return str(v).replace("|", "\\|").replace("\n", " ")
 
 
 def table(rows: Sequence[dict[str, Any]], columns: dict[str, str] | None = None) -> Markdown:
