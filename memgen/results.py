@@ -16,7 +16,9 @@ resumable) every run of :func:`plan` that has no record yet and writes its recor
 ``python -m memgen results --profile paper --json`` prints them. A record's flat keys are the
 config fields plus ``train_acc``, ``clean_acc``, ``noisy_acc``, ``noisy_true_acc``, ``test_acc``,
 ``G_*`` and ``R_*`` (the same under frequency filtration), ``swap_<activation>_test_acc`` and
-``swap_<activation>_noisy_acc``, ``phase_error``, ``n_train``, ``n_test``, ``n_noisy``; the
+``swap_<activation>_noisy_acc``, ``phase_error``, ``n_train``, ``n_test``, ``n_noisy``, the per-run analyses of
+:mod:`memgen.analysis` (every run: neuron, control and mirror records; runs at the profile's
+default width and noise: the partition record); the
 nested ``history`` and ``provenance`` (profile, engine version, device, torch version, seconds,
 date).
 """
@@ -34,6 +36,7 @@ from typing import Any
 
 import torch
 
+from .analysis import control_record, mirror_record, neuron_record, partition_record
 from .checkpoint import StoreError, atomic_save, checked_load
 from .configs import ENGINE_VERSION, ConfigError, RunConfig, get_profile
 from .experiments import summarize
@@ -47,7 +50,9 @@ FORMAT = 1
 RECORD_KEYS = ("train_acc", "clean_acc", "noisy_acc", "noisy_true_acc", "test_acc", "G_test_acc", "G_noisy_acc",
                "G_clean_acc", "G_noisy_true_acc", "R_test_acc", "R_noisy_acc", "R_clean_acc", "R_noisy_true_acc",
                "phase_error", "n_train", "n_test", "n_noisy")
-GROUPS = ("grid", "activations", "tasks", "tied")
+GROUPS = ("grid", "activations", "weight_decay", "tasks", "noise_first", "tied")
+#: Every planned group is trained over these seeds (the book judges differences over three).
+PLAN_SEEDS = (0, 1, 2)
 
 
 class ResultsError(RuntimeError):
@@ -68,18 +73,26 @@ def default_root() -> Path:
 
 # ---------------------------------------------------------------------------- what to produce
 def plan(profile: str, groups: Iterable[str] = GROUPS) -> dict[str, list[RunConfig]]:
-    """The runs the chapters read at ``profile``, by group.
+    """The runs the chapters read at ``profile``, by group (the chapters' default parameters).
 
     Parameters
     ----------
     profile : {"test", "book", "paper"}
         The profile whose defaults and grids are used.
     groups : iterable of str, default=GROUPS
-        Which groups to plan: ``grid`` (ReLU, addition: every width x noise x seed; chapters 2,
-        3, 5, 6), ``activations`` (the default width, quadratic / GeLU / reverse-ReLU at every
-        noise; chapters 2 and 4), ``tasks`` (subtraction and multiplication at the default width
-        and every noise; chapters 4 and 5) and ``tied`` (U = V at the default width, wrong and
-        symmetric noise; chapter 7).
+        Which groups to plan, each over :data:`PLAN_SEEDS`:
+
+        - ``grid``: ReLU, addition, every width x noise (chapters 2, 3, 5, 6);
+        - ``activations``: quadratic and GeLU at every other width and the highest noise
+          (chapter 2);
+        - ``weight_decay``: the first four widths at the highest noise with the profile's weight
+          decay tripled (chapter 2; the profile's own is in ``grid``);
+        - ``tasks``: subtraction and multiplication at the default width and every noise
+          (chapters 4, 5, 6);
+        - ``noise_first``: chapter 3's early-phase runs (Adam, no weight decay, 500 steps,
+          α = 0.3, every width);
+        - ``tied``: U = V with wrong and with symmetric noise at every other width, α = 0.4
+          (chapter 7; its untied runs are in ``grid``).
 
     Returns
     -------
@@ -92,18 +105,24 @@ def plan(profile: str, groups: Iterable[str] = GROUPS) -> dict[str, list[RunConf
         if g not in GROUPS:
             raise ConfigError(f"groups={g!r} is not allowed; choose from {', '.join(GROUPS)}")
     out: dict[str, list[RunConfig]] = {}
-    w, seeds, noises = prof.width, prof.seeds, prof.noises
-    if "grid" in groups:
-        out["grid"] = [prof.config(width=m, noise=a, seed=s) for m in prof.widths for a in noises for s in seeds]
-    if "activations" in groups:
-        out["activations"] = [prof.config(width=w, noise=a, activation=act, seed=s)
-                              for act in ("quadratic", "gelu", "reverse_relu") for a in noises for s in seeds]
-    if "tasks" in groups:
-        out["tasks"] = [prof.config(width=w, noise=a, task=t, seed=s)
-                        for t in ("sub", "mul") for a in noises for s in seeds]
-    if "tied" in groups:
-        out["tied"] = [prof.config(width=w, noise=a, tied=True, noise_mode=mode, seed=s)
-                       for mode in ("wrong", "symmetric") for a in (0.0, 0.2, 0.4) for s in seeds]
+    w, seeds, noises = prof.width, PLAN_SEEDS, prof.noises
+    heavy, every_other = max(noises), prof.widths[::2]
+    make = {
+        "grid": lambda: [prof.config(width=m, noise=a, seed=s) for m in prof.widths for a in noises for s in seeds],
+        "activations": lambda: [prof.config(width=m, noise=heavy, activation=act, seed=s)
+                                for act in ("quadratic", "gelu") for m in every_other for s in seeds],
+        "weight_decay": lambda: [prof.config(width=m, noise=heavy, weight_decay=3 * prof.base["weight_decay"],
+                                             seed=s) for m in prof.widths[:4] for s in seeds],
+        "tasks": lambda: [prof.config(width=w, noise=a, task=t, seed=s)
+                          for t in ("sub", "mul") for a in noises for s in seeds],
+        "noise_first": lambda: [prof.config(width=m, noise=0.3, steps=500, optimizer="adam", weight_decay=0.0,
+                                            seed=s) for m in prof.widths for s in seeds],
+        "tied": lambda: [prof.config(width=m, noise=0.4, tied=True, noise_mode=mode, seed=s)
+                         for mode in ("wrong", "symmetric") for m in every_other for s in seeds],
+    }
+    for g in GROUPS:
+        if g in groups:
+            out[g] = make[g]()
     return out
 
 
@@ -150,6 +169,12 @@ def record_of(run: Run, profile: str) -> dict[str, Any]:
     for act, acc in s.get("act_swap_noisy", {}).items():
         rec[f"swap_{act}_noisy_acc"] = acc
     rec["phase_error"] = s["phase_error"]
+    # the chapters' per-run analyses, so that they judge shipped runs with the same numbers
+    extras = {**neuron_record(run), **control_record(run), **mirror_record(run)}
+    prof, c = get_profile(profile), run.config
+    if c.width == prof.width and c.noise == prof.noise and c.steps == prof.base["steps"] and not c.tied:
+        extras.update({k: v for k, v in partition_record(run).items() if k not in rec})
+    rec.update(extras)
     d = run.data
     rec.update(n_train=int(len(d.train_idx)), n_test=int(len(d.test_idx)), n_noisy=int(d.noisy.sum()))
     rec["history"] = run.history

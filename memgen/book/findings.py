@@ -28,13 +28,18 @@ from typing import Any
 
 import numpy as np
 
-from .. import baselines, experiments, fourier, partition
+from .. import baselines, experiments, fourier
+from ..analysis import (
+    SWAPS,
+    control_record,
+    mirror_record,
+    neuron_record,
+    partition_record,
+    random_concentration,
+)
 from ..configs import RunConfig
 from ..experiments import Setup
-from ..metrics import accuracies_of_predictions, evaluate
-from ..model import Weights
 from ..store import sweep
-from ..train import Run
 from ..verdicts import REPRODUCED, Verdict, combine, compare, fmt_seeds, judge_above_chance, judge_at_least, undefined
 from . import tables
 
@@ -368,43 +373,7 @@ def noise_first(profile: str = "book", *, task: str = "add", noise: float = 0.3,
 
 
 # ---------------------------------------------------------------------------- chapter 4: hidden rule
-SWAPS = ("quadratic", "reverse_relu")
 _ACT_NAME = {"relu": "ReLU", "quadratic": "x²", "gelu": "GeLU", "reverse_relu": "reverse-ReLU"}
-
-
-def neuron_record(run: Run, activations: Sequence[str] = ("relu", *SWAPS)) -> dict[str, Any]:
-    """The weight-level numbers chapter 4 judges, for one run.
-
-    Returns
-    -------
-    dict
-        ``swap_<act>_test_acc`` and ``swap_<act>_noisy_acc`` (the same weights under another
-        activation), ``concentration_median`` (median share of a neuron's power at its dominant
-        frequency), ``cosine_r2_median`` (median share of variance the least-squares cosine
-        explains, over u, v and w), ``phase_error`` and ``phase_error_shuffled`` (its chance level,
-        :func:`memgen.fourier.shuffled_phase_error`).
-    """
-    w, task = run.weights, run.config.task
-    rec: dict[str, Any] = {}
-    for act, m in baselines.activation_swap(w, run.data, tuple(activations)).items():
-        rec[f"swap_{act}_test_acc"] = m["test_acc"]
-        rec[f"swap_{act}_noisy_acc"] = m["noisy_acc"]
-    rec["concentration_median"] = float(np.median(fourier.concentration(w, task)))
-    fit = fourier.cosine_fit(w, task)
-    rec["cosine_r2_median"] = float(np.median(np.concatenate([fit["r2_u"], fit["r2_v"], fit["r2_w"]])))
-    rec["phase_error"] = float(fourier.phase_error(w, task)["mean"])
-    rec["phase_error_shuffled"] = float(fourier.shuffled_phase_error(w, task).mean())
-    return rec
-
-
-def random_concentration(task: str, p: int, width: int, seed: int = 0) -> float:
-    """Median concentration of a network with random Gaussian weights (the chance level)."""
-    import torch
-
-    g = torch.Generator().manual_seed(seed)
-    w = Weights(torch.randn(width, p, generator=g), torch.randn(width, p, generator=g),
-                torch.randn(p, width, generator=g), torch.zeros(p), "relu")
-    return float(np.median(fourier.concentration(w, task)))
 
 
 def judge_phases(rows: Sequence[dict[str, Any]], noise: float, settings: str = "") -> Verdict:
@@ -546,18 +515,6 @@ def hidden_rule(profile: str = "book", *, task: str = "add", noise: float | None
 
 
 # ---------------------------------------------------------------------------- chapter 5: filtration
-def control_record(run: Run) -> dict[str, Any]:
-    """Chapter 5's controls for one run: ``vote_test_acc`` (labels-only majority vote),
-    ``perv_G_test_acc`` (G under the per-vector dominant-frequency rule) and
-    ``logit_projection_test_acc``."""
-    d = run.data
-    vote = accuracies_of_predictions(baselines.majority_vote(d), d)
-    perv = fourier.filtration_report(run.weights, d, mode="per-vector")["G"]
-    proj = accuracies_of_predictions(baselines.logit_projection(run.weights, d), d)
-    return {"vote_test_acc": vote["test_acc"], "perv_G_test_acc": perv["test_acc"],
-            "logit_projection_test_acc": proj["test_acc"]}
-
-
 def ff_report(row: dict[str, Any]) -> dict[str, dict[str, float]]:
     """The full / G / R accuracies of a record, shaped like :func:`memgen.fourier.filtration_report`."""
     keys = ("train_acc", "clean_acc", "noisy_acc", "noisy_true_acc", "test_acc")
@@ -653,30 +610,6 @@ def filtration(profile: str = "book", *, task: str = "add", width: int | None = 
 
 
 # ---------------------------------------------------------------------------- chapter 6: partition
-FRACTIONS = np.array([0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0])
-#: f^G that FF is applied to: the top half of the neurons by strength.
-FF_SUB_FRACTION = 0.5
-
-
-def partition_record(run: Run, scores: Sequence[str] = ("strength", "ipr")) -> dict[str, Any]:
-    """Chapter 6's numbers for one run: the partition curves of each score (``<score>_G_test``,
-    ``<score>_R_noisy``, ``<score>_random_test`` ... as lists over ``fractions``), the needed
-    fractions γ_G and γ_R, FF of f^G and of the whole network, and the score rank correlation."""
-    w, d = run.weights, run.data
-    full = evaluate(w, d)
-    rec: dict[str, Any] = {**run.config.to_dict(), "fractions": FRACTIONS.tolist(), "test_acc": full["test_acc"],
-                           "noisy_acc": full["noisy_acc"], "rho": partition.score_agreement(w, run.config.task)}
-    for s in scores:
-        c = partition.partition_curves(w, d, s, fractions=FRACTIONS)
-        for k in ("G_test", "G_noisy", "R_test", "R_noisy", "random_test", "random_noisy"):
-            rec[f"{s}_{k}"] = c[k].tolist()
-        need = partition.needed_fractions(c, full)
-        rec[f"{s}_gamma_G"], rec[f"{s}_gamma_R"] = need["gamma_G"], need["gamma_R"]
-    ff = partition.filtration_of_subnetwork(w, d, FF_SUB_FRACTION, "strength")
-    rec["ff_whole_test"], rec["ff_sub_test"] = ff["FF(whole network)"], ff["FF(f^G)"]
-    return rec
-
-
 def judge_partition(rows: Sequence[dict[str, Any]], *, settings: str = "") -> dict[str, Verdict]:
     """Chapter 6's claims from :func:`partition_record` rows (one per seed, one task and α).
 
@@ -765,19 +698,6 @@ TIED_SETTINGS = {"untied, wrong": dict(tied=False, noise_mode="wrong"),
                  "tied, symmetric": dict(tied=True, noise_mode="symmetric")}
 
 
-def mirror_record(run: Run) -> dict[str, Any]:
-    """Chapter 7's lookup control for one run: ``mirror_share`` (test pairs a symmetric lookup
-    answers), ``test_no_mirror`` / ``G_test_no_mirror`` (raw and G accuracy on the other test
-    pairs), ``n_no_mirror``, and ``symmetric_ceiling`` (the best training accuracy a symmetric
-    model can reach)."""
-    d = run.data
-    G, _ = fourier.filtration(run.weights, run.config.task)
-    acc, n = baselines.accuracy_without_mirror(run.weights.predict(), d)
-    gacc, _ = baselines.accuracy_without_mirror(G.predict(), d)
-    return {"mirror_share": baselines.mirror_lookup_share(d), "test_no_mirror": acc, "G_test_no_mirror": gacc,
-            "n_no_mirror": n, "symmetric_ceiling": baselines.symmetric_ceiling(d)}
-
-
 def judge_misspecification(rows: Sequence[dict[str, Any]], *, settings: str = "") -> dict[str, Verdict]:
     """Chapter 7's claims from records with a ``setting`` key and :func:`mirror_record` keys,
     judged at the widest width (levels against chance, one run per setting).
@@ -843,6 +763,56 @@ def misspecification(profile: str = "book", *, task: str = "add", noise: float =
     return Findings("07_misspecification", verdicts, {"rows": rows}, S)
 
 
+# ---------------------------------------------------------------------------- chapters 9 and 10
+def transformer_findings(profile: str = "book", *, task: str = "add", noise: float | None = None,
+                         n_keep: int | None = None, seeds: Sequence[int] | None = None,
+                         progress: bool | None = None) -> Findings:
+    """Chapter 9: frequency filtration of a Transformer's unembedding (the paper's Table 3).
+
+    Trains (or loads) the seeds at the chapter's α and judges them with
+    :func:`memgen.transformer.judge` (the chapter also sweeps α and the number of kept frequencies).
+
+    Returns
+    -------
+    Findings
+        Verdicts ``memorized``, ``test``, ``noisy``, ``split``; data ``runs``.
+    """
+    from .. import transformer as tfm
+
+    C = tfm.profile_config(profile, task=task, noise=noise, n_keep=n_keep)
+    configs = [c for c in tfm.sweep_configs(C, [C.noise], seeds, profile) if c.noise == C.noise]
+    runs = tfm.train_or_load(configs, progress=progress)
+    where = (f"profile {profile}: {task}, P = {C.p}, d_model {C.d_model}, {C.steps} steps; α = {C.noise:g}, "
+             f"n_keep = {C.n_keep}, seeds {[c.seed for c in configs]}")
+    V = tfm.judge(runs, C.n_keep, where)
+    return Findings("09_transformer", {k: V[k] for k in ("memorized", "test", "noisy", "split")}, {"runs": runs})
+
+
+def images_findings(profile: str = "book", *, data: str = "digits", progress: bool | None = None,
+                    **params: Any) -> Findings:
+    """Chapter 10: noise first on images (the paper's MNIST check; digits when offline).
+
+    Returns
+    -------
+    Findings
+        Verdicts ``noise_first_<α>`` (one per α), ``clean_ahead``, ``paper``; data ``runs``.
+    """
+    from .. import images
+
+    S = images.setup_images(profile, data=data, **params)
+    runs = images.sweep_images(S.data, S.noises, S.seeds, **S.run)
+    V = images.noise_first_verdicts(S, runs)
+    verdicts = {f"noise_first_{a:g}": v for a, v in zip(S.noises, V["noise_first"])}
+    verdicts.update(clean_ahead=V["clean_ahead"], paper=V["paper"])
+    return Findings("10_noise_first_images", verdicts, {"runs": runs})
+
+
+def _optimizers(profile: str = "book", *, progress: bool | None = None, **params: Any) -> Findings:
+    from .optimizers import optimizers  # chapter 11's own module
+
+    return optimizers(profile, progress=progress, **params)
+
+
 # ---------------------------------------------------------------------------- the whole book
 #: chapter notebook stem -> (title, findings function)
 CHAPTERS: dict[str, tuple[str, Callable[..., Findings]]] = {
@@ -852,6 +822,9 @@ CHAPTERS: dict[str, tuple[str, Callable[..., Findings]]] = {
     "05_frequency_filtration": ("Frequency filtration", filtration),
     "06_partition": ("Partitioning neurons", partition_findings),
     "07_misspecification": ("Tied embeddings", misspecification),
+    "09_transformer": ("Filtration on a Transformer", transformer_findings),
+    "10_noise_first_images": ("Noise first on images", images_findings),
+    "11_optimizers": ("Optimizers", _optimizers),
 }
 
 

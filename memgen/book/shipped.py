@@ -1,41 +1,250 @@
 """The "at the paper's scale" section of a chapter: results memgen trained elsewhere (a GPU) and
 shipped under ``results/<profile>/``, read without training (see :mod:`memgen.results`).
 
-A chapter calls :func:`records` with its ``results`` parameter (``"paper"`` in the book; the
-test build points it at the small CPU-produced ``"test"`` results so that the same code runs),
-shows :func:`banner` (where the numbers come from, or that they have not been produced yet) and
-then draws its headline figure from the records, which have the keys of
-:func:`memgen.experiments.table` rows.
+A chapter calls :func:`section` with its stem and its ``results`` parameter (``"paper"`` in the
+book; the test build points it at the small CPU-produced ``"test"`` results so that the same code
+runs). It shows where the numbers come from (or that they have not been produced yet), then the
+chapter's headline figure and its verdicts, judged by the same ``judge_*`` functions of
+:mod:`memgen.book.findings` that judge the runs the chapter trains. :func:`shipped_findings` gives
+the verdicts alone (the introduction's findings table).
+
+Records are selected by their config fields, so the planned groups of :func:`memgen.results.plan`
+need no bookkeeping here: e.g. chapter 2's grid is every ReLU addition run with the profile's
+optimizer, steps and weight decay.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from types import SimpleNamespace
 from typing import Any
 
-from IPython.display import Markdown
+import numpy as np
+import plotly.graph_objects as go
+from IPython.display import Markdown, display
 
+from ..configs import RunConfig, get_profile
 from ..results import load, provenance
+from . import findings as fd
+from . import plots, report, tables
+
+Record = dict[str, Any]
 
 
-def records(source: str, **where: Any) -> list[dict[str, Any]]:
+def records(source: str, **where: Any) -> list[Record]:
     """Shipped records of profile ``source`` whose fields equal ``where`` (e.g. ``task="add"``)."""
-    return [r for r in load(source) if all(r.get(k) == v for k, v in where.items())]
+    return [r for r in load(source) if all(fd._eq(r.get(k), v) for k, v in where.items())]
 
 
-def banner(source: str, recs: list[dict[str, Any]]) -> Markdown:
+def banner(source: str, recs: list[Record], chapter: str | None = None) -> Markdown:
     """A note saying where the shipped numbers below come from, or how to produce them."""
     if not recs:
+        planned = chapter is None or chapter in JUDGES
+        how = (f"They are produced on a GPU with `python -m memgen produce --profile {source} --device cuda` "
+               "(resumable) and committed" if planned else
+               "`python -m memgen produce` does not plan this chapter's runs yet")
         return Markdown(
             f":::{{note}} Results at the `{source}` scale are not shipped yet\n"
-            f"Nothing in `results/{source}/` matches this chapter. They are produced on a GPU with "
-            f"`python -m memgen produce --profile {source} --device cuda` (resumable) and committed; "
-            "until then the section below, trained now at CPU scale, is all this chapter shows.\n:::")
+            f"Nothing in `results/{source}/` matches this chapter. {how}; until then the section below, "
+            "trained now at CPU scale, is all this chapter shows.\n:::")
     kind = "CPU-scale test results, not the paper's scale" if source != "paper" else "the paper's scale"
     return Markdown(f":::{{note}} Shipped results ({kind})\n{provenance(recs)}. Read from `results/{source}/`, "
                     "checksummed; nothing is trained here.\n:::")
 
 
-def section(chapter: str, source: str = "paper") -> None:
+# ---------------------------------------------------------------------------- selecting records
+def _base(recs: Sequence[Record], source: str, **where: Any) -> list[Record]:
+    """Records with the profile's training setup (optimizer, steps, weight decay, untied,
+    wrong-label noise), the activation ReLU and task ``add`` unless ``where`` says (None: any)."""
+    prof = get_profile(source)
+    want = {"optimizer": "adamw", "steps": prof.base["steps"], "weight_decay": prof.base["weight_decay"],
+            "tied": False, "noise_mode": "wrong", "activation": "relu", "task": "add", **where}
+    want = {k: v for k, v in want.items() if v is not None}  # None: any value
+    return [r for r in recs if all(fd._eq(r.get(k), v) for k, v in want.items())]
+
+
+def _pseudo_run(rec: Record) -> SimpleNamespace:
+    """What the history tables read from a run (config, history), from a shipped record."""
+    return SimpleNamespace(config=RunConfig.from_dict(rec), history=rec["history"], failed=False)
+
+
+def _need(*groups: Sequence[Record]) -> bool:
+    return all(len(g) > 0 for g in groups)
+
+
+# ---------------------------------------------------------------------------- one judge per chapter
+def _scaling(recs: Sequence[Record], source: str, task: str = "add") -> fd.Findings | None:
+    prof = get_profile(source)
+    grid = _base(recs, source, task=task)
+    if not _need(grid):
+        return None
+    heavy = max(r["noise"] for r in grid)
+    acts = _base(recs, source, task=task, activation=None)
+    side_w = sorted({r["width"] for r in acts if r["activation"] != "relu"})
+    act = [r for r in acts if fd._eq(r["noise"], heavy) and r["width"] in side_w]
+    wd3 = 3 * prof.base["weight_decay"]
+    wd = [r for r in _base(recs, source, task=task, weight_decay=None)
+          if fd._eq(r["noise"], heavy) and (fd._eq(r["weight_decay"], wd3) or fd._eq(r["weight_decay"],
+                                                                                  prof.base["weight_decay"]))]
+    wd_w = sorted({r["width"] for r in wd if fd._eq(r["weight_decay"], wd3)})
+    wd = [r for r in wd if r["width"] in wd_w]
+    if not _need(act, wd):
+        return None
+    st = {"grid": fd.settings_text([r for r in grid if fd._eq(r["noise"], heavy)], source),
+          "activations": fd.settings_text(act, source, activations=", ".join(sorted({r["activation"] for r in act}))),
+          "weight_decay": fd.settings_text(wd, source, **{"weight decay": ", ".join(
+              f"{x:g}" for x in sorted({r["weight_decay"] for r in wd}))})}
+    verdicts = fd.judge_scaling(grid, act, wd, heavy=heavy, side=heavy, settings=st)
+    return fd.Findings("02_scaling", verdicts, {"grid": grid, "p": grid[0]["p"]})
+
+
+def _noise_first(recs: Sequence[Record], source: str, task: str = "add") -> fd.Findings | None:
+    rows = _base(recs, source, task=task, optimizer="adam", steps=500, weight_decay=0.0)
+    rows = [r for r in rows if fd._eq(r["noise"], 0.3)]
+    if not _need(rows):
+        return None
+    runs = [_pseudo_run(r) for r in rows]
+    order = tables.memorization_order(runs)
+    gaps = [{"width": r.config.width, "seed": r.config.seed, "gap": tables.early_gradient_gap(r)} for r in runs]
+    verdicts = fd.judge_noise_first(order, gaps, steps=500, settings=fd.settings_text(rows, source, optimizer="adam"))
+    return fd.Findings("03_noise_first", verdicts, {"runs": runs, "p": rows[0]["p"]})
+
+
+def _hidden_rule(recs: Sequence[Record], source: str, task: str = "add") -> fd.Findings | None:
+    prof = get_profile(source)
+    rows = [r for r in _base(recs, source, task=task, width=prof.width) if "phase_error_shuffled" in r]
+    if not _need(rows):
+        return None
+    vis, alpha = fd.visible_noise(rows), prof.noise
+    st = {a: fd.settings_text([r for r in rows if fd._eq(r["noise"], a)], source) for a in (vis, alpha)}
+    st["both"] = fd.settings_text(rows, source)
+    verdicts = fd.judge_hidden_rule(rows, noise=alpha, visible=vis, settings=st)
+    return fd.Findings("04_hidden_rule", verdicts, {"rows": rows, "p": rows[0]["p"]})
+
+
+def _filtration(recs: Sequence[Record], source: str, task: str = "add") -> fd.Findings | None:
+    prof = get_profile(source)
+    curve = [r for r in _base(recs, source, task=task, width=prof.width) if "vote_test_acc" in r]
+    rows = [r for r in curve if fd._eq(r["noise"], prof.noise)]
+    if not _need(rows):
+        return None
+    first = [r for r in curve if r["seed"] == min(x["seed"] for x in curve)]
+    verdicts = fd.judge_filtration(rows, first, noise=prof.noise, settings=fd.settings_text(rows, source),
+                                   curve_settings=fd.settings_text(first, source))
+    return fd.Findings("05_frequency_filtration", verdicts, {"curve": curve, "p": rows[0]["p"]})
+
+
+def _partition(recs: Sequence[Record], source: str, task: str = "add") -> fd.Findings | None:
+    rows = [r for r in _base(recs, source, task=task) if "strength_G_test" in r]
+    if not _need(rows):
+        return None
+    verdicts = fd.judge_partition(rows, settings=fd.settings_text(rows, source))
+    return fd.Findings("06_partition", verdicts, {"rows": rows, "p": rows[0]["p"]})
+
+
+def _misspecification(recs: Sequence[Record], source: str, task: str = "add") -> fd.Findings | None:
+    tied = _base(recs, source, task=task, tied=True, noise_mode=None)
+    tied = [r for r in tied if fd._eq(r["noise"], 0.4) and "mirror_share" in r]
+    widths = sorted({r["width"] for r in tied})
+    untied = [r for r in _base(recs, source, task=task) if fd._eq(r["noise"], 0.4) and r["width"] in widths]
+    if not _need(tied, untied):
+        return None
+    rows = [{**r, "setting": "untied, wrong"} for r in untied]
+    rows += [{**r, "setting": f"tied, {r['noise_mode']}"} for r in tied]
+    verdicts = fd.judge_misspecification(rows, settings=fd.settings_text(rows, source))
+    return fd.Findings("07_misspecification", verdicts, {"rows": rows, "p": rows[0]["p"]})
+
+
+#: chapter stem -> its judge on shipped records (None: the records it needs are not shipped)
+JUDGES: dict[str, Callable[..., fd.Findings | None]] = {
+    "02_scaling": _scaling,
+    "03_noise_first": _noise_first,
+    "04_hidden_rule": _hidden_rule,
+    "05_frequency_filtration": _filtration,
+    "06_partition": _partition,
+    "07_misspecification": _misspecification,
+}
+
+
+def shipped_findings(chapter: str, source: str = "paper", task: str = "add") -> fd.Findings | None:
+    """A chapter's verdicts judged on the shipped results of ``source``.
+
+    Parameters
+    ----------
+    chapter : str
+        The chapter's notebook stem, e.g. ``"05_frequency_filtration"``.
+    source : str, default="paper"
+        The shipped profile (``results/<source>/``).
+    task : str, default="add"
+        The task of the chapter (its variants use ``sub`` or ``mul``).
+
+    Returns
+    -------
+    Findings or None
+        None when the chapter has no judge on shipped results or its records are not shipped.
+    """
+    judge = JUDGES.get(chapter)
+    if judge is None or not source:
+        return None
+    recs = load(source)
+    return judge(recs, source, task=task) if recs else None
+
+
+# ---------------------------------------------------------------------------- headline figures
+def _figure(F: fd.Findings, source: str) -> tuple[go.Figure, str]:
+    """The headline figure of a chapter's shipped findings, and what its caption says to look at."""
+    d, chapter = F.data, F.chapter
+    chance = 1 / d["p"]
+    if chapter == "02_scaling":
+        fig = plots.seed_width_slider(d["grid"], {"train_acc": "train (noisy labels)", "test_acc": "test",
+                                                  "noisy_acc": "noisy labels memorized",
+                                                  "G_test_acc": "test, FF G part"},
+                                      f"Accuracy against width ({source} results)", dash={"G_test_acc": "dash"})
+        say = ("accuracy against width at each noise level (slider); the test curves against the chance line, and "
+               "whether test accuracy grows with width while the noisy labels stay memorized")
+    elif chapter == "03_noise_first":
+        by_w = {}
+        for r in d["runs"]:
+            by_w.setdefault(f"M={r.config.width}", []).append(r)
+        fig = plots.history_seed_slider(dict(sorted(by_w.items(), key=lambda kv: int(kv[0][2:]))),
+                                        {"clean_acc": "clean subset", "noisy_acc": "noisy subset (memorized)",
+                                         "test_acc": "test"}, f"Early training ({source} results)", log_x=True)
+        say = "training accuracy of the noisy and the clean subsets over the first steps, per width (slider)"
+    elif chapter == "04_hidden_rule":
+        fig = plots.seed_lines(d["rows"], "noise", {"phase_error": "trained phases",
+                                                    "phase_error_shuffled": "shuffled phases (chance)"},
+                               f"Phase error against label noise ({source} results)", "noise α",
+                               "mean phase error (rad)", dash={"phase_error_shuffled": "dot"})
+        say = "the phase error of the trained neurons against its shuffled chance level, at each α"
+    elif chapter == "05_frequency_filtration":
+        fig = plots.seed_lines(d["curve"], "noise", {"test_acc": "full", "G_test_acc": "G", "R_test_acc": "R",
+                                                     "vote_test_acc": "majority vote (labels only)"},
+                               f"Test accuracy against label noise ({source} results)", "noise α", "test accuracy",
+                               dash={"vote_test_acc": "dot"}, yaxis_range=[0, 1.05])
+        say = "the G part against the raw network, the R part and the labels-only vote, as α grows"
+    elif chapter == "06_partition":
+        rows = d["rows"]
+        fr = np.asarray(rows[0]["fractions"])
+        arr = lambda k: np.array([r[k] for r in rows], dtype=float)  # noqa: E731
+        fig = plots.seed_array_lines(fr, {"f^G test (strength)": arr("strength_G_test"),
+                                          "f^R memorized (strength)": arr("strength_R_noisy"),
+                                          "random subset test": arr("random_test" if "random_test" in rows[0]
+                                                                    else "strength_random_test")},
+                                     f"Partition curves ({source} results)", "fraction of neurons kept",
+                                     "accuracy", chance=chance, yrange=[0, 1.05],
+                                     dash={"random subset test": "dot"})
+        say = "test accuracy of the top-strength neurons f^G against a random subset of the same size"
+    else:  # 07
+        fig = plots.seed_grouped_lines(d["rows"], "width", "test_acc", "setting",
+                                       f"Test accuracy of tied and untied models ({source} results)", "width M",
+                                       "test accuracy", log_x=True)
+        say = "test accuracy against width for the untied model and the tied one under wrong and symmetric noise"
+    if chapter not in ("04_hidden_rule",):
+        plots.add_chance(fig, chance)
+    return fig, say
+
+
+def section(chapter: str, source: str = "paper", task: str = "add") -> None:
     """Show a chapter's shipped-results section: where the numbers come from, then (when results
     at ``source`` are shipped) the chapter's headline figure and verdict box drawn from them.
 
@@ -44,9 +253,85 @@ def section(chapter: str, source: str = "paper") -> None:
     chapter : str
         The chapter's notebook stem, e.g. ``"02_scaling"``.
     source : str, default="paper"
-        The shipped profile to read (``results/<source>/``); the test build uses ``"test"``.
+        The shipped profile to read (``results/<source>/``); the test build uses ``"test"``;
+        ``""`` shows nothing.
+    task : str, default="add"
+        The chapter's task (variants: ``sub``, ``mul``).
     """
-    from IPython.display import display
+    if not source:
+        return
+    F = shipped_findings(chapter, source, task)
+    recs = [] if F is None else load(source)
+    display(banner(source, recs, chapter))
+    if F is None:
+        return
+    fig, say = _figure(F, source)
+    display(fig)
+    display(Markdown(f"**Figure S.** Shipped `{source}` results: {say}."))
+    display(report.verdict_box(*F, title=f"Verdict at the `{source}` scale (shipped results)"))
 
-    recs = records(source) if source else []
-    display(banner(source, recs))
+
+def book_shipped(source: str = "paper", variants: Sequence[dict[str, Any]] | None = None
+                 ) -> dict[str, fd.Findings | None]:
+    """Every chapter's (and variant's) verdicts on the shipped results of ``source``.
+
+    Parameters
+    ----------
+    source : str, default="paper"
+        The shipped profile.
+    variants : list of dict or None, default=None
+        Variant entries as in ``book/variants.yml``; None reads that file.
+
+    Returns
+    -------
+    dict of str to Findings or None
+        By document path relative to ``book/`` (as in :func:`memgen.book.findings.book_findings`);
+        None where the chapter's records are not shipped or it has no judge on shipped results.
+    """
+    if variants is None:
+        from .bookgen import load_variants
+
+        variants = load_variants()
+    out: dict[str, fd.Findings | None] = {}
+    for stem in fd.CHAPTERS:
+        out[stem] = shipped_findings(stem, source)
+        for v in variants:
+            if v["notebook"].removesuffix(".ipynb") == stem:
+                out[f"generated/{v['name']}"] = shipped_findings(stem, source, v["parameters"].get("task", "add"))
+    return out
+
+
+def claims_table(entries: Sequence[tuple[str, str, fd.Findings]], shipped: dict[str, fd.Findings | None],
+                 source: str = "paper") -> Markdown:
+    """The introduction's table: one row per claim, with the verdict at the shipped scale and the
+    verdict of this build side by side.
+
+    Parameters
+    ----------
+    entries : list of (str, str, Findings)
+        :func:`memgen.book.findings.book_findings` (this build).
+    shipped : dict of str to Findings or None
+        :func:`book_shipped` (the same claims judged on shipped results).
+    source : str, default="paper"
+        The shipped profile's name, for the column header.
+
+    Returns
+    -------
+    Markdown
+        A MyST table: chapter, claim, verdict at ``source`` scale with its key number, verdict of
+        this build with its key number, the settings of this build.
+    """
+    def cell(v: Any) -> str:
+        return f"{report._ICON[v.verdict]} **{v.verdict}**" + (f"<br>{v.key}" if v.key else "")
+
+    head = (f"| chapter | claim | at the `{source}` scale (shipped) | this build | this build's settings |\n"
+            "|---|---|---|---|---|\n")
+    body = []
+    for doc, title, f in entries:
+        sf = shipped.get(doc)
+        for k, v in f.verdicts.items():
+            sv = None if sf is None else sf.verdicts.get(k)
+            cells = [f"[{title}]({doc})", v.claim, "not shipped" if sv is None else cell(sv), cell(v),
+                     v.settings or "–"]
+            body.append("| " + " | ".join(c.replace("|", "\\|").replace("\n", " ") for c in cells) + " |")
+    return Markdown(head + "\n".join(body) + "\n")

@@ -1,0 +1,61 @@
+"""The shipped-results section of the chapters, on the CPU-made ``results/test`` records."""
+
+import pytest
+
+from memgen import results as res
+from memgen.book import findings as fd
+from memgen.book import shipped
+from memgen.verdicts import VERDICTS
+
+
+@pytest.mark.parametrize("chapter", sorted(shipped.JUDGES))
+def test_every_judged_chapter_is_judged_on_shipped_records_like_on_trained_runs(chapter):
+    F = shipped.shipped_findings(chapter, "test")
+    assert F is not None, f"{chapter}: results/test lacks the records it needs (re-run `memgen produce`)"
+    assert F.verdicts and all(v.verdict in VERDICTS for v in F.verdicts.values())
+    assert all(v.settings.startswith("profile test") for v in F.verdicts.values() if v.settings)
+
+
+def test_shipped_verdict_keys_match_the_chapters_own(monkeypatch):
+    """The intro pairs a shipped verdict with this build's by key: the keys must be the same."""
+    trained = fd.filtration("test", progress=False)
+    assert set(shipped.shipped_findings("05_frequency_filtration", "test").verdicts) == set(trained.verdicts)
+
+
+def test_variants_are_judged_on_their_own_task():
+    F = shipped.shipped_findings("04_hidden_rule", "test", task="sub")
+    assert F is not None and "φa − φb = φc" in F.verdicts["phases"].claim
+
+
+def test_nothing_is_judged_where_nothing_is_shipped(tmp_path, monkeypatch):
+    monkeypatch.setenv("MEMGEN_RESULTS", str(tmp_path))
+    assert shipped.shipped_findings("02_scaling", "paper") is None
+    assert "not shipped yet" in shipped.banner("paper", [], "02_scaling").data
+    assert "does not plan" in shipped.banner("paper", [], "09_transformer").data
+    assert shipped.book_shipped("paper") and not any(shipped.book_shipped("paper").values())
+
+
+def test_shipped_test_results_are_labelled_as_cpu_not_paper_scale():
+    note = shipped.banner("test", res.load("test"), "02_scaling").data
+    assert "not the paper's scale" in note and "cpu" in note
+
+
+def test_section_draws_figure_caption_and_verdict_box(monkeypatch):
+    shown = []
+    monkeypatch.setattr(shipped, "display", shown.append)
+    for chapter in shipped.JUDGES:
+        shown.clear()
+        shipped.section(chapter, "test")
+        kinds = [type(x).__name__ for x in shown]
+        assert kinds == ["Markdown", "Figure", "Markdown", "Markdown"], (chapter, kinds)
+        assert "Figure S." in shown[2].data and "{admonition}" in shown[3].data or "verdict" in shown[3].data
+    shown.clear()
+    shipped.section("02_scaling", "")
+    assert shown == []
+
+
+def test_claims_table_has_both_columns():
+    entries = [("05_frequency_filtration", "FF", fd.filtration("test", progress=False))]
+    table = shipped.claims_table(entries, shipped.book_shipped("test"), "test").data
+    assert "at the `test` scale (shipped)" in table and "this build" in table
+    assert "not shipped" not in table.split("\n", 2)[2]  # every claim of ch05 is judged on shipped records
