@@ -1,0 +1,183 @@
+"""Chapter 11's findings: AdamW, Adam, Muon and SGD trained on one setting, judged by the one rule
+of :mod:`memgen.verdicts`.
+
+:func:`optimizers` trains (or loads, through the run store) every optimizer over the seeds and
+returns :class:`~memgen.book.findings.Findings` with the chapter's verdicts and the per-seed
+numbers its figures and tables draw. A seed whose loss diverges is kept (``failed``) and counts as
+NaN in the accuracies and as "never memorized" in the time to memorize.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from .. import experiments
+from ..configs import ConfigError
+from ..store import sweep
+from ..verdicts import above_chance, combine, compare, fmt_seeds, judge_at_least
+from . import tables
+from .findings import Findings
+
+#: Width and steps by profile when not given (small enough to train five optimizers × seeds).
+SIZE = {"test": (65, 150), "book": (129, 600), "paper": (2049, 20_000)}
+#: Default learning rates of Muon and SGD (AdamW and Adam use the profile's).
+MUON_LR, SGD_LR = 0.05, 3.0
+#: Accuracy on the noisy labels that counts as memorized for the time to memorize.
+MEMORIZED = 0.9
+#: The optimizers as the chapter names them.
+NAMES = ("AdamW", "Adam", "Muon", "SGD", "SGD at AdamW's lr")
+#: Verdict keys: optimizer memorizes and its G part beats the raw network, SGD slower than AdamW.
+KEYS = {"adamw": "AdamW", "adam": "Adam", "muon": "Muon", "sgd_slower": "SGD",
+        "sgd_same_lr_slower": "SGD at AdamW's lr"}
+#: Metrics compared in the chapter's headline figure.
+METRICS = {"test_acc": "raw network, test", "G_test_acc": "FF G part, test",
+           "noisy_acc": "noisy labels memorized"}
+
+
+def optimizer_settings(lr0: float, wd0: float, lrs: Mapping[str, float] | None = None) -> dict[str, dict]:
+    """Optimizer, learning rate and weight decay of each of :data:`NAMES`.
+
+    AdamW gets the profile's ``lr0`` and decoupled decay ``wd0``; Adam the same rate without decay;
+    Muon and SGD their own rates (:data:`MUON_LR`, :data:`SGD_LR`) with the decay set so that the
+    shrink per step, lr × wd, equals AdamW's; the control SGD runs at AdamW's rate and decay.
+    ``lrs`` ({adamw, adam, muon, sgd: lr}) overrides the rates.
+    """
+    lrs = dict(lrs or {})
+    bad = sorted(set(lrs) - {"adamw", "adam", "muon", "sgd"})
+    if bad or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0
+                      for v in lrs.values()):
+        raise ConfigError(f"lrs={lrs!r} is not allowed; give positive learning rates "
+                          "for some of adamw, adam, muon, sgd")
+    shrink = lr0 * wd0  # AdamW's weight shrink per step, matched by Muon and SGD
+    lr = {"adamw": lr0, "adam": lr0, "muon": MUON_LR, "sgd": SGD_LR, **lrs}
+    return {
+        "AdamW": dict(optimizer="adamw", lr=lr["adamw"], weight_decay=wd0),
+        "Adam": dict(optimizer="adam", lr=lr["adam"], weight_decay=0.0),
+        "Muon": dict(optimizer="muon", lr=lr["muon"], weight_decay=shrink / lr["muon"]),
+        "SGD": dict(optimizer="sgd", lr=lr["sgd"], weight_decay=shrink / lr["sgd"]),
+        "SGD at AdamW's lr": dict(optimizer="sgd", lr=lr0, weight_decay=wd0),
+    }
+
+
+def optimizers(profile: str = "book", *, progress: bool | None = False, task: str = "add",
+               noise: float = 0.4, width: int | None = None, steps: int | None = None,
+               seeds: Sequence[int] | None = None,
+               lrs: Mapping[str, float] | None = None) -> Findings:
+    """Chapter 11: the optimizers side by side on one setting, and their verdicts.
+
+    Parameters
+    ----------
+    profile : {"test", "book", "paper"}, default="book"
+        The profile whose defaults are used.
+    progress : bool or None, default=False
+        Progress bar while training.
+    task : str, default="add"
+        The task.
+    noise : float, default=0.4
+        α, the same for every optimizer.
+    width, steps : int or None, default=None
+        None: :data:`SIZE` of the profile (book: 129 and 600).
+    seeds : sequence of int or None, default=None
+        None: 0, 1, 2.
+    lrs : mapping or None, default=None
+        {optimizer: lr} overriding the defaults of :func:`optimizer_settings`.
+
+    Returns
+    -------
+    Findings
+        Verdicts ``adamw``, ``adam``, ``muon`` (memorizes the noisy labels and its G part beats
+        the raw network), ``sgd_slower`` and ``sgd_same_lr_slower`` (slower to memorize than
+        AdamW). Data: ``opts`` (name: optimizer settings), ``configs`` and ``runs`` (name: one
+        per seed), ``values`` (name: {metric: per-seed array, NaN where diverged} for the keys
+        of :data:`METRICS`), ``t90`` (name: steps to :data:`MEMORIZED` on the noisy labels per
+        seed, the run length when never), ``diverged`` (name: count), ``p``, ``steps``,
+        ``n_test``, ``n_noisy``, ``short`` and ``settings`` (one-line descriptions).
+    """
+    w0, s0 = SIZE.get(profile, SIZE["book"])
+    S = experiments.setup(profile, task=task, noise=noise, width=width or w0, steps=steps or s0,
+                          seeds=list(seeds) if seeds else [0, 1, 2])
+    base = S.base
+    opts = optimizer_settings(base.lr, base.weight_decay, lrs)
+    configs = {name: [S.config(seed=s, **kw) for s in S.seeds] for name, kw in opts.items()}
+    flat = [c for cs in configs.values() for c in cs]
+    trained = dict(zip(flat, sweep(flat, progress=progress, allow_failures=True)))
+    runs = {name: [trained[c] for c in cs] for name, cs in configs.items()}
+    done = [c for c in dict.fromkeys(flat) if not trained[c].failed]
+    row_of = dict(zip(done, experiments.table(done)))  # loads the runs just stored
+    P, n_test, n_noisy, n_steps = base.p, base.p**2 - base.n_train, base.n_noisy, base.steps
+
+    def per_seed(name: str, key: str) -> np.ndarray:
+        return np.array([row_of[c][key] if c in row_of else np.nan for c in configs[name]], dtype=float)
+
+    def to_memorize(name: str) -> np.ndarray:
+        t = [tables.first_step_reaching(r, "noisy_acc", MEMORIZED) if not r.failed else np.nan
+             for r in runs[name]]
+        return np.array([n_steps if np.isnan(x) else x for x in t], dtype=float)
+
+    values = {n: {k: per_seed(n, k) for k in METRICS} for n in opts}
+    t90 = {n: to_memorize(n) for n in opts}
+    short = f"{task}, P = {P}, M = {base.width}, α = {noise:g}, {n_steps} steps"
+    settings = f"{short} (full batch), {len(S.seeds)} seeds; profile {profile}"
+
+    verdicts = {}
+    for key, name in list(KEYS.items())[:3]:
+        g, raw, mem = values[name]["G_test_acc"], values[name]["test_acc"], values[name]["noisy_acc"]
+        verdicts[key] = combine(
+            f"{name}: memorizes the noisy labels, and its G part beats the raw network",
+            [judge_at_least("memorizes", mem, n_noisy, MEMORIZED, name="noisy-label accuracy",
+                            settings=settings),
+             compare("G beats raw", g, raw, a_name="G test", b_name="raw test", n=n_test,
+                     floor=(g, n_test, 1 / P), settings=settings)])
+    for key, name in list(KEYS.items())[3:]:
+        verdicts[key] = compare(
+            f"{name} is slower to memorize than AdamW (steps to 90% on the noisy labels)",
+            t90[name], t90["AdamW"], a_name=f"{name} steps", b_name="AdamW steps",
+            settings=settings + f"; never counts as {n_steps}")
+    data = {"opts": opts, "configs": configs, "runs": runs, "values": values, "t90": t90,
+            "diverged": {n: sum(bool(r.failed) for r in runs[n]) for n in opts},
+            "p": P, "steps": n_steps, "n_test": n_test, "n_noisy": n_noisy,
+            "short": short, "settings": settings}
+    return Findings("11_optimizers", verdicts, data, S)
+
+
+def failures(F: Findings) -> list[str]:
+    """Where each optimizer of :func:`optimizers` fails, one markdown bullet per optimizer.
+
+    A seed whose loss diverged, a run that never memorizes, a G part not above chance in some
+    seed (95% interval), and which of the optimizers that memorize is the slowest.
+    """
+    d = F.data
+    n_steps, n_test, P = d["steps"], d["n_test"], d["p"]
+    fit = [n for n in d["opts"] if (d["t90"][n] < n_steps).all()]
+    mean_t = {n: np.mean(d["t90"][n]) for n in fit}
+    slowest = max(mean_t, key=mean_t.get) if len(fit) > 1 else None
+    lines = []
+    for n in d["opts"]:
+        t, g = d["t90"][n], d["values"][n]["G_test_acc"]
+        bad = []
+        if d["diverged"][n]:
+            bad.append(f"{d['diverged'][n]} of {len(d['runs'][n])} seeds diverged")
+        if (t >= n_steps).any():
+            bad.append(f"never reaches 90% on the noisy labels in {n_steps} steps "
+                       f"({int((t >= n_steps).sum())} of {len(t)} seeds)")
+        if not all(above_chance(x, n_test, 1 / P) for x in g):
+            bad.append(f"its G part is not above chance in every seed (G test {fmt_seeds(g)})")
+        ok = f"no failure here: memorizes in {fmt_seeds(t, 0)} steps, G test {fmt_seeds(g)}"
+        if n == slowest:
+            ok += "; the slowest of those that memorize"
+        lines.append(f"- **{n}**: " + ("; ".join(bad) if bad else ok))
+    return lines
+
+
+def summary_rows(F: Findings) -> list[dict[str, Any]]:
+    """What the build measured, one row per optimizer: settings, accuracies, time, divergences."""
+    d = F.data
+    return [{"optimizer": n, "lr": f"{kw['lr']:g}", "wd": f"{kw['weight_decay']:.3g}",
+             "raw test": fmt_seeds(d["values"][n]["test_acc"]),
+             "G test": fmt_seeds(d["values"][n]["G_test_acc"]),
+             "noisy memorized": fmt_seeds(d["values"][n]["noisy_acc"]),
+             "steps to 90%": fmt_seeds(d["t90"][n], 0), "diverged": d["diverged"][n]}
+            for n, kw in d["opts"].items()]
