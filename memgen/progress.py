@@ -1,0 +1,482 @@
+"""Progress measures of grokking (Nanda et al. 2023), for the two-layer network.
+
+Nanda et al. ("Progress measures for grokking via mechanistic interpretability", ICLR 2023)
+track, over training, quantities that move long before the test accuracy does. This module
+computes them for memgen's networks; :func:`measures` returns all of them for one network.
+
+Conventions
+-----------
+*Logit components.* For ``add`` the rule's logits are, in the trained network, close to
+sum_omega cos(2 pi omega (a + b - c) / p) over a few *key frequencies* omega (``sub``: a - b - c).
+The key-frequency component of a logit tensor L[a, b, c] is its orthogonal projection onto the
+span of cos and sin of 2 pi omega r / p, r = (a +- b - c) mod p, for the key omegas. These
+functions depend on (a, b, c) only through r, and every value of r is taken by p**2 triples, so
+the projection is: average L over each level set of r (a length-p sequence g), keep the +-omega
+Fourier bins of g, and read the result back at r(a, b, c) (:func:`key_component`).
+
+*Restricted loss* (Nanda's "restricted loss", ``calculate_trig_loss`` in their code): the loss of
+the logits reduced to the key-frequency component plus, for each class c, the mean logit over all
+pairs (their ``bias_correction``), on all p**2 pairs against the *true* labels. Low when the
+Fourier rule alone predicts the answers.
+
+*Excluded loss* (their ``excluded_loss``): the loss of the logits with the key-frequency
+component removed, on the *training* pairs against the labels trained on (noisy where corrupted).
+High when the network's fit of its training set relies on the rule; low when it is carried by
+memorization.
+
+Nanda et al. project each class's logits onto cos/sin(omega (a + b)) (their
+``get_component_cos_xpy``); the projection here onto cos/sin(omega (a + b - c)) is the narrower
+one their ``calculate_coefficients`` uses, so it keeps only what the cosine rule itself explains.
+Their reference code is ``mechanistic-interpretability-grokking/progress-measures-paper``
+(``transformers.py``: ``calculate_trig_loss``, ``calculate_excluded_loss``, ``calculate_key_freqs``;
+``helpers.py``: ``test_logits``).
+
+*Sparsity of the spectrum.* :func:`gini` of the per-frequency norms of the embedding's Fourier
+components (:func:`embedding_spectrum`): near 1 when the embedding uses a few frequencies, near 0
+when its power is spread evenly. Nanda et al. plot the same for their embedding and unembedding.
+
+*Key frequencies.* :func:`key_frequencies` picks them from trained weights: each neuron votes
+for its dominant frequency (:func:`memgen.fourier.dominant_frequencies`) with its strength
+(:func:`memgen.model.strength`); the frequencies that gather at least ``min_share`` of the
+total vote are key. Nanda et al. use the dominant frequencies of the MLP neurons' activations.
+
+Only ``add`` and ``sub`` have an a +- b - c component; ``mul`` is refused by the loss functions
+(its rule lives in the discrete-log frame and pairs containing 0 follow no frequency).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .fourier import dominant_frequencies, frame_order
+from .model import Weights, strength
+from .tasks import Dataset
+
+LOSSES = ("ce", "mse")
+#: Tasks whose rule is a component cos(omega (a +- b - c)) of the logits.
+COMPONENT_TASKS = ("add", "sub")
+
+
+# ---------------------------------------------------------------------------- validation
+def _check_task(task: str) -> int:
+    """The sign s of b in r = a + s b - c; refuse tasks without such a component."""
+    if task not in COMPONENT_TASKS:
+        raise ValueError(f"task={task!r} is not allowed here; the a ± b − c logit component exists "
+                         f"for {', '.join(COMPONENT_TASKS)} only")
+    return -1 if task == "sub" else 1
+
+
+def _check_freqs(freqs, p: int) -> np.ndarray:
+    f = np.atleast_1d(np.asarray(freqs))
+    if f.ndim != 1 or (f.size and not np.issubdtype(f.dtype, np.integer)):
+        raise ValueError(f"freqs={freqs!r} is not allowed; give a 1-D list of integers in 1..{p // 2}")
+    if f.size and (f.min() < 1 or f.max() > p // 2):
+        raise ValueError(f"freqs={freqs!r} is not allowed; every frequency must lie in 1..{p // 2}")
+    return np.unique(f.astype(np.int64))
+
+
+def _check_logits(logits, p: int | None = None) -> np.ndarray:
+    x = logits.detach().cpu().numpy() if isinstance(logits, torch.Tensor) else np.asarray(logits)
+    if x.ndim != 2 or x.shape[0] != x.shape[1] ** 2 or (p is not None and x.shape[1] != p):
+        raise ValueError(f"logits of shape {x.shape} are not allowed; give (p*p, p) logits of all pairs "
+                         "in row-major order" + (f" with p = {p}" if p is not None else ""))
+    if not np.all(np.isfinite(x)):
+        raise ValueError("logits are not allowed to contain NaN or inf")
+    return x.astype(np.float64)
+
+
+def _check_loss(loss: str) -> None:
+    if loss not in LOSSES:
+        raise ValueError(f"loss={loss!r} is not allowed; choose one of {', '.join(LOSSES)}")
+
+
+# ---------------------------------------------------------------------------- components
+def residue(task: str, p: int) -> np.ndarray:
+    """r = (a ± b − c) mod p of every (pair, class), (p*p, p), pairs in row-major order.
+
+    Parameters
+    ----------
+    task : {"add", "sub"}
+        The operation (``sub`` uses a − b − c).
+    p : int
+        The modulus, >= 2.
+
+    Returns
+    -------
+    numpy.ndarray
+        (p*p, p) int64; the true class c of a pair is the one with r = 0.
+
+    Raises
+    ------
+    ValueError
+        When ``task`` has no such component or ``p`` < 2.
+    """
+    s = _check_task(task)
+    if not isinstance(p, (int, np.integer)) or p < 2:
+        raise ValueError(f"p={p!r} is not allowed; it must be an integer >= 2")
+    a, b = np.divmod(np.arange(p * p), p)
+    return (a[:, None] + s * b[:, None] - np.arange(p)[None, :]) % p
+
+
+def key_component(logits: np.ndarray | torch.Tensor, task: str, freqs) -> np.ndarray:
+    """The part of ``logits`` spanned by cos and sin of 2 pi omega (a ± b − c) / p, omega in ``freqs``.
+
+    Parameters
+    ----------
+    logits : numpy.ndarray or torch.Tensor
+        (p*p, p) logits of all pairs in row-major order.
+    task : {"add", "sub"}
+        The operation.
+    freqs : sequence of int
+        Frequencies in 1..p//2 (duplicates are ignored; empty: the component is zero).
+
+    Returns
+    -------
+    numpy.ndarray
+        (p*p, p) float64 orthogonal projection of ``logits`` onto that span (it has zero mean
+        over the pairs for every class).
+
+    Raises
+    ------
+    ValueError
+        When the logits are not (p*p, p) and finite, the task has no such component, or a
+        frequency lies outside 1..p//2.
+    """
+    x = _check_logits(logits)
+    p = x.shape[1]
+    r = residue(task, p)
+    f = _check_freqs(freqs, p)
+    g = np.bincount(r.ravel(), weights=x.ravel(), minlength=p) / p**2  # mean over each level set
+    spec = np.fft.rfft(g)
+    keep = np.zeros_like(spec)
+    keep[f] = spec[f]
+    return np.fft.irfft(keep, n=p)[r]
+
+
+def restricted_logits(logits: np.ndarray | torch.Tensor, task: str, freqs) -> np.ndarray:
+    """The key-frequency component plus each class's mean logit over all pairs.
+
+    Parameters
+    ----------
+    logits : numpy.ndarray or torch.Tensor
+        (p*p, p) logits of all pairs in row-major order.
+    task : {"add", "sub"}
+        The operation.
+    freqs : sequence of int
+        The key frequencies.
+
+    Returns
+    -------
+    numpy.ndarray
+        (p*p, p) restricted logits (Nanda et al.'s trig logits with bias correction).
+    """
+    x = _check_logits(logits)
+    return key_component(x, task, freqs) + x.mean(0, keepdims=True)
+
+
+def excluded_logits(logits: np.ndarray | torch.Tensor, task: str, freqs) -> np.ndarray:
+    """The logits with their key-frequency component removed.
+
+    Parameters
+    ----------
+    logits : numpy.ndarray or torch.Tensor
+        (p*p, p) logits of all pairs in row-major order.
+    task : {"add", "sub"}
+        The operation.
+    freqs : sequence of int
+        The key frequencies.
+
+    Returns
+    -------
+    numpy.ndarray
+        (p*p, p) logits minus :func:`key_component`.
+    """
+    x = _check_logits(logits)
+    return x - key_component(x, task, freqs)
+
+
+def logit_loss(logits: np.ndarray, labels: np.ndarray, loss: str = "ce") -> float:
+    """Mean loss of logits against labels: cross-entropy, or squared error to one-hot targets.
+
+    Parameters
+    ----------
+    logits : numpy.ndarray
+        (N, p) logits.
+    labels : numpy.ndarray
+        (N,) integer labels in 0..p-1.
+    loss : {"ce", "mse"}, default="ce"
+        ``ce``: mean cross-entropy (float64); ``mse``: mean over samples and classes of the
+        squared error to the one-hot target (memgen's training loss).
+
+    Returns
+    -------
+    float
+        The loss (NaN when ``labels`` is empty).
+
+    Raises
+    ------
+    ValueError
+        When ``loss`` is not allowed or the shapes do not match.
+    """
+    _check_loss(loss)
+    x = torch.as_tensor(np.asarray(logits, dtype=np.float64))
+    y = torch.as_tensor(np.asarray(labels), dtype=torch.long)
+    if x.ndim != 2 or y.shape != (x.shape[0],):
+        raise ValueError(f"logits {tuple(x.shape)} and labels {tuple(y.shape)} do not match; give (N, p) "
+                         "and (N,)")
+    if len(y) == 0:
+        return float("nan")
+    if loss == "ce":
+        return float(F.cross_entropy(x, y))
+    return float((x - F.one_hot(y, x.shape[1]).double()).square().mean())
+
+
+def restricted_loss(logits: np.ndarray | torch.Tensor, data: Dataset, freqs, loss: str = "ce") -> float:
+    """Loss of the restricted logits on all p**2 pairs against the true labels.
+
+    Parameters
+    ----------
+    logits : numpy.ndarray or torch.Tensor
+        (p*p, p) logits of all pairs of ``data``.
+    data : Dataset
+        The run's dataset (task and true labels).
+    freqs : sequence of int
+        The key frequencies.
+    loss : {"ce", "mse"}, default="ce"
+        The loss (see :func:`logit_loss`).
+
+    Returns
+    -------
+    float
+        The restricted loss.
+    """
+    _check_loss(loss)
+    x = _check_logits(logits, data.p)
+    return logit_loss(restricted_logits(x, data.task, freqs), data.true, loss)
+
+
+def excluded_loss(logits: np.ndarray | torch.Tensor, data: Dataset, freqs, loss: str = "ce") -> float:
+    """Loss of the excluded logits on the training pairs against the labels trained on.
+
+    Parameters
+    ----------
+    logits : numpy.ndarray or torch.Tensor
+        (p*p, p) logits of all pairs of ``data``.
+    data : Dataset
+        The run's dataset (task, split and training labels, noisy where corrupted).
+    freqs : sequence of int
+        The key frequencies.
+    loss : {"ce", "mse"}, default="ce"
+        The loss (see :func:`logit_loss`).
+
+    Returns
+    -------
+    float
+        The excluded loss.
+    """
+    _check_loss(loss)
+    x = _check_logits(logits, data.p)
+    ex = excluded_logits(x, data.task, freqs)
+    return logit_loss(ex[data.train_idx], data.train_labels, loss)
+
+
+# ---------------------------------------------------------------------------- sparsity
+def gini(x: np.ndarray | list[float]) -> float:
+    """Gini coefficient of non-negative values: sum_ij |x_i - x_j| / (2 n sum x).
+
+    0 when all values are equal, (n - 1) / n when one value holds everything.
+
+    Parameters
+    ----------
+    x : array-like
+        1-D non-negative values (at least one).
+
+    Returns
+    -------
+    float
+        The coefficient in [0, 1); 0 for an all-zero input.
+
+    Raises
+    ------
+    ValueError
+        When ``x`` is empty, not 1-D, negative or not finite.
+    """
+    v = np.asarray(x, dtype=np.float64)
+    if v.ndim != 1 or v.size == 0:
+        raise ValueError(f"x of shape {v.shape} is not allowed; give a non-empty 1-D array")
+    if not np.all(np.isfinite(v)) or (v < 0).any():
+        raise ValueError("x is not allowed to hold negative, NaN or infinite values")
+    total = v.sum()
+    if total == 0:
+        return 0.0
+    s = np.sort(v)
+    n = v.size
+    return float(((2 * np.arange(1, n + 1) - n - 1) * s).sum() / (n * total))
+
+
+def embedding_spectrum(weights: Weights, task: str, which: str = "embed") -> np.ndarray:
+    """Norm of the Fourier components of the embedding (or unembedding) per frequency.
+
+    Parameters
+    ----------
+    weights : Weights
+        The network.
+    task : str
+        The operation (chooses the frame, see :func:`memgen.fourier.frame_order`).
+    which : {"embed", "unembed"}, default="embed"
+        ``embed``: the input vectors u_m and v_m of all neurons (the embedding U, V);
+        ``unembed``: the output vectors w_m (W).
+
+    Returns
+    -------
+    numpy.ndarray
+        (n//2,) for frequencies 1..n//2: sqrt of the summed power of the +-k bins over all
+        neurons (the DC term is left out).
+
+    Raises
+    ------
+    ValueError
+        When ``which`` is not allowed.
+    """
+    if which not in ("embed", "unembed"):
+        raise ValueError(f"which={which!r} is not allowed; choose 'embed' or 'unembed'")
+    order = frame_order(task, weights.p)
+    mats = (weights.U, weights.V) if which == "embed" else (weights.W.T,)
+    power = sum((np.abs(np.fft.rfft(m.numpy().astype(np.float64)[:, order], axis=1)) ** 2).sum(0)
+                for m in mats)
+    return np.sqrt(power[1:])
+
+
+def spectrum_gini(weights: Weights, task: str, which: str = "embed") -> float:
+    """:func:`gini` of :func:`embedding_spectrum`: how few frequencies the weights use.
+
+    Parameters
+    ----------
+    weights : Weights
+        The network.
+    task : str
+        The operation (chooses the frame).
+    which : {"embed", "unembed"}, default="embed"
+        The embedding (U, V) or the unembedding (W).
+
+    Returns
+    -------
+    float
+        The Gini coefficient of the per-frequency norms.
+    """
+    return gini(embedding_spectrum(weights, task, which))
+
+
+# ---------------------------------------------------------------------------- key frequencies
+def key_frequencies(weights: Weights, task: str, min_share: float = 0.05) -> np.ndarray:
+    """Frequencies that gather at least ``min_share`` of the neurons' strength-weighted votes.
+
+    Each neuron votes for its dominant (joint) frequency with its strength; a frequency is key
+    when its votes are at least ``min_share`` of the total.
+
+    Parameters
+    ----------
+    weights : Weights
+        The trained network.
+    task : str
+        The operation (chooses the frame).
+    min_share : float, default=0.05
+        Share of the total strength a frequency needs, in (0, 1].
+
+    Returns
+    -------
+    numpy.ndarray
+        Sorted int64 frequencies (at least the one with the most votes; empty only when every
+        neuron has zero strength).
+
+    Raises
+    ------
+    ValueError
+        When ``min_share`` is not in (0, 1].
+    """
+    if not isinstance(min_share, (int, float)) or not 0 < min_share <= 1:
+        raise ValueError(f"min_share={min_share!r} is not allowed; it must lie in (0, 1]")
+    f = dominant_frequencies(weights, task)["u"]
+    s = strength(weights).astype(np.float64)
+    n = len(frame_order(task, weights.p))
+    votes = np.bincount(f, weights=s, minlength=n // 2 + 1)
+    if votes.sum() <= 0:
+        return np.array([], dtype=np.int64)
+    key = np.flatnonzero(votes >= min_share * votes.sum())
+    if key.size == 0:
+        key = np.array([int(votes.argmax())])
+    return key.astype(np.int64)
+
+
+def vote_shares(weights: Weights, task: str) -> np.ndarray:
+    """Share of the strength-weighted votes of every frequency (index = frequency, 0 unused).
+
+    Parameters
+    ----------
+    weights : Weights
+        The network.
+    task : str
+        The operation (chooses the frame).
+
+    Returns
+    -------
+    numpy.ndarray
+        (n//2 + 1,) shares summing to 1 (all zero when every neuron has zero strength).
+    """
+    f = dominant_frequencies(weights, task)["u"]
+    s = strength(weights).astype(np.float64)
+    n = len(frame_order(task, weights.p))
+    votes = np.bincount(f, weights=s, minlength=n // 2 + 1)
+    return votes / votes.sum() if votes.sum() > 0 else votes
+
+
+# ---------------------------------------------------------------------------- all at once
+def measures(weights: Weights, data: Dataset, freqs, loss: str = "ce") -> dict[str, float]:
+    """Every progress measure of one network.
+
+    Parameters
+    ----------
+    weights : Weights
+        The network (e.g. at one step of training).
+    data : Dataset
+        Its dataset (``add`` or ``sub``).
+    freqs : sequence of int
+        The key frequencies (usually from the final network, :func:`key_frequencies`).
+    loss : {"ce", "mse"}, default="ce"
+        The loss of the restricted, excluded and full logits.
+
+    Returns
+    -------
+    dict of str to float
+        ``restricted_loss``, ``excluded_loss``, ``train_loss`` (full logits, training pairs
+        against the labels trained on), ``test_loss`` (full logits, test pairs),
+        ``restricted_test_acc`` (restricted logits' accuracy on the test pairs),
+        ``excluded_train_acc`` (excluded logits' accuracy on the training labels),
+        ``gini_embed``, ``gini_unembed`` and ``key_share`` (share of the logits' variance over
+        pairs that the key component explains).
+    """
+    _check_loss(loss)
+    x = _check_logits(weights.logits(), data.p)
+    comp = key_component(x, data.task, freqs)
+    mean = x.mean(0, keepdims=True)
+    restricted, excluded = comp + mean, x - comp
+    tr, te = data.train_idx, data.test_idx
+    var = ((x - mean) ** 2).sum()
+    return {
+        "restricted_loss": logit_loss(restricted, data.true, loss),
+        "excluded_loss": logit_loss(excluded[tr], data.train_labels, loss),
+        "train_loss": logit_loss(x[tr], data.train_labels, loss),
+        "test_loss": logit_loss(x[te], data.true[te], loss),
+        "restricted_test_acc": float((restricted[te].argmax(1) == data.true[te]).mean()),
+        "excluded_train_acc": float((excluded[tr].argmax(1) == data.train_labels).mean()),
+        "gini_embed": spectrum_gini(weights, data.task, "embed"),
+        "gini_unembed": spectrum_gini(weights, data.task, "unembed"),
+        "key_share": float((comp**2).sum() / var) if var > 0 else 0.0,
+    }
+
+
+__all__ = ["COMPONENT_TASKS", "LOSSES", "embedding_spectrum", "excluded_logits", "excluded_loss", "gini",
+           "key_component", "key_frequencies", "logit_loss", "measures", "residue", "restricted_logits",
+           "restricted_loss", "spectrum_gini", "vote_shares"]

@@ -1,0 +1,120 @@
+"""memgen.progress: restricted / excluded logits and losses, Gini, key frequencies."""
+
+import numpy as np
+import pytest
+import torch
+
+from memgen import progress as pg
+from memgen.baselines import analytic_weights
+from memgen.configs import RunConfig
+from memgen.model import Weights
+from memgen.tasks import make_dataset
+
+P = 23
+
+
+def cosine_logits(p: int, omega: int, task: str = "add") -> np.ndarray:
+    return np.cos(2 * np.pi * omega * pg.residue(task, p) / p)
+
+
+def single_frequency_weights(p: int, width: int, omega: int) -> Weights:
+    """Every neuron a cosine of frequency omega (random phases): a one-frequency network."""
+    rng = np.random.default_rng(0)
+    i = np.arange(p)[None, :]
+    pa, pb = rng.uniform(0, 2 * np.pi, (2, width, 1))
+    th = 2 * np.pi * omega * i / p
+    t = lambda x: torch.as_tensor(x, dtype=torch.float32)  # noqa: E731
+    return Weights(t(np.cos(th + pa)), t(np.cos(th + pb)), t(np.cos(th + pa + pb).T).contiguous(),
+                   torch.zeros(p), "quadratic")
+
+
+def test_residue_is_zero_at_the_true_class():
+    for task in ("add", "sub"):
+        r = pg.residue(task, P)
+        d = make_dataset(RunConfig(p=P, task=task))
+        assert r.shape == (P * P, P)
+        assert (r[np.arange(P * P), d.true] == 0).all()
+
+
+def test_key_component_is_the_projection():
+    x = 2.0 * cosine_logits(P, 3) + 0.5 * np.sin(2 * np.pi * 5 * pg.residue("add", P) / P)
+    np.testing.assert_allclose(pg.key_component(x, "add", [3]), 2.0 * cosine_logits(P, 3), atol=1e-10)
+    np.testing.assert_allclose(pg.key_component(x, "add", [3, 5]), x, atol=1e-10)
+    assert np.abs(pg.key_component(x, "add", [4])).max() < 1e-10
+    assert np.abs(pg.key_component(x, "add", [])).max() == 0
+    noise = np.random.default_rng(1).normal(size=(P * P, P))
+    comp = pg.key_component(noise, "add", [1, 2])
+    np.testing.assert_allclose((comp * (noise - comp)).sum(), 0.0, atol=1e-8)  # orthogonal
+    np.testing.assert_allclose(comp.mean(0), 0.0, atol=1e-12)  # no per-class mean
+    np.testing.assert_allclose(pg.restricted_logits(noise, "add", [1]) + pg.excluded_logits(noise, "add", [1])
+                               - noise.mean(0), noise, atol=1e-10)
+
+
+def test_restricted_loss_low_and_excluded_loss_high_for_the_analytic_network():
+    w = analytic_weights("add", P, 256)
+    d = make_dataset(RunConfig(p=P))
+    freqs = pg.key_frequencies(w, "add")
+    logits = w.logits()
+    assert pg.restricted_loss(logits, d, freqs) < 0.05
+    assert pg.excluded_loss(logits, d, freqs) > np.log(P)  # worse than a uniform guess
+    m = pg.measures(w, d, freqs)
+    assert m["restricted_test_acc"] == 1.0 and m["excluded_train_acc"] < 0.2
+    assert set(m) == {"restricted_loss", "excluded_loss", "train_loss", "test_loss", "restricted_test_acc",
+                      "excluded_train_acc", "gini_embed", "gini_unembed", "key_share"}
+    # without key frequencies the restricted logits are the class means: no better than a guess
+    assert pg.restricted_loss(logits, d, []) > 0.9 * np.log(P)
+
+
+def test_gini():
+    assert pg.gini(np.eye(100)[0]) == pytest.approx(0.99)
+    assert pg.gini(np.ones(29)) == pytest.approx(0.0)
+    assert pg.gini(np.zeros(5)) == 0.0
+    assert 0 < pg.gini([1.0, 2.0, 3.0]) < 1
+    for bad in ([], [-1.0, 2.0], [np.nan], np.ones((2, 2))):
+        with pytest.raises(ValueError):
+            pg.gini(bad)
+
+
+def test_spectrum_gini_and_key_frequencies_of_a_one_frequency_network():
+    w = single_frequency_weights(P, 32, 4)
+    n = P // 2
+    assert pg.spectrum_gini(w, "add") == pytest.approx((n - 1) / n, abs=1e-3)
+    assert pg.spectrum_gini(w, "add", "unembed") == pytest.approx((n - 1) / n, abs=1e-3)
+    assert pg.embedding_spectrum(w, "add").shape == (n,)
+    assert pg.key_frequencies(w, "add").tolist() == [4]
+    assert pg.vote_shares(w, "add")[4] == pytest.approx(1.0)
+    d = make_dataset(RunConfig(p=P))
+    assert pg.measures(w, d, [4])["key_share"] > 0.5
+    # a random network spreads its spectrum
+    rand = Weights(*(torch.randn(32, P) for _ in range(2)), torch.randn(P, 32), torch.zeros(P))
+    assert pg.spectrum_gini(rand, "add") < 0.5
+
+
+def test_logit_loss():
+    x = np.array([[10.0, 0.0], [0.0, 10.0]])
+    assert pg.logit_loss(x, np.array([0, 1])) < 1e-3
+    assert pg.logit_loss(x, np.array([0, 1]), "mse") == pytest.approx(((x - np.eye(2)) ** 2).mean())
+    assert np.isnan(pg.logit_loss(np.zeros((0, 2)), np.zeros(0, dtype=int)))
+
+
+def test_bad_inputs_are_refused_with_the_parameter_named():
+    d = make_dataset(RunConfig(p=P))
+    x = np.zeros((P * P, P))
+    with pytest.raises(ValueError, match="task='mul'"):
+        pg.key_component(x, "mul", [1])
+    with pytest.raises(ValueError, match="freqs"):
+        pg.key_component(x, "add", [0])
+    with pytest.raises(ValueError, match="freqs"):
+        pg.key_component(x, "add", [P])
+    with pytest.raises(ValueError, match="logits"):
+        pg.key_component(np.zeros((P, P)), "add", [1])
+    with pytest.raises(ValueError, match="NaN"):
+        pg.key_component(np.full((P * P, P), np.nan), "add", [1])
+    with pytest.raises(ValueError, match="loss="):
+        pg.restricted_loss(x, d, [1], loss="hinge")
+    with pytest.raises(ValueError, match="min_share"):
+        pg.key_frequencies(analytic_weights("add", P, 8), "add", min_share=0)
+    with pytest.raises(ValueError, match="which"):
+        pg.embedding_spectrum(analytic_weights("add", P, 8), "add", "both")
+    with pytest.raises(ValueError, match="logits"):
+        pg.restricted_loss(np.zeros((9, 3)), d, [1])
