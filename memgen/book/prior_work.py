@@ -1,0 +1,851 @@
+"""Context and diagnostics: two earlier pictures of grokking, recomputed with memgen.
+
+:func:`grokking_phases` (chapter 12) reproduces Doshi et al., "To grok or not to grok:
+disentangling generalization and memorization on corrupted algorithmic datasets" (ICLR 2024):
+a phase diagram over weight decay x label corruption for a quadratic-activation network trained
+with MSE, and pruning by the neurons' inverse participation ratio (IPR).
+
+:func:`progress_measures` (chapter 13) follows Nanda et al., "Progress measures for grokking via
+mechanistic interpretability" (ICLR 2023): restricted loss, excluded loss and the sparsity of the
+embedding's Fourier spectrum over training (:mod:`memgen.progress`), for a clean and a noisy run.
+
+Both return :class:`memgen.book.findings.Findings` like the functions of
+:mod:`memgen.book.findings`, judged by the one rule of :mod:`memgen.verdicts`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+import tempfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import partition
+from .. import progress as pg
+from .. import train as train_module
+from ..configs import ConfigError, RunConfig, content_key, validate_noise
+from ..experiments import setup as make_setup
+from ..metrics import evaluate
+from ..model import weights_of_run
+from ..store import default_store, sweep
+from ..tasks import Dataset
+from ..train import Run
+from ..verdicts import REPRODUCED, Verdict, combine, compare, fmt_seeds, judge_above_chance, judge_at_least, undefined
+from .findings import Findings
+
+SEEDS = (0, 1, 2)
+
+# ---------------------------------------------------------------------------- chapter 12: phases
+#: Doshi et al.'s training setup (their §2): x² activation, MSE on one-hot targets, their
+#: initialisation, no output bias, AdamW lr 1e-2 with betas (0.9, 0.98), half the pairs for
+#: training, labels corrupted uniformly over all P classes.
+DOSHI = dict(activation="quadratic", loss="mse", init="doshi", bias=False, optimizer="adamw", lr=1e-2,
+             beta1=0.9, beta2=0.98, train_frac=0.5, noise_mode="any")
+
+#: Per profile: modulus, width, steps, the weight-decay x corruption grid, and the cell
+#: (weight decay, corruption) where IPR pruning is judged over ``seeds``.
+PHASE_SIZES: dict[str, dict[str, Any]] = {
+    "test": dict(p=13, width=48, steps=300, weight_decays=(0.0, 5.0, 20.0), noises=(0.0, 0.3),
+                 prune_wd=5.0, prune_noise=0.3),
+    "book": dict(p=31, width=128, steps=1000, weight_decays=(1.0, 5.0, 15.0, 40.0),
+                 noises=(0.0, 0.2, 0.4, 0.6), prune_wd=5.0, prune_noise=0.2),
+    "paper": dict(p=97, width=500, steps=2000, weight_decays=(0.0, 1.0, 2.5, 5.0, 7.5, 10.0, 15.0, 20.0),
+                  noises=(0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8), prune_wd=5.0, prune_noise=0.3),
+}
+
+#: Test accuracy at or above which a cell generalizes.
+GENERALIZES = 0.9
+#: Accuracy on the corrupted labels at or above which a cell memorizes them; accuracy on their
+#: true labels at or above which the corruption is fully inverted.
+MEMORIZES = INVERTS = 0.9
+#: Training accuracy at or above which a non-generalizing cell has memorized its training set.
+FITS_TRAIN = 0.9
+PHASES = ("coexistence", "full inversion", "partial inversion", "memorization", "forgetting")
+#: Kept fractions of the width for the IPR pruning curves.
+PRUNE_FRACTIONS = (1.0, 0.8, 0.6, 0.5, 0.4, 0.3, 0.2, 0.15, 0.1, 0.05)
+
+
+def corrupted_dataset(data: Dataset) -> Dataset:
+    """``data`` with only the labels that were actually changed counted as corrupted.
+
+    Under ``noise_mode="any"`` a corrupted label keeps its true value with probability 1/P; such a
+    sample is correctly labelled and is counted as clean here, so that ``noisy_acc`` is the
+    memorization of wrong labels and ``noisy_true_acc`` their inversion.
+
+    Parameters
+    ----------
+    data : Dataset
+        A run's dataset.
+
+    Returns
+    -------
+    Dataset
+        The same data with ``noisy`` restricted to labels different from the true ones.
+    """
+    return dataclasses.replace(data, noisy=data.noisy & (data.train_labels != data.train_true))
+
+
+def phase_record(run: Run) -> dict[str, Any]:
+    """Chapter 12's numbers for one run: its config fields and the accuracies of its final network.
+
+    Parameters
+    ----------
+    run : Run
+        A finished run.
+
+    Returns
+    -------
+    dict
+        Config fields plus ``test_acc``, ``train_acc`` (labels as trained), ``clean_acc``,
+        ``mem_acc`` (changed labels, as corrupted), ``inv_acc`` (changed labels, true value),
+        ``n_test``, ``n_changed``, ``n_clean``, and ``phase`` / ``phase_note`` from
+        :func:`phase_of`.
+    """
+    d = corrupted_dataset(run.data)
+    m = evaluate(run.weights, d)
+    rec = {**run.config.to_dict(), "test_acc": m["test_acc"], "train_acc": m["train_acc"], "clean_acc": m["clean_acc"],
+           "mem_acc": m["noisy_acc"], "inv_acc": m["noisy_true_acc"], "n_test": int(len(d.test_idx)),
+           "n_changed": int(d.noisy.sum()), "n_clean": int((~d.noisy).sum())}
+    rec["phase"], rec["phase_note"] = phase_of(rec)
+    return rec
+
+
+def phase_of(rec: dict[str, Any]) -> tuple[str, str]:
+    """The phase of one cell by the documented thresholds, and a note on chance-level numbers.
+
+    Rule (test = test accuracy, mem = accuracy on the changed labels as corrupted, inv = on
+    their true values, clean = on the uncorrupted training labels, train = on all training
+    labels as trained):
+
+    * test >= :data:`GENERALIZES`: *coexistence* if mem >= :data:`MEMORIZES`, *full inversion*
+      if inv >= :data:`INVERTS`, else *partial inversion*; with no corrupted label (α = 0) the
+      cell is *generalization (α = 0)*;
+    * test < :data:`GENERALIZES`: *memorization* if train >= :data:`FITS_TRAIN`, *forgetting*
+      if clean < :data:`FITS_TRAIN` (the clean training labels are not even fitted), else
+      *unclassified*.
+
+    Parameters
+    ----------
+    rec : dict
+        A :func:`phase_record` (``p``, the accuracies and the counts).
+
+    Returns
+    -------
+    phase : str
+        The phase's name.
+    note : str
+        Which accuracies the name rests on are at chance (their 95% Wilson interval contains
+        1/P), e.g. ``test at chance``; empty when none.
+    """
+    from ..verdicts import at_chance
+
+    ch = 1.0 / rec["p"]
+    test, mem, inv = rec["test_acc"], rec["mem_acc"], rec["inv_acc"]
+    clean, train = rec["clean_acc"], rec["train_acc"]
+    noisy = rec["n_changed"] > 0
+    if test >= GENERALIZES:
+        if not noisy:
+            name = "generalization (α = 0)"
+        elif mem >= MEMORIZES:
+            name = "coexistence"
+        elif inv >= INVERTS:
+            name = "full inversion"
+        else:
+            name = "partial inversion"
+    elif train >= FITS_TRAIN:
+        name = "memorization"
+    elif clean < FITS_TRAIN:
+        name = "forgetting"
+    else:
+        name = "unclassified"
+    flags = [("test", test, rec["n_test"]), ("clean", clean, rec["n_clean"])]
+    if noisy:
+        flags += [("memorized", mem, rec["n_changed"]), ("inverted", inv, rec["n_changed"])]
+    at = [k for k, v, n in flags if at_chance(v, n, ch)]
+    return name, (", ".join(at) + " at chance") if at else ""
+
+
+def _phase_sizes(profile: str, params: dict[str, Any]) -> dict[str, Any]:
+    if profile not in PHASE_SIZES:
+        raise ConfigError(f"profile={profile!r} is not allowed; choose one of {', '.join(PHASE_SIZES)}")
+    sizes = dict(PHASE_SIZES[profile])
+    for k in list(sizes):
+        v = params.pop(k, None)
+        if v is not None:
+            sizes[k] = v
+    for name in ("weight_decays", "noises"):
+        v = sizes[name]
+        if isinstance(v, np.ndarray):
+            v = v.tolist()
+        if not isinstance(v, (list, tuple)) or not v:
+            raise ConfigError(f"{name}={v!r} is not allowed; it must be a non-empty list of numbers")
+        sizes[name] = tuple(float(x) for x in v)
+    for a in sizes["noises"] + (sizes["prune_noise"],):
+        validate_noise(a)
+    if any(w < 0 for w in sizes["weight_decays"]) or sizes["prune_wd"] < 0:
+        raise ConfigError("weight decays are not allowed to be negative; give numbers >= 0")
+    return sizes
+
+
+def grokking_phases(profile: str = "book", *, progress: bool | None = False, seeds: Sequence[int] | None = None,
+                    **params: Any) -> Findings:
+    """Chapter 12: Doshi et al.'s phase diagram and IPR pruning, at the profile's scale.
+
+    Parameters
+    ----------
+    profile : {"test", "book", "paper"}, default="book"
+        The scale (:data:`PHASE_SIZES`); ``paper`` is Doshi et al.'s own (P = 97, width 500,
+        2000 steps).
+    progress : bool or None, default=False
+        Progress bars while training.
+    seeds : sequence of int or None, default=None
+        Seeds of the pruning cell (None: 0, 1, 2); the grid uses the first.
+    **params : Any
+        ``p``, ``width``, ``steps``, ``weight_decays``, ``noises``, ``prune_wd``,
+        ``prune_noise`` override :data:`PHASE_SIZES`; other RunConfig fields override
+        :data:`DOSHI`.
+
+    Returns
+    -------
+    Findings
+        Verdicts ``phases``, ``coexistence``, ``inversion``, ``ipr_pruning``; data ``grid``
+        (:func:`phase_record` per cell), ``prune`` (per seed: pruning curves),
+        ``prune_rows`` (:func:`phase_record` per seed), ``sizes``.
+
+    Raises
+    ------
+    ConfigError
+        When a parameter is not allowed.
+    """
+    sizes = _phase_sizes(profile, params)
+    seeds = list(seeds) if seeds else list(SEEDS)
+    base = {**DOSHI, **params}
+    S = make_setup(profile, p=sizes["p"], width=sizes["width"], steps=sizes["steps"], seeds=seeds,
+                   noise=sizes["prune_noise"], weight_decay=sizes["prune_wd"], **base)
+    grid_cfgs = [S.config(weight_decay=wd, noise=a, seed=seeds[0])
+                 for wd in sizes["weight_decays"] for a in sizes["noises"]]
+    prune_cfgs = [S.config(seed=s) for s in seeds]
+    runs = dict(zip(grid_cfgs + prune_cfgs, sweep(grid_cfgs + prune_cfgs, progress=progress)))
+    grid = [phase_record(runs[c]) for c in grid_cfgs]
+    prune_rows = [phase_record(runs[c]) for c in prune_cfgs]
+    prune = [prune_curves(runs[c]) for c in prune_cfgs]
+    settings = (f"profile {profile}; add mod P = {S.base.p}, M = {S.base.width}, x², MSE, AdamW lr "
+                f"{S.base.lr:g}, {S.base.steps} steps, labels corrupted over all P classes")
+    verdicts = judge_phases(grid, prune_rows, prune, settings=settings)
+    return Findings("12_grokking_phases", verdicts, {"grid": grid, "prune": prune, "prune_rows": prune_rows,
+                                                     "sizes": sizes}, S)
+
+
+def prune_curves(run: Run, fractions: Sequence[float] = PRUNE_FRACTIONS, random_draws: int = 3) -> dict[str, Any]:
+    """Accuracies after keeping the top-IPR neurons (Doshi et al.'s IPR), and random subsets.
+
+    Parameters
+    ----------
+    run : Run
+        A finished run.
+    fractions : sequence of float, default=PRUNE_FRACTIONS
+        Kept fractions of the width.
+    random_draws : int, default=3
+        Random subsets per fraction (the control; their mean is reported).
+
+    Returns
+    -------
+    dict
+        Lists over ``fractions``: ``ipr_test``, ``ipr_mem``, ``ipr_inv``, ``random_test``,
+        ``random_mem``; and ``seed``.
+    """
+    d = corrupted_dataset(run.data)
+    w = run.weights
+    s = partition.scores(w, d.task, "ipr_doshi")
+    rng = np.random.default_rng([run.config.seed, 7])
+    out: dict[str, Any] = {"fractions": list(fractions), "seed": run.config.seed}
+    for k in ("ipr_test", "ipr_mem", "ipr_inv", "random_test", "random_mem"):
+        out[k] = []
+    for f in fractions:
+        k = max(1, int(round(f * w.width)))
+        m = evaluate(w.subnetwork(partition.top_neurons(s, k)), d)
+        out["ipr_test"].append(m["test_acc"])
+        out["ipr_mem"].append(m["noisy_acc"])
+        out["ipr_inv"].append(m["noisy_true_acc"])
+        draws = [evaluate(w.subnetwork(rng.choice(w.width, k, replace=False)), d) for _ in range(random_draws)]
+        out["random_test"].append(float(np.mean([x["test_acc"] for x in draws])))
+        out["random_mem"].append(float(np.mean([x["noisy_acc"] for x in draws])))
+    return out
+
+
+def judge_phases(grid: Sequence[dict[str, Any]], prune_rows: Sequence[dict[str, Any]],
+                 prune: Sequence[dict[str, Any]], *, settings: str = "") -> dict[str, Verdict]:
+    """Chapter 12's claims from :func:`phase_record` cells and :func:`prune_curves` per seed.
+
+    Parameters
+    ----------
+    grid : list of dict
+        One record per (weight decay, corruption) cell.
+    prune_rows : list of dict
+        The pruning cell, one record per seed.
+    prune : list of dict
+        Its pruning curves, one per seed.
+    settings : str, default=""
+        Where they were measured.
+
+    Returns
+    -------
+    dict of str to Verdict
+        ``phases`` (all five phases appear), ``coexistence``, ``inversion`` and ``ipr_pruning``.
+    """
+    out: dict[str, Verdict] = {}
+    found = {r["phase"] for r in grid}
+    missing = [ph for ph in PHASES if ph not in found]
+    ev = (f"phases found: {', '.join(sorted(found))}" + (f"; missing: {', '.join(missing)}" if missing else "")
+          + f" (rule: test ≥ {GENERALIZES}, memorized / inverted ≥ {MEMORIZES}, train ≥ {FITS_TRAIN})")
+    out["phases"] = Verdict("the weight decay × corruption plane holds five phases: coexistence, full and partial "
+                            "inversion, memorization, forgetting", REPRODUCED if not missing else "Not shown", ev,
+                            {"found": len([p for p in PHASES if p in found])}, settings,
+                            f"{len(PHASES) - len(missing)} of {len(PHASES)} phases")
+
+    def cell_claim(key: str, phase: str, claim: str, second: str, level_name: str) -> None:
+        cells = [r for r in grid if r["phase"] == phase]
+        if not cells:
+            out[key] = undefined(claim, f"no cell of the grid is in the {phase} phase by the rule", settings=settings)
+            return
+        r = max(cells, key=lambda r: (r["noise"], r["test_acc"]))
+        where = f"at wd = {r['weight_decay']:g}, α = {r['noise']:g}"
+        out[key] = combine(f"{claim} ({where})", [
+            judge_at_least("generalizes", r["test_acc"], r["n_test"], GENERALIZES, name="test accuracy"),
+            judge_at_least(level_name, r[second], r["n_changed"], MEMORIZES, name=level_name)],
+            settings=settings + "; one seed")
+
+    cell_claim("coexistence", "coexistence", "memorization and generalization coexist: the corrupted labels are "
+               "fitted and the test set is predicted", "mem_acc", "corrupted labels memorized")
+    inv = [r for r in grid if r["phase"] in ("full inversion", "partial inversion")]
+    claim = "weight decay makes the network generalize and predict the true value of corrupted labels (inversion)"
+    if not inv:
+        out["inversion"] = undefined(claim, "no cell of the grid is in a full or partial inversion phase by the rule",
+                                     settings=settings)
+    else:
+        r = max(inv, key=lambda r: (r["inv_acc"], r["noise"]))
+        ch = 1.0 / r["p"]
+        out["inversion"] = combine(f"{claim} (wd = {r['weight_decay']:g}, α = {r['noise']:g})", [
+            judge_at_least("generalizes", r["test_acc"], r["n_test"], GENERALIZES, name="test accuracy"),
+            judge_above_chance("corrupted labels predicted at their true value", r["inv_acc"], r["n_changed"], ch,
+                               name="inverted")], settings=settings + "; one seed")
+    out["ipr_pruning"] = judge_pruning(prune_rows, prune, settings=settings)
+    return out
+
+
+def best_prune_index(prune: Sequence[dict[str, Any]]) -> int:
+    """Index of the kept fraction (below 1) where the top-IPR subnetwork best separates rule from memory.
+
+    The fraction maximises the mean over seeds of (test accuracy − accuracy on the corrupted
+    labels) of the top-IPR subnetwork: Doshi et al.'s picture is both at once, test up and
+    memorization down.
+
+    Parameters
+    ----------
+    prune : list of dict
+        :func:`prune_curves` per seed.
+
+    Returns
+    -------
+    int
+        The index into ``fractions`` (ties: the larger fraction).
+    """
+    fr = np.asarray(prune[0]["fractions"])
+    t = np.array([c["ipr_test"] for c in prune], dtype=float).mean(0)
+    m = np.nan_to_num(np.array([c["ipr_mem"] for c in prune], dtype=float).mean(0))
+    cand = [i for i in range(len(fr)) if fr[i] < 1.0] or [0]
+    return max(cand, key=lambda i: (t[i] - m[i], fr[i]))
+
+
+def judge_pruning(rows: Sequence[dict[str, Any]], prune: Sequence[dict[str, Any]], *, settings: str = "") -> Verdict:
+    """Doshi et al.'s pruning claim, over seeds, with a random-pruning control.
+
+    At the kept fraction chosen by :func:`best_prune_index`: the top-IPR subnetwork's test
+    accuracy beats the full network's, its accuracy on the corrupted labels falls below the
+    full network's, and it beats random subsets of the same size.
+
+    Parameters
+    ----------
+    rows : list of dict
+        :func:`phase_record` of the pruning cell, one per seed.
+    prune : list of dict
+        :func:`prune_curves`, one per seed (same order).
+    settings : str, default=""
+        Where they were measured.
+
+    Returns
+    -------
+    Verdict
+        The combined verdict.
+    """
+    i = best_prune_index(prune)
+    fr = prune[0]["fractions"][i]
+    r0 = rows[0]
+    n, nc, ch = r0["n_test"], r0["n_changed"], 1.0 / r0["p"]
+    col = lambda k: np.array([c[k][i] for c in prune], dtype=float)  # noqa: E731
+    full_test = np.array([r["test_acc"] for r in rows], dtype=float)
+    full_mem = np.array([r["mem_acc"] for r in rows], dtype=float)
+    st = settings + f"; wd = {r0['weight_decay']:g}, α = {r0['noise']:g}, {len(rows)} seeds"
+    if nc == 0:
+        return undefined("keeping only the high-IPR neurons restores test accuracy and forgets the corrupted labels",
+                         "the pruning cell has no corrupted label (α = 0)", settings=st)
+    ipr_t, ipr_m, rnd_t = col("ipr_test"), col("ipr_mem"), col("random_test")
+    return combine(
+        f"keeping only the high-IPR neurons ({fr:.0%} of them) restores test accuracy and forgets the corrupted "
+        "labels; random pruning does not", [
+            compare("test accuracy rises", ipr_t, full_test, a_name="top-IPR test", b_name="full test", n=n,
+                    floor=(ipr_t, n, ch)),
+            compare("memorization of the corrupted labels falls", full_mem, ipr_m, a_name="full memorized",
+                    b_name="top-IPR memorized", n=nc, floor=(full_mem, nc, ch)),
+            compare("control: top-IPR beats random neurons", ipr_t, rnd_t, a_name="top-IPR test",
+                    b_name="random test", n=n, floor=(ipr_t, n, ch))],
+        settings=st, key=f"test {np.mean(full_test):.3f} → {np.mean(ipr_t):.3f}, memorized {np.mean(full_mem):.3f} → "
+                         f"{np.mean(ipr_m):.3f}")
+
+
+# ---------------------------------------------------------------------------- chapter 12: figures
+def phase_heatmap(grid: Sequence[dict[str, Any]], key: str, title: str) -> Any:
+    """A heat map of ``key`` over weight decay (x) × corruption (y), each cell labelled with its phase.
+
+    Parameters
+    ----------
+    grid : list of dict
+        :func:`phase_record` cells.
+    key : str
+        The accuracy shown as colour (0 to 1), e.g. ``test_acc`` or ``mem_acc``.
+    title : str
+        Figure title.
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+        The heat map; a cell whose phase rests on a chance-level number is marked with ``*``.
+    """
+    import plotly.graph_objects as go
+
+    from .plots import _layout
+
+    wds = sorted({r["weight_decay"] for r in grid})
+    noises = sorted({r["noise"] for r in grid})
+    at = {(r["weight_decay"], r["noise"]): r for r in grid}
+    z, text = [], []
+    for a in noises:
+        zr, tr = [], []
+        for wd in wds:
+            r = at.get((wd, a))
+            v = None if r is None or r[key] is None or not np.isfinite(r[key]) else round(float(r[key]), 3)
+            zr.append(v)
+            tr.append("" if r is None else f"{'–' if v is None else f'{v:.2f}'}<br>{r['phase']}"
+                      + ("*" if r["phase_note"] else ""))
+        z.append(zr)
+        text.append(tr)
+    xs = [f"{w:g}" for w in wds]
+    ys = [f"{a:g}" for a in noises]
+    fig = go.Figure(go.Heatmap(z=z, x=xs, y=ys, text=text, texttemplate="%{text}", zmin=0, zmax=1,
+                               colorscale="Viridis", colorbar=dict(title="accuracy"),
+                               hovertemplate="wd %{x}, α %{y}<br>%{text}<extra></extra>"))
+    _layout(fig, title, "weight decay", "corruption α")
+    return fig.update_xaxes(type="category").update_yaxes(type="category")
+
+
+# ---------------------------------------------------------------------------- chapter 13: progress measures
+#: Per profile: modulus, width, steps, learning rate, weight decay and the noisy run's α.
+PROGRESS_SIZES: dict[str, dict[str, Any]] = {
+    "test": dict(p=13, width=64, steps=300, lr=1e-2, weight_decay=1.0, noise=0.3),
+    "book": dict(p=31, width=128, steps=1000, lr=1e-2, weight_decay=1.0, noise=0.3),
+    "paper": dict(p=113, width=512, steps=20_000, lr=1e-3, weight_decay=1.0, noise=0.3),
+}
+#: Accuracy at which the rule counts as formed (restricted logits on the test pairs), the
+#: network as generalizing (test) and the corrupted labels as memorized.
+FORMED = 0.9
+#: Most snapshots measured per run (thinned evenly from the recorded steps).
+MAX_SNAPSHOTS = 48
+#: Bumped when the measures change, so cached curves are recomputed.
+PROGRESS_VERSION = 1
+
+
+@contextlib.contextmanager
+def _snapshots(keep: set[int], out: dict[int, dict[str, Any]]) -> Iterator[None]:
+    """While active, copy the stacked parameters into ``out[step]`` at every recorded step in ``keep``.
+
+    The training loop records history at fixed steps (:func:`memgen.train.record_steps`) by calling
+    its ``_record``; this wraps that call and leaves training itself untouched (same numbers, same
+    run keys). A callback option in :func:`memgen.train.train_batch` would replace this wrapper.
+    """
+    original = train_module._record
+
+    def record(step, fwd, params, *args, **kwargs):
+        original(step, fwd, params, *args, **kwargs)
+        if step in keep:
+            out[step] = {k: v.detach().float().cpu().clone() for k, v in params.items()}
+
+    train_module._record = record
+    try:
+        yield
+    finally:
+        train_module._record = original
+
+
+def snapshot_steps(steps: int, max_points: int = MAX_SNAPSHOTS) -> list[int]:
+    """The recorded steps at which the measures are taken: at most ``max_points``, evenly thinned.
+
+    Parameters
+    ----------
+    steps : int
+        The run length.
+    max_points : int, default=MAX_SNAPSHOTS
+        Most snapshots.
+
+    Returns
+    -------
+    list of int
+        Sorted steps, always including 0 and ``steps``.
+    """
+    rec = train_module.record_steps(steps)
+    idx = np.unique(np.linspace(0, len(rec) - 1, min(max_points, len(rec))).round().astype(int))
+    return sorted({rec[i] for i in idx} | {0, steps})
+
+
+def _atomic_write_json(path: Path, obj: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(obj, f)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def measured_runs(configs: Sequence[RunConfig], *, min_share: float = 0.05, loss: str = "ce",
+                  progress: bool | None = False) -> list[dict[str, Any]]:
+    """Train runs (one batch) while keeping snapshots, and measure each snapshot (cached).
+
+    The final runs go to the run store; the measure curves are cached next to it (under
+    ``<store>/progress/``) by a content key of the configs and the measure settings, so a
+    second call neither trains nor measures.
+
+    Parameters
+    ----------
+    configs : sequence of RunConfig
+        Runs sharing a batch key (``add`` or ``sub``).
+    min_share : float, default=0.05
+        Passed to :func:`memgen.progress.key_frequencies` (found from each run's final weights).
+    loss : {"ce", "mse"}, default="ce"
+        The loss of the measures.
+    progress : bool or None, default=False
+        Progress bar while training.
+
+    Returns
+    -------
+    list of dict
+        Per config: ``config`` (dict), ``key_freqs``, ``steps`` (the snapshots), each measure of
+        :func:`memgen.progress.measures` as a list over ``steps``, and the recorded ``history``.
+
+    Raises
+    ------
+    ValueError
+        When the configs do not share a batch key or a run diverges.
+    """
+    configs = list(configs)
+    if not configs or any(c.batch_key() != configs[0].batch_key() for c in configs):
+        raise ValueError("configs=... is not allowed; give runs that share a batch key (RunConfig.batch_key)")
+    store = default_store()
+    key = content_key({"configs": [c.identity() for c in configs], "min_share": float(min_share), "loss": loss,
+                       "max_points": MAX_SNAPSHOTS, "version": PROGRESS_VERSION})
+    path = store.root / "progress" / f"{key}.json"
+    if path.exists() and all(c in store for c in configs):
+        try:
+            return json.loads(path.read_text())
+        except (OSError, ValueError):
+            path.unlink(missing_ok=True)
+    steps = snapshot_steps(configs[0].steps)
+    snaps: dict[int, dict[str, Any]] = {}
+    with _snapshots(set(steps), snaps):
+        runs = train_module.train_batch(configs, progress=progress)
+    out = []
+    for r, run in enumerate(runs):
+        if run.failed:
+            raise ValueError(run.failed)
+        store.save(run)
+        data = run.data
+        freqs = pg.key_frequencies(run.weights, data.task, min_share)
+        ms = [pg.measures(weights_of_run(snaps[s], r, run.config.activation), data, freqs, loss) for s in steps]
+        rec = {"config": run.config.to_dict(), "key_freqs": freqs.tolist(), "steps": steps, "history": run.history}
+        rec.update({k: [m[k] for m in ms] for k in ms[0]})
+        out.append(rec)
+    _atomic_write_json(path, out)
+    return out
+
+
+def first_step(steps: Sequence[int], values: Sequence[float], level: float) -> float:
+    """First step whose value is at least ``level`` (NaN when never).
+
+    Parameters
+    ----------
+    steps : sequence of int
+        The steps.
+    values : sequence of float
+        One value per step.
+    level : float
+        The level.
+
+    Returns
+    -------
+    float
+        The step, or NaN.
+    """
+    for s, v in zip(steps, values):
+        if v is not None and np.isfinite(v) and v >= level:
+            return float(s)
+    return float("nan")
+
+
+def progress_record(rec: dict[str, Any]) -> dict[str, Any]:
+    """Chapter 13's summary numbers of one :func:`measured_runs` entry.
+
+    Parameters
+    ----------
+    rec : dict
+        One entry of :func:`measured_runs`.
+
+    Returns
+    -------
+    dict
+        Config fields plus ``t_rule`` (first snapshot whose restricted logits reach
+        :data:`FORMED` on the test pairs), ``t_test`` (first snapshot whose test accuracy, from the
+        history, reaches it), ``t_mem`` (first recorded step with :data:`FORMED` of the noisy
+        labels memorized; NaN at α = 0), final accuracies, ``excluded_final`` / ``excluded_min``,
+        ``gini_start`` / ``gini_final`` and ``restricted_acc_final``.
+    """
+    h = rec["history"]
+    steps = rec["steps"]
+    hist_at = dict(zip(h["step"], h["test_acc"]))
+    test_at = [hist_at.get(s, float("nan")) for s in steps]
+    cfg = RunConfig.from_dict(rec["config"])
+    return {**rec["config"], "t_rule": first_step(steps, rec["restricted_test_acc"], FORMED),
+            "t_test": first_step(steps, test_at, FORMED),
+            "t_mem": first_step(h["step"], h["noisy_acc"], FORMED) if cfg.n_noisy else float("nan"),
+            "test_acc": h["test_acc"][-1], "train_acc": h["train_acc"][-1],
+            "noisy_acc": h["noisy_acc"][-1] if cfg.n_noisy else float("nan"),
+            "restricted_acc_final": rec["restricted_test_acc"][-1],
+            "excluded_final": rec["excluded_loss"][-1], "excluded_min": float(np.min(rec["excluded_loss"])),
+            "gini_start": rec["gini_embed"][0], "gini_final": rec["gini_embed"][-1],
+            "n_test": cfg.p**2 - cfg.n_train, "n_noisy": cfg.n_noisy, "key_freqs": rec["key_freqs"]}
+
+
+def _progress_sizes(profile: str, params: dict[str, Any]) -> dict[str, Any]:
+    if profile not in PROGRESS_SIZES:
+        raise ConfigError(f"profile={profile!r} is not allowed; choose one of {', '.join(PROGRESS_SIZES)}")
+    sizes = dict(PROGRESS_SIZES[profile])
+    for k in list(sizes):
+        v = params.pop(k, None)
+        if v is not None:
+            sizes[k] = v
+    validate_noise(sizes["noise"])
+    if sizes["noise"] <= 0:
+        raise ConfigError(f"noise={sizes['noise']!r} is not allowed here; the noisy run needs α > 0")
+    return sizes
+
+
+def progress_measures(profile: str = "book", *, progress: bool | None = False, seeds: Sequence[int] | None = None,
+                      min_share: float = 0.05, **params: Any) -> Findings:
+    """Chapter 13: Nanda et al.'s progress measures over training, for a clean and a noisy run.
+
+    Parameters
+    ----------
+    profile : {"test", "book", "paper"}, default="book"
+        The scale (:data:`PROGRESS_SIZES`).
+    progress : bool or None, default=False
+        Progress bar while training.
+    seeds : sequence of int or None, default=None
+        Seeds of both runs (None: 0, 1, 2).
+    min_share : float, default=0.05
+        Strength share a key frequency needs (:func:`memgen.progress.key_frequencies`).
+    **params : Any
+        ``p``, ``width``, ``steps``, ``lr``, ``weight_decay``, ``noise`` (the noisy run's α)
+        override :data:`PROGRESS_SIZES`; other RunConfig fields (``task``, ``activation``,
+        ``noise_mode``, ...) override the profile's.
+
+    Returns
+    -------
+    Findings
+        Verdicts ``rule_before_test``, ``excluded_rises``, ``sparser``, ``noisy_rule``,
+        ``rule_after_memorization``; data ``clean`` and ``noisy`` (:func:`measured_runs` entries
+        per seed) and ``rows`` (:func:`progress_record` per run).
+
+    Raises
+    ------
+    ConfigError
+        When a parameter is not allowed (``mul`` has no a + b − c component).
+    """
+    sizes = _progress_sizes(profile, params)
+    if params.get("task", "add") not in pg.COMPONENT_TASKS:
+        raise ConfigError(f"task={params['task']!r} is not allowed here; choose one of {', '.join(pg.COMPONENT_TASKS)}")
+    if not isinstance(min_share, (int, float)) or not 0 < min_share <= 1:
+        raise ConfigError(f"min_share={min_share!r} is not allowed; it must lie in (0, 1]")
+    seeds = list(seeds) if seeds else list(SEEDS)
+    S = make_setup(profile, seeds=seeds, **sizes, **params)
+    configs = [S.config(noise=a, seed=s) for a in (0.0, S.base.noise) for s in seeds]
+    recs = measured_runs(configs, min_share=min_share, loss="ce", progress=progress)
+    clean, noisy = recs[:len(seeds)], recs[len(seeds):]
+    rows = [progress_record(r) for r in recs]
+    settings = (f"profile {profile}; {S.base.task} mod P = {S.base.p}, M = {S.base.width}, {S.base.activation}, "
+                f"{S.base.loss}, lr {S.base.lr:g}, wd {S.base.weight_decay:g}, {S.base.steps} steps, "
+                f"{len(seeds)} seeds")
+    verdicts = judge_progress(rows[:len(seeds)], rows[len(seeds):], settings=settings)
+    return Findings("13_progress_measures", verdicts, {"clean": clean, "noisy": noisy, "rows": rows}, S)
+
+
+def judge_progress(clean: Sequence[dict[str, Any]], noisy: Sequence[dict[str, Any]], *,
+                   settings: str = "") -> dict[str, Verdict]:
+    """Chapter 13's claims from :func:`progress_record` rows (one per seed for each run).
+
+    Parameters
+    ----------
+    clean, noisy : list of dict
+        Rows of the clean (α = 0) and the noisy run, one per seed.
+    settings : str, default=""
+        Where they were measured.
+
+    Returns
+    -------
+    dict of str to Verdict
+        ``rule_before_test``, ``excluded_rises``, ``sparser`` (clean run), ``noisy_rule`` and
+        ``rule_after_memorization`` (noisy run).
+    """
+    out: dict[str, Verdict] = {}
+    v = lambda rows, k: np.array([r[k] for r in rows], dtype=float)  # noqa: E731
+    c0, n0 = clean[0], noisy[0]
+    n, ch, T = c0["n_test"], 1.0 / c0["p"], c0["steps"]
+    st_c = settings + "; α = 0"
+    st_n = settings + f"; α = {n0['noise']:g}"
+    # the rule forms before the test accuracy rises (clean run)
+    claim = f"the rule forms (restricted logits ≥ {FORMED} on the test pairs) before the test accuracy reaches {FORMED}"
+    t_rule, t_test = v(clean, "t_rule"), v(clean, "t_test")
+    if not np.isfinite(t_rule).all():
+        out["rule_before_test"] = undefined(claim, f"the restricted logits never reach {FORMED} in some seed "
+                                                   f"(final {fmt_seeds(v(clean, 'restricted_acc_final'))})",
+                                            settings=st_c)
+    elif not np.isfinite(t_test).all():
+        out["rule_before_test"] = undefined(claim, f"the test accuracy never reaches {FORMED} in some seed within "
+                                                   f"{T} steps (final {fmt_seeds(v(clean, 'test_acc'))}), so there is "
+                                                   f"no grokking to order; the rule formed at steps "
+                                                   f"{fmt_seeds(t_rule, 0)}", settings=st_c)
+    else:
+        part = compare(claim, t_test, t_rule, a_name="test step", b_name="rule step", digits=0, settings=st_c,
+                       floor=(v(clean, "restricted_acc_final"), n, ch))
+        out["rule_before_test"] = part
+    # the excluded loss rises (clean run): the training fit comes to rely on the rule
+    ex_f, ex_m = v(clean, "excluded_final"), v(clean, "excluded_min")
+    floor = (v(clean, "restricted_acc_final"), n, ch)
+    out["excluded_rises"] = compare("the excluded loss rises during training: once the key frequencies are "
+                                    "removed, the training set is no longer fitted", ex_f, ex_m,
+                                    a_name="final excluded loss", b_name="lowest excluded loss", floor=floor,
+                                    settings=st_c)
+    out["sparser"] = compare("the embedding's Fourier spectrum grows sparse (Gini coefficient rises)",
+                             v(clean, "gini_final"), v(clean, "gini_start"), a_name="final Gini",
+                             b_name="initial Gini", floor=floor, settings=st_c)
+    # noisy run
+    out["noisy_rule"] = judge_above_chance(f"under label noise α = {n0['noise']:g} the rule still forms (restricted "
+                                           "logits above chance on the test pairs)",
+                                           v(noisy, "restricted_acc_final"), n, ch, settings=st_n,
+                                           name="restricted test accuracy")
+    claim = "under label noise the corrupted labels are memorized before the rule forms"
+    t_rule_n, t_mem = v(noisy, "t_rule"), v(noisy, "t_mem")
+    if not np.isfinite(t_mem).all():
+        out["rule_after_memorization"] = undefined(claim, f"the noisy labels never reach {FORMED} in some seed",
+                                                   settings=st_n)
+    elif not np.isfinite(t_rule_n).all():
+        out["rule_after_memorization"] = undefined(
+            claim, f"the restricted logits never reach {FORMED} on the test pairs in some seed (final "
+                   f"{fmt_seeds(v(noisy, 'restricted_acc_final'))}); memorized at steps {fmt_seeds(t_mem, 0)}",
+            settings=st_n)
+    else:
+        out["rule_after_memorization"] = compare(claim, t_rule_n, t_mem, a_name="rule step", b_name="memorized step",
+                                                 digits=0, settings=st_n)
+    return out
+
+
+__all__ = ["DOSHI", "PHASES", "PHASE_SIZES", "PROGRESS_SIZES", "best_prune_index", "corrupted_dataset",
+           "first_step", "grokking_phases", "judge_phases", "judge_progress", "judge_pruning", "measured_runs",
+           "phase_heatmap", "phase_of", "phase_record", "progress_figure", "progress_measures", "progress_record",
+           "prune_curves", "snapshot_steps"]
+
+
+# ---------------------------------------------------------------------------- chapter 13: figures
+def progress_figure(groups: dict[str, Sequence[dict[str, Any]]], title: str, p: int) -> Any:
+    """Losses (top, log scale) and accuracies (bottom) over training, one slider step per run.
+
+    Parameters
+    ----------
+    groups : dict of str to list of dict
+        Slider label -> :func:`measured_runs` entries (one per seed).
+    title : str
+        Figure title.
+    p : int
+        The modulus (chance 1/p on the accuracy panel).
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+        Mean over seeds with error bars from the lowest to the highest seed.
+    """
+    from plotly.subplots import make_subplots
+
+    from .plots import _layout, seed_traces
+
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08)
+    spans = []
+    losses = {"restricted loss (key frequencies only, all pairs)": "restricted_loss",
+              "excluded loss (key frequencies removed, training set)": "excluded_loss",
+              "training loss": "train_loss", "test loss": "test_loss"}
+    colors = {"restricted_loss": "#2ca02c", "excluded_loss": "#9467bd", "train_loss": "#1f77b4",
+              "test_loss": "#ff7f0e"}
+    for i, (label, recs) in enumerate(groups.items()):
+        start = len(fig.data)
+        steps = recs[0]["steps"]
+        top = seed_traces(steps, {name: np.array([r[k] for r in recs]) for name, k in losses.items()},
+                          colors={name: colors[k] for name, k in losses.items()})
+        h = [r["history"] for r in recs]
+        accs = {"train accuracy": "train_acc", "test accuracy": "test_acc", "noisy labels memorized": "noisy_acc"}
+        series = {}
+        for name, k in accs.items():
+            vals = np.array([[dict(zip(x["step"], x[k])).get(s, np.nan) for s in steps] for x in h], dtype=float)
+            if np.isfinite(vals).any():
+                series[name] = vals
+        series["restricted logits, test accuracy"] = np.array([r["restricted_test_acc"] for r in recs])
+        bottom = seed_traces(steps, series, colors={"train accuracy": "#1f77b4", "test accuracy": "#ff7f0e",
+                                                     "noisy labels memorized": "#d62728",
+                                                     "restricted logits, test accuracy": "#2ca02c"},
+                             dash={"restricted logits, test accuracy": "dot"})
+        for tr in top:
+            tr.visible = i == 0
+            fig.add_trace(tr, row=1, col=1)
+        for tr in bottom:
+            tr.visible = i == 0
+            tr.showlegend = True
+            fig.add_trace(tr, row=2, col=1)
+        spans.append((label, start, len(fig.data)))
+    n = len(fig.data)
+    steps_ = [dict(method="update", label=label, args=[{"visible": [s <= j < e for j in range(n)]}])
+              for label, s, e in spans]
+    fig.update_layout(sliders=[dict(active=0, steps=steps_, currentvalue=dict(prefix="run: "), pad=dict(t=50))],
+                      height=650)
+    _layout(fig, title)
+    fig.update_layout(legend=dict(orientation="v", x=1.02, y=1, yanchor="top"))
+    fig.update_yaxes(type="log", title_text="loss (log)", row=1, col=1)
+    fig.update_yaxes(range=[0, 1.05], title_text="accuracy", row=2, col=1)
+    fig.update_xaxes(title_text="step", row=2, col=1)
+    fig.add_hline(y=1.0 / p, line_dash="dash", line_color="#7f7f7f", line_width=1, row=2, col=1,
+                  annotation_text=f"chance 1/{p}", annotation_position="bottom right",
+                  annotation_font_color="#7f7f7f")
+    return fig
