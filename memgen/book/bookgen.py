@@ -81,7 +81,8 @@ def prepare(src: Path, dst: Path, parameters: dict[str, Any], execute: bool = Fa
 
 def _portable(src: Path, dst: Path) -> None:
     """Papermill records absolute paths; keep them relative so that committed variants are the
-    same on every machine (``book/generated/`` is committed for the launch buttons)."""
+    same on every machine (``book/generated/`` is committed for the launch buttons). The cell
+    papermill injects is collapsed on the page like the parameters cell it overrides."""
     import os
 
     import nbformat
@@ -91,7 +92,11 @@ def _portable(src: Path, dst: Path) -> None:
     if pm:
         pm["input_path"] = os.path.relpath(src.resolve(), dst.parent.resolve())
         pm["output_path"] = dst.name
-        nbformat.write(nb, dst)
+    for cell in nb.cells:
+        tags = cell.metadata.get("tags", [])
+        if "injected-parameters" in tags and "hide-input" not in tags:
+            cell.metadata["tags"] = [*tags, "hide-input"]
+    nbformat.write(nb, dst)
 
 
 def generate(profile: str, book: Path = BOOK, out: Path | None = None, execute: bool = False) -> list[Path]:
