@@ -1,0 +1,795 @@
+"""Context and diagnostics chapters (14–16): topology, heavy-tailed spectra, hidden clusters.
+
+One function per chapter, like :mod:`memgen.book.findings`: :func:`topology`,
+:func:`heavy_tails` and :func:`clustering` take the chapter's parameters, train or load the runs
+they need through the run store, and return :class:`~memgen.book.findings.Findings` (verdicts by
+short id, the records the chapter draws, the setup), so the introduction's findings table can list
+them.
+
+They read the width × α grid that chapter 2 trains (ReLU unless ``activation`` is given): the
+profile's widths and noise levels at the first seed, and every seed at the highest α — the runs
+:func:`memgen.book.findings.scaling` trains — plus every seed at the α where the raw rule is
+visible (as chapter 4 trains them). Weights are stored only at the end of a run, so "over
+training" means runs of the same config trained to several step counts: with a constant learning
+rate and full batch, the run of s steps is the first s steps of the longer one (same seed, same
+data), at the cost of training each prefix once (``series_steps``, at one width).
+
+The metrics themselves are in :mod:`memgen.diagnostics`; the verdicts use the one rule of
+:mod:`memgen.verdicts`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from .. import diagnostics as dg
+from .. import experiments
+from ..configs import ConfigError, RunConfig, validate_noise
+from ..store import sweep
+from ..verdicts import (
+    CONTRADICTED,
+    NOT_SHOWN,
+    REPRODUCED,
+    Verdict,
+    combine,
+    compare,
+    judge_above_chance,
+    judge_at_least,
+    undefined,
+)
+from .findings import FITS, SEEDS, Findings, _eq, chance, n_test, settings_text, values, visible_noise
+
+#: Fractions of the profile's steps at which the "over training" runs stop.
+SERIES_FRACTIONS = (1 / 30, 1 / 10, 1 / 3, 1.0)
+#: A power-law tail counts as fitted when powerlaw prefers it to an exponential at this p-value ...
+PL_P = 0.1
+#: ... with at least this many tail eigenvalues.
+PL_MIN_TAIL = 10
+
+
+# ---------------------------------------------------------------------------- shared
+def _seeds(seeds: Sequence[int] | None) -> list[int]:
+    return list(seeds) if seeds else list(SEEDS)
+
+
+def series_steps(steps: int, fractions: Sequence[float] = SERIES_FRACTIONS) -> list[int]:
+    """Step counts of the "over training" runs: ``fractions`` of ``steps``, at least 1, distinct.
+
+    Parameters
+    ----------
+    steps : int
+        The profile's (or chapter's) number of steps.
+    fractions : sequence of float, default=SERIES_FRACTIONS
+        Fractions in (0, 1].
+
+    Returns
+    -------
+    list of int
+        Sorted distinct step counts; the last is ``steps``.
+    """
+    return sorted({max(1, int(round(steps * f))) for f in fractions} | {int(steps)})
+
+
+def _check_steps(series: Sequence[int] | None, steps: int) -> list[int]:
+    if series is None:
+        return series_steps(steps)
+    if not isinstance(series, (list, tuple)) or not series or not all(
+            isinstance(s, (int, np.integer)) and not isinstance(s, bool) and s >= 1 for s in series):
+        raise ConfigError(f"series={series!r} is not allowed; it must be a non-empty list of step counts >= 1")
+    return sorted({int(s) for s in series})
+
+
+def _setup(profile: str, task: str, widths: Sequence[int] | None, noises: Sequence[float] | None,
+           seeds: list[int], run: dict[str, Any]) -> experiments.Setup:
+    return experiments.setup(profile, task=task, widths=None if widths is None else list(widths),
+                             noises=None if noises is None else list(noises), seeds=seeds, **run)
+
+
+def _grid_configs(S: experiments.Setup, seeds: list[int]) -> list[RunConfig]:
+    """Chapter 2's grid: every width × α at the first seed, every seed at the highest α."""
+    heavy = max(S.noises)
+    cfg = S.grid(seeds=seeds[:1])
+    if len(seeds) > 1:
+        cfg += S.grid(noises=[heavy], seeds=seeds[1:])
+    return list(dict.fromkeys(cfg))
+
+
+def _records(configs: list[RunConfig], extra, progress: bool | None) -> list[dict[str, Any]]:
+    """:func:`memgen.experiments.table` records with ``extra(run)`` merged in, in config order."""
+    configs = list(dict.fromkeys(configs))
+    rows = experiments.table(configs, progress=progress)
+    by_key = {RunConfig.from_dict(r).key(): r for r in rows}
+    runs = sweep(configs, progress=progress)
+    return [{**by_key[r.config.key()], **extra(r)} for r in runs]
+
+
+def _grid_and_visible(S: experiments.Setup, seeds: list[int], extra, progress: bool | None
+                      ) -> tuple[list[dict[str, Any]], float]:
+    """The grid's records plus every seed at the visible α (base width); the visible α."""
+    grid = _records(_grid_configs(S, seeds), extra, progress)
+    curve = [r for r in grid if r["width"] == S.base.width and r["seed"] == seeds[0]]
+    if not curve:  # the base width is not in the grid: its α curve at the first seed
+        curve = _records(S.grid(widths=[S.base.width], seeds=seeds[:1]), extra, progress)
+        grid += curve
+    vis = visible_noise(curve)
+    have = {RunConfig.from_dict(r).key() for r in grid}
+    more = [c for c in (S.config(noise=vis, seed=s) for s in seeds) if c.key() not in have]
+    if more:
+        grid += _records(more, extra, progress)
+    return grid, vis
+
+
+def _at(rows: Sequence[dict[str, Any]], **where: Any) -> list[dict[str, Any]]:
+    return sorted((r for r in rows if all(_eq(r.get(k), v) for k, v in where.items())), key=lambda r: r["seed"])
+
+
+def spearman(x: Sequence[float], y: Sequence[float]) -> float:
+    """Spearman rank correlation of two sequences (average ranks for ties; NaN pairs dropped).
+
+    Parameters
+    ----------
+    x, y : sequence of float
+        Paired values.
+
+    Returns
+    -------
+    float
+        In [-1, 1]; NaN with fewer than 3 pairs or a constant side.
+    """
+    a, b = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    ok = np.isfinite(a) & np.isfinite(b)
+    a, b = a[ok], b[ok]
+    if a.size < 3:
+        return float("nan")
+
+    def rank(v: np.ndarray) -> np.ndarray:
+        order = v.argsort(kind="mergesort")
+        r = np.empty(v.size)
+        r[order] = np.arange(v.size, dtype=float)
+        for u in np.unique(v):  # ties: average rank
+            m = v == u
+            r[m] = r[m].mean()
+        return r
+
+    ra, rb = rank(a), rank(b)
+    if ra.std() == 0 or rb.std() == 0:
+        return float("nan")
+    return float(np.corrcoef(ra, rb)[0, 1])
+
+
+def _no_rule_in_output(rows: Sequence[dict[str, Any]], key: str = "test_acc") -> Verdict:
+    """"The raw output shows no rule": Reproduced when no seed's test accuracy is above chance."""
+    r0 = rows[0]
+    v = judge_above_chance("", values(rows, key), n_test(r0), chance(r0), name="raw test")
+    return Verdict("the raw network's test accuracy is not above chance", NOT_SHOWN if v.reproduced else REPRODUCED,
+                   v.evidence, v.numbers, key=v.key)
+
+
+def default_series_width(S: experiments.Setup) -> int:
+    """Default width of the runs over training: the middle of the profile's widths (book: 129)."""
+    return int(S.widths[len(S.widths) // 2])
+
+
+def _series(S: experiments.Setup, width: int | None, steps: Sequence[int] | None, noises: Sequence[float],
+            seed: int) -> list[RunConfig]:
+    w = default_series_width(S) if width is None else S.config(width=width).width
+    st = _check_steps(steps, S.base.steps)
+    return [S.config(width=w, noise=a, seed=seed, steps=s) for a in dict.fromkeys(noises) for s in st]
+
+
+# ---------------------------------------------------------------------------- chapter 14: topology
+def topology_extra(run: Any, *, which: str = "uv", shuffles: int = 3) -> dict[str, Any]:
+    """:func:`memgen.diagnostics.topology_record` of a run's weights (for :func:`topology`)."""
+    return dg.topology_record(run.weights, task=run.config.task, which=which, shuffles=shuffles)
+
+
+def judge_topology(grid: Sequence[dict[str, Any]], series: Sequence[dict[str, Any]], *, low: float, heavy: float,
+                   width: int, settings: dict[str, str] | None = None) -> dict[str, Verdict]:
+    """Chapter 14's claims from records with :func:`memgen.diagnostics.topology_record` keys.
+
+    Parameters
+    ----------
+    grid : list of dict
+        Records over widths and α (with seeds at α = ``heavy``).
+    series : list of dict
+        Records of one width and seed trained to several step counts at α = ``low``.
+    low, heavy : float
+        The lowest and the highest α of the grid.
+    width : int
+        The width the α claims are judged at.
+    settings : dict or None, default=None
+        Settings lines under ``low``, ``heavy`` and ``series``.
+
+    Returns
+    -------
+    dict of str to Verdict
+        ``circles`` (a network with the rule has a long H1 bar: above the shuffled control),
+        ``tracks_rule`` (at α = ``heavy`` the signature is there while the raw output is at chance
+        and the G part has the rule), ``rises`` (the signature grows over training as the network
+        learns).
+    """
+    st = settings or {}
+    out: dict[str, Verdict] = {}
+    lo = _at(grid, noise=low, width=width)
+    r0 = lo[0]
+    n, ch = n_test(r0), chance(r0)
+    out["circles"] = compare(
+        f"a network that has learned the rule (α = {low:g}, M = {width}) puts its tokens on a circle per key "
+        "frequency: the longest H1 bar of each frequency's cloud (mean over frequencies) outlives the shuffled control",
+        values(lo, "h1_mean"), [x for r in lo for x in r["shuffled_h1_mean"]], a_name="H1 per frequency",
+        b_name="shuffled", floor=(values(lo, "test_acc"), n, ch), settings=st.get("low", ""))
+    hv = _at(grid, noise=heavy, width=width)
+    claim = (f"the H1 signature tracks the hidden rule, not the raw test accuracy: at α = {heavy:g} (M = {width}) the "
+             "raw output is at chance, the G part has the rule, and the long H1 bar is still there")
+    if _eq(heavy, low):
+        out["tracks_rule"] = undefined(claim, "the grid has a single α", settings=st.get("heavy", ""))
+    else:
+        g = values(hv, "G_test_acc")
+        out["tracks_rule"] = combine(claim, [
+            _no_rule_in_output(hv),
+            judge_above_chance("the G part has the rule", g, n, ch, name="G test"),
+            compare("H1 per frequency above the shuffled control", values(hv, "h1_mean"),
+                    values(hv, "shuffled_h1_mean_mean"), a_name="H1 per frequency", b_name="shuffled",
+                    floor=(g, n, ch))], settings=st.get("heavy", ""))
+    if len(series) < 2:
+        out["rises"] = undefined("the H1 signature rises over training as the network learns the rule",
+                                 "fewer than two step counts", settings=st.get("series", ""))
+    else:
+        ss = sorted(series, key=lambda r: r["steps"])
+        first, last = ss[0], ss[-1]
+        margin = max(float(np.ptp(r["shuffled_h1_mean"])) for r in ss)
+        out["rises"] = combine(
+            f"the H1 signature rises over training as the network learns the rule (α = {first['noise']:g}, "
+            f"M = {first['width']}, steps {first['steps']} → {last['steps']})", [
+                compare("test accuracy rises", last["test_acc"], first["test_acc"], a_name=f"test@{last['steps']}",
+                        b_name=f"test@{first['steps']}", n=n_test(last),
+                        floor=(last["test_acc"], n_test(last), chance(last))),
+                compare("the H1 signature rises by more than the shuffled control's range", last["h1_mean"],
+                        first["h1_mean"], a_name=f"H1 per frequency@{last['steps']}",
+                        b_name=f"H1 per frequency@{first['steps']}", min_margin=margin)],
+            settings=st.get("series", ""))
+    return out
+
+
+def topology(profile: str = "book", *, task: str = "add", widths: Sequence[int] | None = None,
+             noises: Sequence[float] | None = None, width: int | None = None, seeds: Sequence[int] | None = None,
+             series_width: int | None = None, series: Sequence[int] | None = None, which: str = "uv",
+             shuffles: int = 3, progress: bool | None = False, **run: Any) -> Findings:
+    """Chapter 14: persistent homology of the token embeddings across α, width and training.
+
+    Parameters
+    ----------
+    profile : {"test", "book", "paper"}, default="book"
+        The profile.
+    task : str, default="add"
+        The operation.
+    widths, noises : list or None, default=None
+        The grid (None: the profile's).
+    width : int or None, default=None
+        Width of the α claims and of the diagrams (None: the profile's).
+    seeds : list of int or None, default=None
+        Seeds at the highest α (None: 0, 1, 2).
+    series_width : int or None, default=None
+        Width of the runs over training (None: the middle of the grid's widths, :func:`default_series_width`).
+    series : list of int or None, default=None
+        Step counts of the runs over training (None: :func:`series_steps`).
+    which : {"uv", "u", "v"}, default="uv"
+        The embedding cloud (:func:`memgen.diagnostics.embedding_cloud`).
+    shuffles : int, default=3
+        Shuffled control clouds per run.
+    progress : bool or None, default=False
+        Progress bars while training.
+    **run : Any
+        Further RunConfig fields (e.g. ``steps``, ``activation``).
+
+    Returns
+    -------
+    Findings
+        Verdicts of :func:`judge_topology`; data ``grid`` and ``series`` (records),
+        ``diagrams`` (H0/H1 diagrams of the first seed at ``width`` at the lowest and highest α: the
+        key frequency with the most neurons, and the whole cloud), ``corr`` (Spearman ρ of the
+        signature ``h1_mean`` with G and with raw test accuracy over the grid), ``low``,
+        ``heavy``, ``width``.
+    """
+    dg._choice("which", which, dg.CLOUDS)
+    dg._positive_int("shuffles", shuffles)
+    seeds = _seeds(seeds)
+    S = _setup(profile, task, widths, noises, seeds, {"width": width, **run})
+    low, heavy, w = min(S.noises), max(S.noises), S.base.width
+    extra = lambda r: topology_extra(r, which=which, shuffles=shuffles)  # noqa: E731
+    grid = _records(_grid_configs(S, seeds) + S.grid(widths=[w], seeds=seeds[:1])
+                    + S.grid(widths=[w], noises=[heavy], seeds=seeds), extra, progress)
+    ser = _records(_series(S, series_width, series, [low], seeds[0]), extra, progress)
+    diagrams = {}
+    for a in dict.fromkeys([low, heavy]):
+        r = sweep([S.config(noise=a, seed=seeds[0])])[0]
+        clouds = dg.frequency_clouds(r.weights, r.config.task, which)
+        top = max(clouds, key=lambda k: clouds[k].shape[1]) if clouds else None  # the most neurons
+        diagrams[f"α = {a:g}, ω = {top}"] = (dg.h1_persistence(clouds[top])["dgms"] if clouds else
+                                            [np.zeros((0, 2)), np.zeros((0, 2))])
+        diagrams[f"α = {a:g}, whole cloud"] = dg.h1_persistence(dg.embedding_cloud(r.weights, which))["dgms"]
+    g0 = [r for r in grid if r["seed"] == seeds[0]]
+    corr = {"G": spearman(values(g0, "h1_mean"), values(g0, "G_test_acc")),
+            "raw": spearman(values(g0, "h1_mean"), values(g0, "test_acc"))}
+    st = {"low": settings_text(_at(grid, noise=low, width=w), profile),
+          "heavy": settings_text(_at(grid, noise=heavy, width=w), profile),
+          "series": settings_text(ser, profile, steps=", ".join(str(r["steps"]) for r in ser))}
+    verdicts = judge_topology(grid, ser, low=low, heavy=heavy, width=w, settings=st)
+    return Findings("14_topology", verdicts, {"grid": grid, "series": ser, "diagrams": diagrams, "corr": corr,
+                                              "low": low, "heavy": heavy, "width": w, "which": which}, S)
+
+
+# ---------------------------------------------------------------------------- chapter 15: heavy tails
+def heavy_tail_extra(run: Any) -> dict[str, Any]:
+    """:func:`memgen.diagnostics.heavy_tail_record` of a run's weights (for :func:`heavy_tails`)."""
+    return dg.heavy_tail_record(run.weights)
+
+
+def pl_fitted(row: dict[str, Any], layer: str) -> bool:
+    """True when powerlaw prefers a power-law tail to an exponential one for ``layer`` of a record
+    (R > 0, p < :data:`PL_P`) on at least :data:`PL_MIN_TAIL` tail eigenvalues."""
+    return (row[f"pl_R_{layer}"] > 0 and row[f"pl_p_{layer}"] < PL_P and row[f"pl_ntail_{layer}"] >= PL_MIN_TAIL
+            and row[f"pl_valid_{layer}"] > 0)
+
+
+def pl_rejected(row: dict[str, Any], layer: str) -> bool:
+    """True when powerlaw prefers an exponential tail (R < 0, p < :data:`PL_P`) for ``layer``."""
+    return row[f"pl_R_{layer}"] < 0 and row[f"pl_p_{layer}"] < PL_P
+
+
+def judge_heavy_tails(rows: Sequence[dict[str, Any]], *, visible: float, heavy: float, width: int,
+                      settings: str = "") -> dict[str, Verdict]:
+    """Chapter 15's claims from records with :func:`memgen.diagnostics.heavy_tail_record` keys.
+
+    Parameters
+    ----------
+    rows : list of dict
+        Records at ``width`` over seeds at α = ``visible`` and α = ``heavy``.
+    visible : float
+        An α whose raw network generalizes (test above chance), if any.
+    heavy : float
+        The highest α (the memorizing network).
+    width : int
+        Their width.
+    settings : str, default=""
+        Where they were measured.
+
+    Returns
+    -------
+    dict of str to Verdict
+        ``separates`` (the mean Hill exponent is lower for the generalizing network, from the
+        weights alone) and ``power_law`` (the generalizing network's layer spectra are power laws,
+        HT-SR's premise).
+    """
+    out: dict[str, Verdict] = {}
+    gen, mem = _at(rows, noise=visible, width=width), _at(rows, noise=heavy, width=width)
+    r0 = gen[0]
+    n, ch = n_test(r0), chance(r0)
+    claim = (f"from the weights alone, the HT-SR exponent (mean Hill α of U, V, W) separates a generalizing network "
+             f"(α = {visible:g}) from a memorizing one (α = {heavy:g}): lower, heavier-tailed, when it generalizes "
+             f"(M = {width})")
+    sees = judge_above_chance(f"the network at α = {visible:g} generalizes", values(gen, "test_acc"), n, ch,
+                              name="raw test")
+    if _eq(visible, heavy) or not sees.reproduced:
+        out["separates"] = undefined(claim, "no α below the highest has raw test accuracy above chance, so there is "
+                                            f"no generalizing network to compare with ({sees.evidence})",
+                                     settings=settings)
+    else:
+        out["separates"] = combine(claim, [
+            sees, _no_rule_in_output(mem),
+            compare("Hill α lower when it generalizes", values(mem, "hill_mean"), values(gen, "hill_mean"),
+                    a_name=f"Hill α (α={heavy:g})", b_name=f"Hill α (α={visible:g})", digits=2)], settings=settings)
+    claim = (f"the layer spectra of the generalizing network (α = {visible:g}, M = {width}) have power-law tails, "
+             f"HT-SR's premise: powerlaw prefers a power law to an exponential (p < {PL_P}) on ≥ {PL_MIN_TAIL} tail "
+             "eigenvalues in every layer and seed")
+    cells = [(r["seed"], L) for r in gen for L in dg.LAYERS]
+    fitted = sum(pl_fitted(r, L) for r in gen for L in dg.LAYERS)
+    rejected = sum(pl_rejected(r, L) for r in gen for L in dg.LAYERS)
+    ntail = [r[f"pl_ntail_{L}"] for r in gen for L in dg.LAYERS]
+    neig = [r[f"n_eigs_{L}"] for r in gen for L in dg.LAYERS]
+    ev = (f"power law preferred in {fitted} of {len(cells)} layer spectra, exponential preferred in {rejected}; tail "
+          f"eigenvalues {int(min(ntail))}–{int(max(ntail))} of {int(min(neig))}–{int(max(neig))}")
+    if not sees.reproduced:
+        out["power_law"] = undefined(claim, f"no generalizing network to test ({sees.evidence})", settings=settings)
+    else:
+        v = REPRODUCED if fitted == len(cells) else CONTRADICTED if rejected > len(cells) / 2 else NOT_SHOWN
+        out["power_law"] = Verdict(claim, v, ev, {"fitted": fitted, "rejected": rejected, "spectra": len(cells)},
+                                   settings, f"power law {fitted}/{len(cells)}")
+    return out
+
+
+def heavy_tails(profile: str = "book", *, task: str = "add", widths: Sequence[int] | None = None,
+                noises: Sequence[float] | None = None, width: int | None = None, seeds: Sequence[int] | None = None,
+                progress: bool | None = False, **run: Any) -> Findings:
+    """Chapter 15: power-law exponents of the layer spectra across the width × α grid.
+
+    Parameters
+    ----------
+    profile : {"test", "book", "paper"}, default="book"
+        The profile.
+    task : str, default="add"
+        The operation.
+    widths, noises : list or None, default=None
+        The grid (None: the profile's).
+    width : int or None, default=None
+        Width of the claims (None: the profile's).
+    seeds : list of int or None, default=None
+        Seeds at the highest and at the visible α (None: 0, 1, 2).
+    progress : bool or None, default=False
+        Progress bars while training.
+    **run : Any
+        Further RunConfig fields.
+
+    Returns
+    -------
+    Findings
+        Verdicts of :func:`judge_heavy_tails`; data ``grid`` (records with
+        :func:`memgen.diagnostics.heavy_tail_record` keys), ``visible``, ``heavy``, ``width``,
+        ``corr`` (Spearman ρ of the mean Hill α with raw and with G test accuracy over the grid,
+        first seed).
+    """
+    seeds = _seeds(seeds)
+    S = _setup(profile, task, widths, noises, seeds, {"width": width, **run})
+    heavy, w = max(S.noises), S.base.width
+    grid, vis = _grid_and_visible(S, seeds, heavy_tail_extra, progress)
+    extra = [c for c in S.grid(widths=[w], noises=[heavy], seeds=seeds)
+             if c.key() not in {RunConfig.from_dict(r).key() for r in grid}]
+    if extra:
+        grid += _records(extra, heavy_tail_extra, progress)
+    judged = _at(grid, noise=vis, width=w) + ([] if _eq(vis, heavy) else _at(grid, noise=heavy, width=w))
+    g0 = [r for r in grid if r["seed"] == seeds[0]]
+    corr = {"raw": spearman(values(g0, "hill_mean"), values(g0, "test_acc")),
+            "G": spearman(values(g0, "hill_mean"), values(g0, "G_test_acc"))}
+    verdicts = judge_heavy_tails(judged, visible=vis, heavy=heavy, width=w, settings=settings_text(judged, profile))
+    return Findings("15_heavy_tails", verdicts, {"grid": grid, "visible": vis, "heavy": heavy, "width": w,
+                                                 "corr": corr}, S)
+
+
+# ---------------------------------------------------------------------------- chapter 16: clustering
+def judge_clustering(rows: Sequence[dict[str, Any]], series: Sequence[dict[str, Any]], *, heavy: float, width: int,
+                     settings: dict[str, str] | None = None) -> dict[str, Verdict]:
+    """Chapter 16's claims from records with :func:`memgen.diagnostics.ncc_record` keys.
+
+    Parameters
+    ----------
+    rows : list of dict
+        Records at ``width`` over seeds at α = ``heavy``.
+    series : list of dict
+        Records of one width and seed at α = ``heavy`` trained to several step counts.
+    heavy : float
+        The chapter's α.
+    width : int
+        The width of ``rows``.
+    settings : dict or None, default=None
+        Settings lines under ``heavy`` and ``series``.
+
+    Returns
+    -------
+    dict of str to Verdict
+        ``test_clusters`` (test pairs sit with their true class inside the network, better than
+        the output answers them), ``mislabelled`` (a mislabelled training pair sits with its true
+        class inside while the output gives the trained label), ``emerges`` (the clusters appear
+        over training).
+    """
+    st = settings or {}
+    out: dict[str, Verdict] = {}
+    hv = _at(rows, noise=heavy, width=width)
+    r0 = hv[0]
+    n, nn, ch = int(r0["n_test"]), int(r0["n_noisy"]), chance(r0)
+    ncc_te = values(hv, "ncc_test_acc")
+    out["test_clusters"] = combine(
+        f"test pairs sit with their true class inside the network (nearest class centre of the hidden activations, "
+        f"centres from training pairs only), better than the output answers them (α = {heavy:g}, M = {width})", [
+            judge_above_chance("NCC on test pairs above chance", ncc_te, n, ch, name="NCC test"),
+            compare("NCC beats the output on test pairs", ncc_te, values(hv, "out_test_acc"), a_name="NCC test",
+                    b_name="output test", n=n, floor=(ncc_te, n, ch))], settings=st.get("heavy", ""))
+    claim = (f"a mislabelled training pair sits with its true class inside the network while the output gives its "
+             f"trained (wrong) label (α = {heavy:g}, M = {width})")
+    if nn == 0:
+        out["mislabelled"] = undefined(claim, "α = 0: there are no mislabelled pairs", settings=st.get("heavy", ""))
+    else:
+        nt = values(hv, "ncc_noisy_true_acc")
+        out["mislabelled"] = combine(claim, [
+            judge_at_least("the output gives the trained labels", values(hv, "out_noisy_acc"), nn, FITS,
+                           name="output = trained label"),
+            compare("inside, the true class is nearer than the trained label's", nt,
+                    values(hv, "ncc_noisy_trained_acc"), a_name="NCC = true", b_name="NCC = trained", n=nn,
+                    floor=(nt, nn, ch))], settings=st.get("heavy", ""))
+    if len(series) < 2:
+        out["emerges"] = undefined("the clusters by true class appear over training", "fewer than two step counts",
+                                   settings=st.get("series", ""))
+    else:
+        ss = sorted(series, key=lambda r: r["steps"])
+        first, last = ss[0], ss[-1]
+        out["emerges"] = compare(
+            f"the clusters by true class appear over training: NCC test accuracy rises from step {first['steps']} to "
+            f"{last['steps']} (α = {first['noise']:g}, M = {first['width']})", last["ncc_test_acc"],
+            first["ncc_test_acc"], a_name=f"NCC test@{last['steps']}", b_name=f"NCC test@{first['steps']}",
+            n=int(last["n_test"]), floor=(last["ncc_test_acc"], int(last["n_test"]), chance(last)),
+            settings=st.get("series", ""))
+    return out
+
+
+def clustering(profile: str = "book", *, task: str = "add", widths: Sequence[int] | None = None,
+               noises: Sequence[float] | None = None, width: int | None = None, noise: float | None = None,
+               seeds: Sequence[int] | None = None, series_width: int | None = None,
+               series: Sequence[int] | None = None, centres: str = "trained", progress: bool | None = False,
+               **run: Any) -> Findings:
+    """Chapter 16: nearest-class-centre accuracy of the hidden activations.
+
+    Parameters
+    ----------
+    profile : {"test", "book", "paper"}, default="book"
+        The profile.
+    task : str, default="add"
+        The operation.
+    widths, noises : list or None, default=None
+        The grid (None: the profile's).
+    width : int or None, default=None
+        Width of the claims (None: the profile's).
+    noise : float or None, default=None
+        α of the claims (None: the highest α of the grid).
+    seeds : list of int or None, default=None
+        Seeds at the claims' α (None: 0, 1, 2).
+    series_width : int or None, default=None
+        Width of the runs over training (None: the middle of the grid's widths, :func:`default_series_width`).
+    series : list of int or None, default=None
+        Step counts of the runs over training (None: :func:`series_steps`).
+    centres : {"trained", "clean"}, default="trained"
+        Class centres from every training pair by its trained label, or from the clean training
+        pairs only (:func:`memgen.diagnostics.ncc_record`).
+    progress : bool or None, default=False
+        Progress bars while training.
+    **run : Any
+        Further RunConfig fields.
+
+    Returns
+    -------
+    Findings
+        Verdicts of :func:`judge_clustering`; data ``grid`` (records over the grid with
+        :func:`memgen.diagnostics.ncc_record` keys, first seed, plus every seed at the chapter's α),
+        ``series``, ``noise``, ``width``, ``centres``.
+    """
+    dg._choice("centres", centres, dg.CENTRES)
+    seeds = _seeds(seeds)
+    S = _setup(profile, task, widths, noises, seeds, {"width": width, **run})
+    alpha = max(S.noises) if noise is None else validate_noise(noise)
+    S.config(noise=alpha)  # the noisy count must fit the split
+    w = S.base.width
+    extra = lambda r: dg.ncc_record(r.weights, r.data, centres=centres)  # noqa: E731
+    grid = _records(_grid_configs(S, seeds) + S.grid(widths=[w], seeds=seeds[:1])
+                    + S.grid(widths=[w], noises=[alpha], seeds=seeds), extra, progress)
+    ser = _records(_series(S, series_width, series, [alpha], seeds[0]), extra, progress)
+    st = {"heavy": settings_text(_at(grid, noise=alpha, width=w), profile, centres=centres),
+          "series": settings_text(ser, profile, steps=", ".join(str(r["steps"]) for r in ser), centres=centres)}
+    verdicts = judge_clustering(grid, ser, heavy=alpha, width=w, settings=st)
+    return Findings("16_clustering", verdicts, {"grid": grid, "series": ser, "noise": alpha, "width": w,
+                                                "centres": centres}, S)
+
+
+#: chapter notebook stem -> (title, findings function), for the introduction's findings table
+CHAPTERS = {
+    "14_topology": ("Topology of the learned representation", topology),
+    "15_heavy_tails": ("Heavy-tailed self-regularization", heavy_tails),
+    "16_clustering": ("Do hidden representations cluster by the rule?", clustering),
+}
+
+
+# ---------------------------------------------------------------------------- figures
+def _trace(rows: Sequence[dict[str, Any]], x: str, y: str, name: str, i: int, dash: str | None = None,
+           **kw: Any) -> Any:
+    import plotly.graph_objects as go
+
+    from .plots import COLORS, SYMBOLS, seed_stats
+
+    xs, mean, lo, hi = seed_stats(rows, x, y)
+    err = dict(type="data", symmetric=False, array=[h - m for h, m in zip(hi, mean)],
+               arrayminus=[m - v for m, v in zip(mean, lo)], thickness=1.2, width=4)
+    c = COLORS[i % len(COLORS)]
+    return go.Scatter(x=xs, y=mean, name=name, mode="lines+markers", error_y=err,
+                      line=dict(color=c, dash=dash), marker=dict(color=c, symbol=SYMBOLS[i % len(SYMBOLS)]), **kw)
+
+
+def two_panel(rows: Sequence[dict[str, Any]], x: str, top: dict[str, str], bottom: dict[str, str], title: str,
+              xtitle: str, top_title: str, p: int, *, log_x: bool = False, bottom_title: str = "accuracy",
+              dash: dict[str, str] | None = None, top_accuracy: bool = False) -> Any:
+    """A diagnostic (top) and accuracies (bottom, 0–1 with chance 1/P) against ``x``, sharing the x axis.
+
+    Lines are means over the seeds present with error bars from the lowest to the highest seed.
+
+    Parameters
+    ----------
+    rows : list of dict
+        Records.
+    x : str
+        The x key (``noise``, ``width``, ``steps``).
+    top, bottom : dict of str to str
+        {key: legend name} of the top and the bottom panel.
+    title, xtitle, top_title : str
+        Figure title, x axis and top y axis titles.
+    p : int
+        The modulus (chance 1/P on the accuracy panel).
+    log_x : bool, default=False
+        Logarithmic x axis.
+    bottom_title : str, default="accuracy"
+        Bottom y axis title.
+    dash : dict or None, default=None
+        {key: dash style}.
+    top_accuracy : bool, default=False
+        The top panel is an accuracy too: 0–1 with the chance line.
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+        The figure.
+    """
+    from plotly.subplots import make_subplots
+
+    from .plots import ACC_RANGE, chance_label
+
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08, row_heights=[0.55, 0.45])
+    dash = dash or {}
+    for i, (k, name) in enumerate(top.items()):
+        fig.add_trace(_trace(rows, x, k, name, i, dash.get(k), legendgroup="top"), row=1, col=1)
+    for j, (k, name) in enumerate(bottom.items()):
+        fig.add_trace(_trace(rows, x, k, name, len(top) + j, dash.get(k), legendgroup="bottom"), row=2, col=1)
+    for row in (1, 2) if top_accuracy else (2,):
+        fig.add_hline(y=1 / p, line_dash="dash", line_color="#7f7f7f", line_width=1, row=row, col=1,
+                      annotation_text=chance_label(1 / p), annotation_position="top right",
+                      annotation_font_color="#7f7f7f")
+    fig.update_yaxes(title_text=top_title, row=1, col=1, automargin=True,
+                     **({"range": list(ACC_RANGE)} if top_accuracy else {}))
+    fig.update_yaxes(title_text=bottom_title, range=list(ACC_RANGE), row=2, col=1, automargin=True)
+    fig.update_xaxes(title_text=xtitle, row=2, col=1, automargin=True)
+    if log_x:
+        xs = sorted({r[x] for r in rows})
+        fig.update_xaxes(type="log", tickvals=xs, ticktext=[f"{v:g}" for v in xs])
+    fig.update_layout(title=dict(text=title, x=0, xanchor="left", font=dict(size=15)), template="plotly_white",
+                      height=560, margin=dict(l=10, r=10, t=70, b=10),
+                      legend=dict(orientation="h", x=0, xanchor="left", y=-0.12, yanchor="top", font=dict(size=12)))
+    return fig
+
+
+def diagram_figure(diagrams: dict[str, Sequence[np.ndarray]], title: str) -> Any:
+    """Persistence diagrams (H0 and H1, birth against death), one panel per entry, two per row.
+
+    Parameters
+    ----------
+    diagrams : dict of str to list of numpy.ndarray
+        {panel title: [H0, H1]} as from :func:`memgen.diagnostics.h1_persistence`.
+    title : str
+        Figure title.
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+        The figure; infinite deaths (the one H0 class that never dies) are left out.
+    """
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    from .plots import COLORS
+
+    names = list(diagrams)
+    ncol = min(2, len(names))
+    nrow = -(-len(names) // ncol)
+    fig = make_subplots(rows=nrow, cols=ncol, subplot_titles=names, vertical_spacing=0.14)
+    top = max([float(np.max(d[np.isfinite(d)])) for dg_ in diagrams.values() for d in dg_ if d.size] + [1.0]) * 1.05
+    for i, name in enumerate(names):
+        row, c = i // ncol + 1, i % ncol + 1
+        for h, d in enumerate(diagrams[name][:2]):
+            d = d[np.isfinite(d[:, 1])] if d.size else d
+            fig.add_trace(go.Scatter(x=d[:, 0] if d.size else [], y=d[:, 1] if d.size else [], mode="markers",
+                                     name=f"H{h}", legendgroup=f"H{h}", showlegend=i == 0,
+                                     marker=dict(color=COLORS[h], symbol=("circle", "diamond")[h], size=7)),
+                          row=row, col=c)
+        fig.add_trace(go.Scatter(x=[0, top], y=[0, top], mode="lines", line=dict(color="#7f7f7f", dash="dot"),
+                                 showlegend=False, hoverinfo="skip"), row=row, col=c)
+        fig.update_xaxes(title_text="birth" if row == nrow else None, range=[0, top], row=row, col=c)
+        fig.update_yaxes(title_text="death" if c == 1 else None, range=[0, top], row=row, col=c)
+    fig.update_layout(title=dict(text=title, x=0, xanchor="left", font=dict(size=15)), template="plotly_white",
+                      height=300 * nrow + 120, margin=dict(l=10, r=10, t=80, b=10),
+                      legend=dict(orientation="h", x=0, xanchor="left", y=-0.2, yanchor="top"))
+    return fig
+
+
+def scatter_figure(rows: Sequence[dict[str, Any]], x: dict[str, str], y: str, ytitle: str, title: str,
+                   xtitle: str = "test accuracy", p: int | None = None, log_y: bool = False) -> Any:
+    """``y`` of every record against one or more accuracies (one series per ``x`` key), hover
+    text naming the width and α.
+
+    Parameters
+    ----------
+    rows : list of dict
+        Records (with ``width``, ``noise``, ``seed``).
+    x : dict of str to str
+        {accuracy key: legend name}.
+    y : str
+        The diagnostic key.
+    ytitle, title, xtitle : str
+        Axis and figure titles.
+    p : int or None, default=None
+        The modulus: a dotted vertical line at chance 1/P.
+    log_y : bool, default=False
+        Logarithmic y axis.
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+        The figure.
+    """
+    import plotly.graph_objects as go
+
+    from .plots import COLORS, SYMBOLS
+
+    fig = go.Figure()
+    text = [f"M={r['width']} α={r['noise']:g} seed {r['seed']}" for r in rows]
+    for i, (k, name) in enumerate(x.items()):
+        fig.add_trace(go.Scatter(x=[r[k] for r in rows], y=[r[y] for r in rows], mode="markers", name=name,
+                                 text=text, hovertemplate="%{text}<br>%{x:.3f}, %{y:.3g}",
+                                 marker=dict(color=COLORS[i], symbol=SYMBOLS[i], size=8, opacity=0.8)))
+    if p:
+        fig.add_vline(x=1 / p, line_dash="dash", line_color="#7f7f7f", line_width=1)
+    fig.update_layout(title=dict(text=title, x=0, xanchor="left", font=dict(size=15)), template="plotly_white",
+                      xaxis=dict(title=xtitle, range=[-0.03, 1.05]), yaxis=dict(title=ytitle),
+                      margin=dict(l=10, r=10, t=70, b=10),
+                      legend=dict(orientation="h", x=0, xanchor="left", y=-0.2, yanchor="top"))
+    if log_y:
+        fig.update_yaxes(type="log")
+    return fig
+
+
+def esd_figure(rows: Sequence[dict[str, Any]], title: str) -> Any:
+    """The layer spectra of a few runs as complementary CDFs on log–log axes, one panel per layer,
+    with each run's fitted power-law tail (``powerlaw``) as a dotted line.
+
+    Parameters
+    ----------
+    rows : list of dict
+        Records with :func:`memgen.diagnostics.heavy_tail_record` keys (one line each, named by α).
+    title : str
+        Figure title.
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+        The figure: x the eigenvalue λ, y the fraction of eigenvalues ≥ λ.
+    """
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    from .plots import COLORS
+
+    fig = make_subplots(rows=1, cols=len(dg.LAYERS), subplot_titles=list(dg.LAYERS), shared_yaxes=True)
+    for c, L in enumerate(dg.LAYERS, start=1):
+        for i, r in enumerate(rows):
+            ev = np.sort(np.asarray(r[f"eigs_{L}"]))[::-1]
+            if ev.size == 0:
+                continue
+            ccdf = np.arange(1, ev.size + 1) / ev.size
+            color = COLORS[i % len(COLORS)]
+            fig.add_trace(go.Scatter(x=ev, y=ccdf, mode="markers", name=f"α = {r['noise']:g}",
+                                     legendgroup=str(i), showlegend=c == 1,
+                                     marker=dict(color=color, size=5)), row=1, col=c)
+            a, ntail = r.get(f"pl_alpha_{L}"), r.get(f"pl_ntail_{L}")
+            if a and np.isfinite(a) and ntail and ntail >= 2:
+                xmin = ev[int(ntail) - 1]
+                xs = np.geomspace(xmin, ev[0], 20)
+                fig.add_trace(go.Scatter(x=xs, y=ntail / ev.size * (xs / xmin) ** (1 - a), mode="lines",
+                                         line=dict(color=color, dash="dot"), showlegend=False,
+                                         hovertemplate=f"power-law fit α = {a:.2f}<extra></extra>"),
+                              row=1, col=c)
+        fig.update_xaxes(type="log", title_text="eigenvalue λ", row=1, col=c)
+    fig.update_yaxes(type="log", title_text="fraction ≥ λ", row=1, col=1)
+    fig.update_layout(title=dict(text=title, x=0, xanchor="left", font=dict(size=15)), template="plotly_white",
+                      height=420, margin=dict(l=10, r=10, t=80, b=10),
+                      legend=dict(orientation="h", x=0, xanchor="left", y=-0.25, yanchor="top"))
+    return fig
+
+
+def grid_order(row: dict[str, Any]) -> tuple:
+    """Sort key of records for tables: width, α, steps, seed."""
+    return (row["width"], row["noise"], row["steps"], row["seed"])
