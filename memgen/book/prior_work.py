@@ -66,6 +66,9 @@ GENERALIZES = 0.9
 MEMORIZES = INVERTS = 0.9
 #: Training accuracy at or above which a non-generalizing cell has memorized its training set.
 FITS_TRAIN = 0.9
+#: Test accuracy below which a cell does not generalize (memorization, forgetting); between it
+#: and :data:`GENERALIZES` a cell is *intermediate*.
+FAILS = 0.5
 PHASES = ("coexistence", "full inversion", "partial inversion", "memorization", "forgetting")
 #: Kept fractions of the width for the IPR pruning curves.
 PRUNE_FRACTIONS = (1.0, 0.8, 0.6, 0.5, 0.4, 0.3, 0.2, 0.15, 0.1, 0.05)
@@ -126,9 +129,10 @@ def phase_of(rec: dict[str, Any]) -> tuple[str, str]:
     * test >= :data:`GENERALIZES`: *coexistence* if mem >= :data:`MEMORIZES`, *full inversion*
       if inv >= :data:`INVERTS`, else *partial inversion*; with no corrupted label (α = 0) the
       cell is *generalization (α = 0)*;
-    * test < :data:`GENERALIZES`: *memorization* if train >= :data:`FITS_TRAIN`, *forgetting*
-      if clean < :data:`FITS_TRAIN` (the clean training labels are not even fitted), else
-      *unclassified*.
+    * test < :data:`FAILS`: *memorization* if train >= :data:`FITS_TRAIN`, *forgetting* if
+      clean < :data:`FITS_TRAIN` (the clean training labels are not even fitted), else
+      *unclassified*;
+    * otherwise (:data:`FAILS` <= test < :data:`GENERALIZES`): *intermediate*.
 
     Parameters
     ----------
@@ -158,6 +162,8 @@ def phase_of(rec: dict[str, Any]) -> tuple[str, str]:
             name = "full inversion"
         else:
             name = "partial inversion"
+    elif test >= FAILS:
+        name = "intermediate"
     elif train >= FITS_TRAIN:
         name = "memorization"
     elif clean < FITS_TRAIN:
