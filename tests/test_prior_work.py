@@ -1,0 +1,135 @@
+"""memgen.book.prior_work: chapters 12 (Doshi et al.'s phases) and 13 (Nanda et al.'s progress
+measures) at the test profile, and their honesty where nothing can be learned."""
+
+import os
+
+import numpy as np
+import pytest
+
+from memgen import train
+from memgen.book import prior_work as pw
+from memgen.configs import ConfigError, RunConfig
+from memgen.tasks import make_dataset
+from memgen.verdicts import REPRODUCED, VERDICTS
+
+
+@pytest.fixture(scope="module")
+def module_store(tmp_path_factory):
+    """One store for the module, so the findings below train once."""
+    old = os.environ.get("MEMGEN_STORE")
+    path = str(tmp_path_factory.mktemp("store"))
+    os.environ["MEMGEN_STORE"] = path
+    yield path
+    if old is None:
+        os.environ.pop("MEMGEN_STORE", None)
+    else:
+        os.environ["MEMGEN_STORE"] = old
+
+
+@pytest.fixture(scope="module")
+def phases(module_store):
+    return pw.grokking_phases("test")
+
+
+@pytest.fixture(scope="module")
+def measures(module_store):
+    return pw.progress_measures("test")
+
+
+def test_phases_findings(phases):
+    assert phases.chapter == "12_grokking_phases"
+    assert set(phases.verdicts) == {"phases", "coexistence", "inversion", "ipr_pruning"}
+    assert all(v.verdict in VERDICTS for v in phases)
+    sizes = pw.PHASE_SIZES["test"]
+    grid = phases.data["grid"]
+    assert len(grid) == len(sizes["weight_decays"]) * len(sizes["noises"])
+    assert {r["phase"] for r in grid} <= set(pw.PHASES) | {"generalization (α = 0)", "unclassified", "intermediate"}
+    assert len(phases.data["prune"]) == 3 and len(phases.data["prune_rows"]) == 3
+    c = phases.data["prune"][0]
+    assert len(c["ipr_test"]) == len(c["fractions"]) == len(pw.PRUNE_FRACTIONS)
+    # the full network (fraction 1) is the unpruned one
+    assert c["ipr_test"][0] == pytest.approx(phases.data["prune_rows"][0]["test_acc"])
+    assert phases.setup.base.activation == "quadratic" and phases.setup.base.loss == "mse"
+    assert phases.setup.base.noise_mode == "any"
+
+
+def test_phase_rule():
+    base = dict(p=31, n_test=480, n_changed=100, n_clean=380, train_acc=1.0, clean_acc=1.0)
+    assert pw.phase_of({**base, "test_acc": 0.95, "mem_acc": 0.95, "inv_acc": 0.0})[0] == "coexistence"
+    assert pw.phase_of({**base, "test_acc": 0.95, "mem_acc": 0.0, "inv_acc": 0.97})[0] == "full inversion"
+    assert pw.phase_of({**base, "test_acc": 0.95, "mem_acc": 0.5, "inv_acc": 0.5})[0] == "partial inversion"
+    name, note = pw.phase_of({**base, "test_acc": 0.03, "mem_acc": 1.0, "inv_acc": 0.0})
+    assert name == "memorization" and "test" in note and "at chance" in note
+    name, note = pw.phase_of({**base, "test_acc": 0.03, "train_acc": 0.04, "clean_acc": 0.03, "mem_acc": 0.03,
+                              "inv_acc": 0.03})
+    assert name == "forgetting" and "clean" in note
+    assert pw.phase_of({**base, "n_changed": 0, "test_acc": 1.0, "mem_acc": np.nan, "inv_acc": np.nan})[0] \
+        == "generalization (α = 0)"
+
+
+def test_corrupted_dataset_counts_only_changed_labels():
+    d = make_dataset(RunConfig(p=13, noise=0.5, noise_mode="any", seed=3))
+    c = pw.corrupted_dataset(d)
+    assert (c.noisy <= d.noisy).all()
+    assert (c.train_labels[c.noisy] != c.train_true[c.noisy]).all()
+    assert (c.train_labels[~c.noisy] == c.train_true[~c.noisy]).all()
+
+
+def test_progress_findings(measures):
+    assert measures.chapter == "13_progress_measures"
+    assert set(measures.verdicts) == {"rule_before_test", "excluded_rises", "sparser", "noisy_rule",
+                                      "rule_after_memorization"}
+    assert all(v.verdict in VERDICTS for v in measures)
+    clean, noisy = measures.data["clean"], measures.data["noisy"]
+    assert len(clean) == len(noisy) == 3
+    steps = clean[0]["steps"]
+    assert steps[0] == 0 and steps[-1] == measures.setup.base.steps and len(steps) <= pw.MAX_SNAPSHOTS + 2
+    for rec in clean + noisy:
+        assert all(len(rec[k]) == len(steps) for k in ("restricted_loss", "excluded_loss", "gini_embed"))
+    assert clean[0]["config"]["noise"] == 0 and noisy[0]["config"]["noise"] == pytest.approx(0.3)
+
+
+def test_snapshots_match_the_stored_runs_and_the_cache_skips_training(measures, module_store, monkeypatch):
+    from memgen import experiments, progress
+    from memgen.store import default_store
+
+    monkeypatch.setenv("MEMGEN_STORE", module_store)  # the autouse fixture points each test elsewhere
+
+    rec = measures.data["noisy"][0]
+    cfg = RunConfig.from_dict(rec["config"])
+    assert cfg in default_store()
+    run = experiments.run(cfg)  # stored by measured_runs: loaded, not trained
+    final = progress.measures(run.weights, run.data, rec["key_freqs"])
+    assert rec["restricted_loss"][-1] == pytest.approx(final["restricted_loss"], rel=1e-5)
+    assert rec["gini_embed"][-1] == pytest.approx(final["gini_embed"], rel=1e-5)
+    assert train._record.__name__ == "_record"  # the snapshot wrapper is gone
+
+    def boom(*a, **k):
+        raise AssertionError("trained again")
+
+    monkeypatch.setattr(train, "train_batch", boom)
+    again = pw.progress_measures("test")
+    assert again.data["clean"][0]["restricted_loss"] == measures.data["clean"][0]["restricted_loss"]
+
+
+def test_bad_parameters_are_refused():
+    with pytest.raises(ConfigError, match="profile"):
+        pw.grokking_phases("huge")
+    with pytest.raises(ConfigError, match="weight_decays"):
+        pw.grokking_phases("test", weight_decays=[])
+    with pytest.raises(ConfigError, match="noise"):
+        pw.grokking_phases("test", noises=[1.2])
+    with pytest.raises(ConfigError, match="task"):
+        pw.progress_measures("test", task="mul")
+    with pytest.raises(ConfigError, match="noise"):
+        pw.progress_measures("test", noise=0.0)
+    with pytest.raises(ConfigError, match="min_share"):
+        pw.progress_measures("test", min_share=2.0)
+
+
+def test_nothing_learnable_never_says_reproduced():
+    """α = 0.95 leaves almost no true label; lr 1e-7 leaves the weights where they started."""
+    F = pw.grokking_phases("test", noises=[0.95], prune_noise=0.95)
+    assert [v for v in F if v.verdict == REPRODUCED] == []
+    G = pw.progress_measures("test", noise=0.95, lr=1e-7)
+    assert [v for v in G if v.verdict == REPRODUCED] == []
