@@ -22,6 +22,7 @@ against chance 1/P with a 95% interval on the number of pairs evaluated; see
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -807,10 +808,14 @@ def images_findings(profile: str = "book", *, data: str = "digits", progress: bo
     return Findings("10_noise_first_images", verdicts, {"runs": runs})
 
 
-def _optimizers(profile: str = "book", *, progress: bool | None = None, **params: Any) -> Findings:
-    from .optimizers import optimizers  # chapter 11's own module
+def _lazy(module: str, name: str) -> Callable[..., Findings]:
+    """A chapter's findings function from its own module of the book layer, imported when called
+    (those modules import this one)."""
+    def fn(profile: str = "book", **params: Any) -> Findings:
+        return getattr(importlib.import_module(f"memgen.book.{module}"), name)(profile, **params)
 
-    return optimizers(profile, progress=progress, **params)
+    fn.__name__ = fn.__qualname__ = name
+    return fn
 
 
 # ---------------------------------------------------------------------------- the whole book
@@ -824,7 +829,9 @@ CHAPTERS: dict[str, tuple[str, Callable[..., Findings]]] = {
     "07_misspecification": ("Tied embeddings", misspecification),
     "09_transformer": ("Filtration on a Transformer", transformer_findings),
     "10_noise_first_images": ("Noise first on images", images_findings),
-    "11_optimizers": ("Optimizers", _optimizers),
+    "11_optimizers": ("Optimizers", _lazy("optimizers", "optimizers")),
+    "12_grokking_phases": ("Grokking phases (Doshi et al.)", _lazy("prior_work", "grokking_phases")),
+    "13_progress_measures": ("Progress measures (Nanda et al.)", _lazy("prior_work", "progress_measures")),
 }
 
 

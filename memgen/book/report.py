@@ -41,7 +41,8 @@ def table(rows: Sequence[dict[str, Any]], columns: dict[str, str] | None = None)
     return Markdown(head + body)
 
 
-_ICON = {"Reproduced": "✅", "Not shown": "➖", "Contradicted": "❌"}
+# text symbols every font has (emoji render as empty boxes where no emoji font is installed)
+ICONS = {"Reproduced": "✓", "Not shown": "–", "Contradicted": "✗"}
 
 
 def verdict_box(*verdicts: Verdict, title: str = "Verdict") -> Markdown:
@@ -53,33 +54,14 @@ def verdict_box(*verdicts: Verdict, title: str = "Verdict") -> Markdown:
     lines = [f":::{{admonition}} {title}", ":class: verdict", ""]
     for v in verdicts:
         where = f" *({v.settings})*" if v.settings else ""
-        lines.append(f"- {_ICON[v.verdict]} **{v.verdict}**: {v.claim}. {v.evidence}.{where}")
+        lines.append(f"- {ICONS[v.verdict]} **{v.verdict}**: {v.claim}. {v.evidence}.{where}")
     lines.append(":::")
     return Markdown("\n".join(lines))
 
 
-def findings_table(entries: Sequence[tuple[str, str, Any]]) -> Markdown:
-    """One row per judged claim: chapter link, the claim, the verdict, the key number, the settings.
-
-    A claim is the paper's statement unless it starts with ``control:`` (a check the book adds so
-    that a result means something, e.g. a labels-only baseline).
-
-    ``entries`` are (document path relative to the intro, chapter title, :class:`Findings`) as
-    returned by :func:`memgen.book.findings.book_findings`.
-    """
-    head = "| chapter | claim | verdict | key number | settings |\n|---|---|---|---|---|\n"
-    body = []
-    for doc, title, f in entries:
-        for v in f.verdicts.values():
-            cells = [f"[{title}]({doc})", v.claim, f"{_ICON[v.verdict]} **{v.verdict}**", v.key or "–",
-                     v.settings or "–"]
-            body.append("| " + " | ".join(c.replace("|", "\\|").replace("\n", " ") for c in cells) + " |")
-    return Markdown(head + "\n".join(body) + "\n")
-
-
 def verdict_counts(entries: Sequence[tuple[str, str, Any]]) -> dict[str, int]:
     """How many claims of ``entries`` got each verdict (every verdict word present, zeros included)."""
-    counts = dict.fromkeys(_ICON, 0)
+    counts = dict.fromkeys(ICONS, 0)
     for _, _, f in entries:
         for v in f.verdicts.values():
             counts[v.verdict] += 1

@@ -322,7 +322,7 @@ def claims_table(entries: Sequence[tuple[str, str, fd.Findings]], shipped: dict[
         this build with its key number, the settings of this build.
     """
     def cell(v: Any) -> str:
-        return f"{report._ICON[v.verdict]} **{v.verdict}**" + (f"<br>{v.key}" if v.key else "")
+        return f"{report.ICONS[v.verdict]} **{v.verdict}**" + (f"<br>{v.key}" if v.key else "")
 
     head = (f"| chapter | claim | at the `{source}` scale (shipped) | this build | this build's settings |\n"
             "|---|---|---|---|---|\n")
