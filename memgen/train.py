@@ -17,7 +17,7 @@ import math
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -278,8 +278,19 @@ class BatchedOptimizer:
         """
         self.t, self.state = d["t"], d["state"]
 
+    def bias_corrections(self) -> tuple[float, float]:
+        """Adam's bias corrections at the current step, ``1 - beta1**t`` and ``sqrt(1 - beta2**t)``.
+
+        Returns
+        -------
+        tuple of float
+            Computed on the host in double precision (the eager step's scalars).
+        """
+        return 1 - self.b1**self.t, math.sqrt(1 - self.b2**self.t)
+
     @torch.no_grad()
-    def step(self, params: dict[str, torch.Tensor], grads: dict[str, torch.Tensor]) -> None:
+    def step(self, params: dict[str, torch.Tensor], grads: dict[str, torch.Tensor],
+             update: Callable[..., None] | None = None) -> None:
         """Update ``params`` in place by one optimizer step.
 
         Parameters
@@ -288,11 +299,37 @@ class BatchedOptimizer:
             The stacked parameters the state was built for.
         grads : dict of str to torch.Tensor
             Their gradients, by the same names.
+        update : callable or None, default=None
+            A compiled :meth:`update` (see :class:`CompiledStep`); None runs it eagerly with the
+            bias corrections as host scalars.
         """
         self.t += 1
+        if update is None:
+            self.update(params, grads, self.state, self.lr, self.wd, *self.bias_corrections())
+            return
+        t = torch.full((), float(self.t), dtype=torch.float32, device=self.lr.device)
+        update(params, grads, self.state, self.lr, self.wd, 1 - self.b1**t, (1 - self.b2**t).sqrt())
+
+    def update(self, params: dict[str, torch.Tensor], grads: dict[str, torch.Tensor],
+               state: dict[str, dict[str, torch.Tensor]], lr_all: torch.Tensor, wd_all: torch.Tensor,
+               bc1: float | torch.Tensor, sbc2: float | torch.Tensor) -> None:
+        """The update rule itself, in place, with everything that changes per step passed in (so
+        that a compiled copy sees only tensors: one fused kernel per parameter tensor).
+
+        Parameters
+        ----------
+        params, grads : dict of str to torch.Tensor
+            Parameters and their gradients.
+        state : dict of str to dict
+            Per parameter ``m`` and ``v`` buffers (updated in place).
+        lr_all, wd_all : torch.Tensor
+            (R,) per-run learning rates and weight decays.
+        bc1, sbc2 : float or torch.Tensor
+            ``1 - beta1**t`` and ``sqrt(1 - beta2**t)``.
+        """
         for k, p in params.items():
-            g, st = grads[k], self.state[k]
-            lr, wd = _col(self.lr, p), _col(self.wd, p)
+            g, st = grads[k], state[k]
+            lr, wd = _col(lr_all, p), _col(wd_all, p)
             if self.name == "muon" and p.dim() == 3:
                 buf = st["m"].lerp_(g, 1 - self.b1)  # torch.optim.Muon's EMA momentum, Nesterov
                 upd = _newton_schulz(g.lerp(buf, self.b1))
@@ -309,8 +346,7 @@ class BatchedOptimizer:
                     p.mul_(1 - lr * wd)
                 st["m"].lerp_(g, 1 - self.b1)
                 st["v"].mul_(self.b2).addcmul_(g, g, value=1 - self.b2)
-                bc1, bc2 = 1 - self.b1**self.t, 1 - self.b2**self.t
-                denom = (st["v"].sqrt() / math.sqrt(bc2)).add_(self.eps)
+                denom = (st["v"].sqrt() / sbc2).add_(self.eps)
                 p.addcdiv_(st["m"] * (lr / bc1), denom, value=-1.0)
 
 
@@ -380,6 +416,117 @@ def matmul_precision(precision: str) -> Iterator[None]:
         yield
     finally:
         torch.backends.cuda.matmul.allow_tf32 = prev
+
+
+def compiled_step_enabled(device: torch.device) -> bool:
+    """Whether the training step runs compiled (:class:`CompiledStep`).
+
+    ``MEMGEN_COMPILE=1`` or ``0`` decides; unset (or ``auto``), only CUDA compiles, where the
+    eager step is launch-bound (about 125 kernel launches a step) and CUDA graphs replay it whole.
+    On the CPU the eager step is as fast and compiling costs tens of seconds per batch shape.
+
+    Parameters
+    ----------
+    device : torch.device
+        The training device.
+
+    Returns
+    -------
+    bool
+        True to compile.
+    """
+    mode = os.environ.get("MEMGEN_COMPILE", "auto").strip().lower()
+    if mode not in ("auto", "0", "1"):
+        raise ValueError(f"MEMGEN_COMPILE={mode!r} is not allowed; use 0, 1 or auto")
+    return mode == "1" or (mode == "auto" and device.type == "cuda")
+
+
+def _train_losses(params: dict[str, torch.Tensor], a: torch.Tensor, b: torch.Tensor, y: torch.Tensor,
+                  activation: str, loss: str) -> torch.Tensor:
+    """Per-run mean losses (R,): the part of the step that :class:`CompiledStep` compiles."""
+    return _losses(readout(params, hidden(params, a, b, activation)[1]), y, loss)
+
+
+class CompiledStep:
+    """One training step (forward, backward, optimizer update) with the forward and the update
+    compiled by ``torch.compile``; on CUDA in ``reduce-overhead`` mode, so that each is replayed
+    as a CUDA graph, with parameters and optimizer state at static addresses.
+
+    Shapes are static within a batch. The steps that record history or check for divergence run
+    the eager forward (they need its intermediate tensors) and the compiled update. If compiling
+    fails, the first call says so in one line on stderr and the batch continues eagerly.
+
+    Parameters
+    ----------
+    opt : BatchedOptimizer
+        The batch's optimizer (its :meth:`BatchedOptimizer.update` is compiled).
+    params : dict of str to torch.Tensor
+        The batch's parameters.
+    device : torch.device
+        The training device.
+    """
+
+    def __init__(self, opt: BatchedOptimizer, params: dict[str, torch.Tensor], device: torch.device) -> None:
+        mode = "reduce-overhead" if device.type == "cuda" else "default"
+        self.cuda = device.type == "cuda"
+        if self.cuda:
+            for t in [*params.values(), *(x for st in opt.state.values() for x in st.values())]:
+                torch._dynamo.mark_static_address(t)
+        self.losses = torch.compile(_train_losses, mode=mode, dynamic=False)
+        self.update: Callable[..., None] | None = torch.compile(opt.update, mode=mode, dynamic=False)
+        self.ok = True
+
+    def __call__(self, params: dict[str, torch.Tensor], a: torch.Tensor, b: torch.Tensor, y: torch.Tensor,
+                 c0: RunConfig, opt: BatchedOptimizer) -> None:
+        """Take one full step in place (no history, no divergence check).
+
+        Parameters
+        ----------
+        params : dict of str to torch.Tensor
+            The parameters, updated in place.
+        a, b, y : torch.Tensor
+            Training pairs (N,) and labels (R, N) of this step.
+        c0 : RunConfig
+            The batch's first config (activation, loss).
+        opt : BatchedOptimizer
+            The optimizer, stepped once.
+        """
+        if self.cuda:
+            torch.compiler.cudagraph_mark_step_begin()
+        if self.ok:
+            try:
+                losses = self.losses(params, a, b, y, c0.activation, c0.loss)
+            except Exception as e:  # compiling failed (it precedes running: nothing was updated)
+                self._fail(e)
+        if not self.ok:
+            losses = _train_losses(params, a, b, y, c0.activation, c0.loss)
+        grads = torch.autograd.grad(losses.sum(), list(params.values()))
+        self.step(params, dict(zip(params, grads)), opt)
+
+    def step(self, params: dict[str, torch.Tensor], grads: dict[str, torch.Tensor], opt: BatchedOptimizer) -> None:
+        """The optimizer step with the compiled update (eager once compiling has failed).
+
+        Parameters
+        ----------
+        params, grads : dict of str to torch.Tensor
+            Parameters (updated in place) and their gradients.
+        opt : BatchedOptimizer
+            The optimizer, stepped once.
+        """
+        t = opt.t
+        if self.ok:
+            try:
+                opt.step(params, grads, self.update)
+                return
+            except Exception as e:  # compiling failed before the update ran
+                opt.t = t
+                self._fail(e)
+        opt.step(params, grads)
+
+    def _fail(self, e: Exception) -> None:
+        self.ok, self.update = False, None
+        print(f"memgen: compiled step unavailable ({type(e).__name__}: {str(e).splitlines()[0][:160]}); "
+              "training eagerly", file=sys.stderr)
 
 
 def _progress(total: int, desc: str, enabled: bool | None):
@@ -484,13 +631,13 @@ def _record(step: int, fwd, params: dict[str, torch.Tensor], d: _BatchData, c0: 
         pred[:, d.test_idx] = batched_logits(params, d.a_test, d.b_test, c0.activation).argmax(-1)
         acc = subset_accuracies(pred, d.true, d.train_idx, d.test_idx, d.y, d.noisy)
     hist["step"].append(step)
-    hist["loss"].append(losses.detach().double().cpu())
+    hist["loss"].append(losses.detach().double())
     for k in METRICS:
-        hist[k].append(acc[k].cpu())
+        hist[k].append(acc[k].double())
     for k, mask in (("grad_clean", ~d.noisy), ("grad_noisy", d.noisy)):
         cnt = mask.sum(1)
         val = torch.where(cnt > 0, (gn * mask).sum(1) / cnt.clamp(min=1), torch.nan)
-        hist[k].append(val.double().cpu())
+        hist[k].append(val.double())
 
 
 def train_batch(configs: list[RunConfig], *, progress: bool | None = None,
@@ -543,25 +690,34 @@ def train_batch(configs: list[RunConfig], *, progress: bool | None = None,
     if bar is not None and start:  # resumed: the bar starts where the checkpoint left off
         bar.update(start * R * c0.width)
 
-    check = divergence_check_every(device)
+    compiled = CompiledStep(opt, params, device) if compiled_step_enabled(device) else None
+    check = divergence_check_every(device) if compiled is None else max(64, divergence_check_every(device))
     with matmul_precision(c0.precision):
         for step in range(start, c0.steps + 1):
-            # forward: per-run mean losses on the full batch (or a minibatch)
             sel = torch.randperm(n, generator=st.gen)[: c0.batch_size].to(device) if c0.batch_size else None
-            fwd = _forward(params, d, sel, c0)
-            # divergence: every `check` steps (no host sync in between), park runs whose loss is
-            # no longer finite, then redo the forward pass
             checked = step % check == 0 or step in marks or step == c0.steps
-            if checked and _park_diverged(step, fwd[3], configs, st, params, opt):
+            if compiled is not None and not checked:
+                # compiled: forward, backward and update in one go (CUDA graphs on CUDA)
+                a, b, y = (d.a, d.b, d.y) if sel is None else (d.a[sel], d.b[sel], d.y[:, sel])
+                compiled(params, a, b, y, c0, opt)
+            else:
+                # forward: per-run mean losses on the full batch (or a minibatch)
                 fwd = _forward(params, d, sel, c0)
-            # history: at the recorded steps, from this forward pass
-            if step in marks:
-                _record(step, fwd, params, d, c0, st.hist)
-            if step == c0.steps or (checked and not st.alive.any()):
-                break
-            # backward and update: the summed loss gives every run its own gradient
-            grads = torch.autograd.grad(fwd[3].sum(), list(params.values()))
-            opt.step(params, dict(zip(params, grads)))
+                # divergence: every `check` steps (no host sync in between), park runs whose
+                # loss is no longer finite, then redo the forward pass
+                if checked and _park_diverged(step, fwd[3], configs, st, params, opt):
+                    fwd = _forward(params, d, sel, c0)
+                # history: at the recorded steps, from this forward pass (kept on the device)
+                if step in marks:
+                    _record(step, fwd, params, d, c0, st.hist)
+                if step == c0.steps or (checked and not st.alive.any()):
+                    break
+                # backward and update: the summed loss gives every run its own gradient
+                grads = torch.autograd.grad(fwd[3].sum(), list(params.values()))
+                if compiled is None:
+                    opt.step(params, dict(zip(params, grads)))
+                else:
+                    compiled.step(params, dict(zip(params, grads)), opt)
             # progress and checkpoint
             if bar is not None:
                 bar.update(R * c0.width)
@@ -578,10 +734,12 @@ def train_batch(configs: list[RunConfig], *, progress: bool | None = None,
 
 def _runs(configs: list[RunConfig], params: dict[str, torch.Tensor], st: _LoopState, meta: dict) -> list[Run]:
     """One :class:`Run` per config from the final parameters and the recorded history."""
+    # the history stayed on the device: one (recorded steps, R) copy per key
+    table = {k: torch.stack([torch.as_tensor(v, dtype=torch.float64).to(params["Wt"].device) for v in st.hist[k]])
+             .cpu().numpy() if st.hist[k] else np.zeros((0, len(configs))) for k in HISTORY_KEYS if k != "step"}
     runs = []
     for r, c in enumerate(configs):
-        h = {k: ([int(s) for s in st.hist["step"]] if k == "step" else [float(v[r]) for v in st.hist[k]])
-             for k in HISTORY_KEYS}
+        h = {k: ([int(s) for s in st.hist["step"]] if k == "step" else table[k][:, r].tolist()) for k in HISTORY_KEYS}
         w = None if st.failed[r] else weights_of_run(params, r, c.activation)
         runs.append(Run(c, h, w, {**meta, "seconds": meta["seconds"] + st.seconds_before}, st.failed[r]))
     return runs
@@ -595,7 +753,8 @@ def _save_checkpoint(path, configs, step, params, opt, st: _LoopState) -> None:
         "params": {k: v.detach().cpu() for k, v in params.items()},
         "opt": {"t": opt.t, "state": {k: {s: x.cpu() for s, x in v.items()} for k, v in opt.state.items()},
                 "lr": opt.lr.cpu()},
-        "hist": hist, "gen": gen.get_state(), "alive": alive.cpu(), "failed": failed,
+        "hist": {k: [v.cpu() if isinstance(v, torch.Tensor) else v for v in vs] for k, vs in hist.items()},
+        "gen": gen.get_state(), "alive": alive.cpu(), "failed": failed,
         "seconds": st.seconds_before + time.perf_counter() - st.started,
     })
 

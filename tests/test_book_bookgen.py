@@ -3,7 +3,6 @@ import sys
 from pathlib import Path
 
 import nbformat
-
 import yaml
 
 from memgen.book.bookgen import INSTALL_TAG, ROOT, generate, install_source, load_variants, sync_install_cells

@@ -164,3 +164,48 @@ def test_precision_option_is_validated_and_keyed_only_when_set():
     assert small(precision="tf32").key() != small().key()
     with pytest.raises(ConfigError, match="precision='bf16'"):
         small(precision="bf16")
+
+
+def test_compiled_step_matches_the_eager_step(monkeypatch):
+    """The compiled step (the CUDA path, here compiled for the CPU) gives the eager step's numbers:
+    forward, backward and fused update compiled, history and divergence checks every 64 steps."""
+    cs = [RunConfig(p=11, width=9, noise=a, steps=150, seed=s) for a, s in ((0.0, 0), (0.4, 1))]
+    monkeypatch.setenv("MEMGEN_COMPILE", "0")
+    eager = train_batch(cs, progress=False)
+    monkeypatch.setenv("MEMGEN_COMPILE", "1")
+    compiled = train_batch(cs, progress=False)
+    for e, c in zip(eager, compiled):
+        assert c.failed is None and e.history["step"] == c.history["step"]
+        for name in ("U", "V", "W", "mu"):
+            assert torch.allclose(getattr(e.weights, name), getattr(c.weights, name), atol=1e-4), name
+        assert np.allclose(e.history["loss"], c.history["loss"], rtol=1e-4, atol=1e-6)
+
+
+def test_compiled_step_falls_back_to_eager_with_one_line(monkeypatch, capsys):
+    import memgen.train as tr
+
+    def broken(fn, **kw):
+        def fail(*a, **k):
+            raise RuntimeError("no compiler here\nsecond line")
+        return fail
+
+    cs = [RunConfig(p=11, width=9, noise=0.4, steps=100)]
+    monkeypatch.setenv("MEMGEN_COMPILE", "0")
+    eager = train_batch(cs, progress=False)[0]
+    monkeypatch.setenv("MEMGEN_COMPILE", "1")
+    monkeypatch.setattr(tr.torch, "compile", broken)
+    run = train_batch(cs, progress=False)[0]
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["memgen: compiled step unavailable (RuntimeError: no compiler here); training eagerly"]
+    assert torch.equal(run.weights.U, eager.weights.U) and run.history == eager.history
+
+
+def test_compile_switch_is_validated(monkeypatch):
+    from memgen.train import compiled_step_enabled
+
+    monkeypatch.setenv("MEMGEN_COMPILE", "auto")
+    assert compiled_step_enabled(torch.device("cpu")) is False
+    assert compiled_step_enabled(torch.device("cuda")) is True
+    monkeypatch.setenv("MEMGEN_COMPILE", "yes")
+    with pytest.raises(ValueError, match="MEMGEN_COMPILE='yes' is not allowed; use 0, 1 or auto"):
+        compiled_step_enabled(torch.device("cpu"))
