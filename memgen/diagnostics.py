@@ -26,8 +26,8 @@ script call these):
   training pairs, and reports the accuracy against the true and the trained labels on clean and
   mislabelled training pairs and on test pairs.
 
-The core imports only torch, numpy and the standard library; ``ripser`` and ``powerlaw`` are
-imported inside the functions that need them.
+The core imports only torch, numpy and the standard library; ``ripser``, ``persim`` and
+``powerlaw`` are imported inside the functions that need them.
 """
 
 from __future__ import annotations
@@ -163,6 +163,36 @@ def h1_persistence(points: Any, *, scale: bool = True) -> dict[str, Any]:
     return {"dgms": [np.asarray(d, dtype=float).reshape(-1, 2) for d in dgms[:2]], "scale": float(s),
             "max": float(life[0]) if life.size else 0.0, "total": float(life.sum()),
             "second": float(life[1]) if life.size > 1 else 0.0, "count": int(life.size)}
+
+
+def bottleneck(dgm_a: Any, dgm_b: Any) -> float:
+    """Bottleneck distance between two persistence diagrams (``persim.bottleneck``).
+
+    Parameters
+    ----------
+    dgm_a, dgm_b : array_like
+        (k, 2) arrays of (birth, death); bars with an infinite death are left out.
+
+    Returns
+    -------
+    float
+        The largest shift needed to match the two diagrams' points (or move them to the diagonal).
+
+    Raises
+    ------
+    ImportError
+        When ``persim`` is not installed.
+    """
+    ds = []
+    for name, d in (("dgm_a", dgm_a), ("dgm_b", dgm_b)):
+        x = np.asarray(d, dtype=float).reshape(-1, 2) if np.size(d) else np.zeros((0, 2))
+        if x.ndim != 2 or x.shape[1] != 2:
+            raise ValueError(f"{name} with shape {x.shape} is not allowed; it must be (k, 2) (birth, death)")
+        ds.append(x[np.isfinite(x).all(1)])
+    persim = _require("persim", "persim")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return float(persim.bottleneck(ds[0], ds[1]))
 
 
 def shuffled_cloud(points: Any, seed: int = 0) -> np.ndarray:

@@ -69,6 +69,14 @@ def test_topology_inputs_are_checked():
         dg.topology_record(w, shuffles=0)
 
 
+def test_bottleneck_distance():
+    pytest.importorskip("persim")
+    a = np.array([[0.1, 0.9], [0.2, 0.3]])
+    assert dg.bottleneck(a, a) == 0.0
+    assert dg.bottleneck(a, [[0.1, 0.5]]) == pytest.approx(0.4)
+    assert dg.bottleneck(np.array([[0.0, np.inf], [0.0, 0.2]]), []) == pytest.approx(0.1)
+
+
 def test_missing_package_names_the_install_command(monkeypatch):
     monkeypatch.setitem(sys.modules, "ripser", None)
     with pytest.raises(ImportError, match="pip install ripser.*requirements.txt"):

@@ -208,7 +208,8 @@ def judge_topology(grid: Sequence[dict[str, Any]], series: Sequence[dict[str, An
     dict of str to Verdict
         ``circles`` (a network with the rule has a long H1 bar: above the shuffled control),
         ``tracks_rule`` (at α = ``heavy`` the signature is there while the raw output is at chance
-        and the G part has the rule), ``rises`` (the signature grows over training as the network
+        and the G part has the rule; Contradicted when the signature is measurable, ``circles``, and
+        at its control level there), ``rises`` (the signature grows over training as the network
         learns).
     """
     st = settings or {}
@@ -228,12 +229,18 @@ def judge_topology(grid: Sequence[dict[str, Any]], series: Sequence[dict[str, An
         out["tracks_rule"] = undefined(claim, "the grid has a single α", settings=st.get("heavy", ""))
     else:
         g = values(hv, "G_test_acc")
-        out["tracks_rule"] = combine(claim, [
-            _no_rule_in_output(hv),
-            judge_above_chance("the G part has the rule", g, n, ch, name="G test"),
-            compare("H1 per frequency above the shuffled control", values(hv, "h1_mean"),
-                    values(hv, "shuffled_h1_mean_mean"), a_name="H1 per frequency", b_name="shuffled",
-                    floor=(g, n, ch))], settings=st.get("heavy", ""))
+        parts = [_no_rule_in_output(hv), judge_above_chance("the G part has the rule", g, n, ch, name="G test"),
+                 compare("H1 per frequency above the shuffled control", values(hv, "h1_mean"),
+                         values(hv, "shuffled_h1_mean_mean"), a_name="H1 per frequency", b_name="shuffled",
+                         floor=(g, n, ch))]
+        v = combine(claim, parts, settings=st.get("heavy", ""))
+        if out["circles"].reproduced and parts[0].reproduced and parts[1].reproduced and not parts[2].reproduced:
+            # the signature is measurable (it is there at the lowest α) and absent where only the G part has
+            # the rule: it follows the output, which contradicts the claim
+            v = Verdict(claim, CONTRADICTED, v.evidence + f" · the signature is there at α = {low:g} and gone at "
+                        f"α = {heavy:g} although the G part has the rule: it follows the raw output", v.numbers,
+                        v.settings, v.key)
+        out["tracks_rule"] = v
     if len(series) < 2:
         out["rises"] = undefined("the H1 signature rises over training as the network learns the rule",
                                  "fewer than two step counts", settings=st.get("series", ""))
@@ -316,7 +323,7 @@ def topology(profile: str = "book", *, task: str = "add", widths: Sequence[int] 
             "raw": spearman(values(g0, "h1_mean"), values(g0, "test_acc"))}
     st = {"low": settings_text(_at(grid, noise=low, width=w), profile),
           "heavy": settings_text(_at(grid, noise=heavy, width=w), profile),
-          "series": settings_text(ser, profile, steps=", ".join(str(r["steps"]) for r in ser))}
+          "series": settings_text(ser[::-1], profile, steps=", ".join(str(r["steps"]) for r in ser))}
     verdicts = judge_topology(grid, ser, low=low, heavy=heavy, width=w, settings=st)
     return Findings("14_topology", verdicts, {"grid": grid, "series": ser, "diagrams": diagrams, "corr": corr,
                                               "low": low, "heavy": heavy, "width": w, "which": which}, S)
@@ -326,6 +333,11 @@ def topology(profile: str = "book", *, task: str = "add", widths: Sequence[int] 
 def heavy_tail_extra(run: Any) -> dict[str, Any]:
     """:func:`memgen.diagnostics.heavy_tail_record` of a run's weights (for :func:`heavy_tails`)."""
     return dg.heavy_tail_record(run.weights)
+
+
+def _span(v: Sequence[float]) -> str:
+    lo, hi = int(min(v)), int(max(v))
+    return f"{lo}" if lo == hi else f"{lo}–{hi}"
 
 
 def pl_fitted(row: dict[str, Any], layer: str) -> bool:
@@ -391,7 +403,7 @@ def judge_heavy_tails(rows: Sequence[dict[str, Any]], *, visible: float, heavy: 
     ntail = [r[f"pl_ntail_{L}"] for r in gen for L in dg.LAYERS]
     neig = [r[f"n_eigs_{L}"] for r in gen for L in dg.LAYERS]
     ev = (f"power law preferred in {fitted} of {len(cells)} layer spectra, exponential preferred in {rejected}; tail "
-          f"eigenvalues {int(min(ntail))}–{int(max(ntail))} of {int(min(neig))}–{int(max(neig))}")
+          f"eigenvalues {_span(ntail)} of {_span(neig)} per spectrum")
     if not sees.reproduced:
         out["power_law"] = undefined(claim, f"no generalizing network to test ({sees.evidence})", settings=settings)
     else:
@@ -564,7 +576,8 @@ def clustering(profile: str = "book", *, task: str = "add", widths: Sequence[int
                     + S.grid(widths=[w], noises=[alpha], seeds=seeds), extra, progress)
     ser = _records(_series(S, series_width, series, [alpha], seeds[0]), extra, progress)
     st = {"heavy": settings_text(_at(grid, noise=alpha, width=w), profile, centres=centres),
-          "series": settings_text(ser, profile, steps=", ".join(str(r["steps"]) for r in ser), centres=centres)}
+          "series": settings_text(ser[::-1], profile, steps=", ".join(str(r["steps"]) for r in ser),
+                                  centres=centres)}
     verdicts = judge_clustering(grid, ser, heavy=alpha, width=w, settings=st)
     return Findings("16_clustering", verdicts, {"grid": grid, "series": ser, "noise": alpha, "width": w,
                                                 "centres": centres}, S)
