@@ -184,7 +184,7 @@ def shared_store(store, monkeypatch):
     return store
 
 
-SMALL = dict(widths=[9, 33], width=33, seeds=[0, 1, 2], series=[100, 1000])
+SMALL = dict(widths=[9, 33], width=33, seeds=[0, 1, 2], steps=300, series=[30, 300])
 
 
 @pytest.mark.parametrize("name", ["topology", "heavy_tails", "clustering"])
@@ -223,6 +223,8 @@ def test_chapter_parameters_are_checked(shared_store):
         bd.topology("test", series=[0])
     with pytest.raises(ConfigError, match="noise="):
         bd.clustering("test", noise=1.5)
+    with pytest.raises(ConfigError, match="width="):
+        bd.clustering("test", series_width=0)
 
 
 # ---------------------------------------------------------------------------- honesty

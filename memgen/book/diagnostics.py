@@ -305,6 +305,9 @@ def topology(profile: str = "book", *, task: str = "add", widths: Sequence[int] 
     dg._positive_int("shuffles", shuffles)
     seeds = _seeds(seeds)
     S = _setup(profile, task, widths, noises, seeds, {"width": width, **run})
+    _check_steps(series, S.base.steps)  # before anything trains
+    if series_width is not None:
+        S.config(width=series_width)
     low, heavy, w = min(S.noises), max(S.noises), S.base.width
     extra = lambda r: topology_extra(r, which=which, shuffles=shuffles)  # noqa: E731
     grid = _records(_grid_configs(S, seeds) + S.grid(widths=[w], seeds=seeds[:1])
@@ -570,6 +573,9 @@ def clustering(profile: str = "book", *, task: str = "add", widths: Sequence[int
     S = _setup(profile, task, widths, noises, seeds, {"width": width, **run})
     alpha = max(S.noises) if noise is None else validate_noise(noise)
     S.config(noise=alpha)  # the noisy count must fit the split
+    _check_steps(series, S.base.steps)  # before anything trains
+    if series_width is not None:
+        S.config(width=series_width)
     w = S.base.width
     extra = lambda r: dg.ncc_record(r.weights, r.data, centres=centres)  # noqa: E731
     grid = _records(_grid_configs(S, seeds) + S.grid(widths=[w], seeds=seeds[:1])
