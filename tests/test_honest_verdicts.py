@@ -52,7 +52,9 @@ OWN_TEST = {"09_transformer": ("tests/test_transformer.py", "test_judge_reproduc
             "10_noise_first_images": ("tests/test_images.py", "test_nothing_learned_nothing_reproduced"),
             "11_optimizers": ("tests/test_book_optimizers.py", "test_nothing_learned_nothing_reproduced"),
             "12_grokking_phases": ("tests/test_prior_work.py", "test_nothing_learnable_never_says_reproduced"),
-            "13_progress_measures": ("tests/test_prior_work.py", "test_nothing_learnable_never_says_reproduced")}
+            "13_progress_measures": ("tests/test_prior_work.py", "test_nothing_learnable_never_says_reproduced"),
+            **{c: ("tests/test_diagnostics.py", "test_nothing_learned_nothing_reproduced")
+               for c in ("14_topology", "15_heavy_tails", "16_clustering")}}
 
 
 def test_every_chapter_is_covered():

@@ -35,11 +35,26 @@ PAGES = {
     "book/09_transformer.html": 5,
     "book/10_noise_first_images.html": 2,
     "book/11_optimizers.html": 3,
+    "book/12_grokking_phases.html": 3,
+    "book/13_progress_measures.html": 3,
+    "book/14_topology.html": 5,
+    "book/15_heavy_tails.html": 4,
+    "book/16_clustering.html": 3,
     "book/generated/04_hidden_rule_sub.html": 5,
     "book/generated/05_frequency_filtration_sub.html": 3,
     "book/generated/05_frequency_filtration_mul.html": 3,
     "book/generated/06_partition_mul.html": 2,
 }
+#: pages that judge claims: their first verdict box comes before any visible code input
+VERDICT_FIRST = [p for p in PAGES if p.split("/")[-1][:2].isdigit() and p.split("/")[-1][:2] not in ("01", "08")]
+VERDICT_BEFORE_CODE = """() => {
+  const verdict = document.querySelector('div.admonition.verdict');
+  if (!verdict) return 'no verdict box';
+  const shown = [...document.querySelectorAll('div.cell_input')].filter(e => e.offsetParent !== null);
+  if (!shown.length) return 'ok';
+  return (verdict.compareDocumentPosition(shown[0]) & Node.DOCUMENT_POSITION_FOLLOWING) ? 'ok'
+    : 'visible code before the verdict: ' + shown[0].innerText.slice(0, 80);
+}"""
 ALL_DRAWN = """() => {
   const divs = [...document.querySelectorAll('.plotly-graph-div')];
   return divs.length > 0 && divs.every(d => d._fullLayout && d.querySelector('svg.main-svg'));
@@ -133,3 +148,35 @@ def test_slider_click_switches_traces(browser, base_url):
     page.close()
     assert before != after
     assert after[-1] is True and before[-1] is False
+
+
+@pytest.mark.parametrize("path", VERDICT_FIRST)
+def test_verdict_box_comes_before_any_visible_code(browser, base_url, path):
+    page, _, _ = open_page(browser, base_url, path)
+    where = page.evaluate(VERDICT_BEFORE_CODE)
+    page.close()
+    assert where == "ok"
+
+
+def test_math_is_typeset_from_the_books_own_mathjax(browser, base_url):
+    """Dollar math becomes MathJax output, loaded from the book itself (no request leaves)."""
+    page, errors, outside = open_page(browser, base_url, "book/01_testbed.html")
+    page.wait_for_function("() => document.querySelectorAll('mjx-container').length > 0", timeout=30_000)
+    n = page.evaluate("() => document.querySelectorAll('mjx-container').length")
+    page.close()
+    assert n > 5 and errors == [] and outside == []
+
+
+@pytest.mark.parametrize("path", sorted(PAGES))
+def test_figures_fit_a_phone(browser, base_url, path):
+    """At 390 px every figure fits the column (its legend below the plot, nothing cut off)."""
+    page = browser.new_page(viewport={"width": 390, "height": 844})
+    page.route("**/*", lambda r: r.continue_() if r.request.url.startswith(base_url) else r.abort())
+    page.goto(f"{base_url}/{path}")
+    page.wait_for_function(ALL_DRAWN, timeout=30_000)
+    widths = page.evaluate("() => [...document.querySelectorAll('.plotly-graph-div')].map("
+                           "d => Math.ceil(d.getBoundingClientRect().right))")
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / ("phone_" + path.replace("/", "_") + ".png")), full_page=True)
+    page.close()
+    assert widths and max(widths) <= 390

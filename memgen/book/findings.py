@@ -832,6 +832,9 @@ CHAPTERS: dict[str, tuple[str, Callable[..., Findings]]] = {
     "11_optimizers": ("Optimizers", _lazy("optimizers", "optimizers")),
     "12_grokking_phases": ("Grokking phases (Doshi et al.)", _lazy("prior_work", "grokking_phases")),
     "13_progress_measures": ("Progress measures (Nanda et al.)", _lazy("prior_work", "progress_measures")),
+    "14_topology": ("Topology of the representation", _lazy("diagnostics", "topology")),
+    "15_heavy_tails": ("Heavy-tailed spectra", _lazy("diagnostics", "heavy_tails")),
+    "16_clustering": ("Clusters by the rule", _lazy("diagnostics", "clustering")),
 }
 
 
