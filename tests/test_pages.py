@@ -25,12 +25,12 @@ SHOTS = ROOT / "_build" / "screenshots"
 PAGES = {
     "book/intro.html": 1,
     "book/01_testbed.html": 1,
-    "book/02_scaling.html": 4,
-    "book/03_noise_first.html": 2,
-    "book/04_hidden_rule.html": 5,
-    "book/05_frequency_filtration.html": 3,
-    "book/06_partition.html": 2,
-    "book/07_misspecification.html": 3,
+    "book/02_scaling.html": 5,
+    "book/03_noise_first.html": 3,
+    "book/04_hidden_rule.html": 6,
+    "book/05_frequency_filtration.html": 4,
+    "book/06_partition.html": 3,
+    "book/07_misspecification.html": 4,
     "book/08_explorer.html": 2,
     "book/09_transformer.html": 5,
     "book/10_noise_first_images.html": 2,
@@ -40,17 +40,18 @@ PAGES = {
     "book/14_topology.html": 5,
     "book/15_heavy_tails.html": 4,
     "book/16_clustering.html": 3,
-    "book/generated/04_hidden_rule_sub.html": 5,
-    "book/generated/05_frequency_filtration_sub.html": 3,
-    "book/generated/05_frequency_filtration_mul.html": 3,
-    "book/generated/06_partition_mul.html": 2,
+    "book/generated/04_hidden_rule_sub.html": 6,
+    "book/generated/05_frequency_filtration_sub.html": 4,
+    "book/generated/05_frequency_filtration_mul.html": 4,
+    "book/generated/06_partition_mul.html": 3,
 }
 #: pages that judge claims: their first verdict box comes before any visible code input
 VERDICT_FIRST = [p for p in PAGES if p.split("/")[-1][:2].isdigit() and p.split("/")[-1][:2] not in ("01", "08")]
 VERDICT_BEFORE_CODE = """() => {
   const verdict = document.querySelector('div.admonition.verdict');
   if (!verdict) return 'no verdict box';
-  const shown = [...document.querySelectorAll('div.cell_input')].filter(e => e.offsetParent !== null);
+  const shown = [...document.querySelectorAll('div.cell_input')]
+    .filter(e => e.checkVisibility({checkOpacity: true, checkVisibilityCSS: true}));
   if (!shown.length) return 'ok';
   return (verdict.compareDocumentPosition(shown[0]) & Node.DOCUMENT_POSITION_FOLLOWING) ? 'ok'
     : 'visible code before the verdict: ' + shown[0].innerText.slice(0, 80);

@@ -94,8 +94,10 @@ def _portable(src: Path, dst: Path) -> None:
         pm["output_path"] = dst.name
     for cell in nb.cells:
         tags = cell.metadata.get("tags", [])
-        if "injected-parameters" in tags and "hide-input" not in tags:
-            cell.metadata["tags"] = [*tags, "hide-input"]
+        if "injected-parameters" in tags:
+            cell.id = f"{dst.stem[:40]}-injected"  # stable: a regenerated variant is the same file
+            if "hide-input" not in tags:
+                cell.metadata["tags"] = [*tags, "hide-input"]
     nbformat.write(nb, dst)
 
 
@@ -106,9 +108,18 @@ def generate(profile: str, book: Path = BOOK, out: Path | None = None, execute: 
         shutil.rmtree(out)
     made = []
     for v in load_variants(book / "variants.yml"):
-        params = {"profile": profile, **v["parameters"]}
+        params = {**_profile_params(book / v["notebook"], profile), **v["parameters"]}
         made.append(prepare(book / v["notebook"], out / f"{v['name']}.ipynb", params, execute, v["title"]))
     return made
+
+
+def _profile_params(nb_path: Path, profile: str) -> dict[str, Any]:
+    """The parameters that put a chapter under ``profile``; under ``test`` its shipped section
+    reads the CPU-made ``results/test`` (the book's ``paper`` results may not exist yet)."""
+    params: dict[str, Any] = {"profile": profile}
+    if profile == "test" and "results" in notebook_parameters(nb_path):
+        params["results"] = "test"
+    return params
 
 
 def stage(profile: str, out: Path, execute: bool = False) -> Path:
@@ -131,10 +142,7 @@ def stage(profile: str, out: Path, execute: bool = False) -> Path:
     dst.mkdir()
     for f in sorted(BOOK.iterdir()):
         if f.suffix == ".ipynb":
-            params: dict[str, Any] = {"profile": profile}
-            if profile == "test" and "results" in notebook_parameters(f):
-                params["results"] = "test"  # the shipped section reads the CPU-made test results
-            prepare(f, dst / f.name, params, execute)
+            prepare(f, dst / f.name, _profile_params(f, profile), execute)
         elif f.suffix == ".md":  # text notebooks (the intro) carry a `profile = "book"` line
             (dst / f.name).write_text(f.read_text().replace('profile = "book"', f'profile = "{profile}"'))
         elif f.is_file():
