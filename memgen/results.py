@@ -372,7 +372,7 @@ def provenance(records: list[dict[str, Any]]) -> str:
     steps = sorted({r["steps"] for r in records})
     seeds = sorted({r["seed"] for r in records})
     dates = sorted({p["date"] for p in pv})
-    return (f"profile {pv[0]['profile']}: P = {records[0]['p']}, {', '.join(map(str, steps))} steps, "
+    return (f"profile {pv[0]['profile']}: P = {records[0]['p']}, {' or '.join(map(str, steps))} steps, "
             f"seeds {seeds}, {len(records)} runs trained by memgen (engine {pv[0]['engine_version']}) on "
             f"{', '.join(devs)} with torch {', '.join(torches)}, {dates[0]}–{dates[-1]}")
 

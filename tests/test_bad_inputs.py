@@ -135,7 +135,7 @@ ROWS = [
     # ---- make chapter
     ("chapter", [CH5, "-p", "noize", "0.6"],
      "parameter 'noize' is not allowed for 05_frequency_filtration.ipynb (did you mean 'noise'?); "
-     "its parameters are profile, task, width, noise, noises, widths"),
+     "its parameters are profile, results, task, width, noise, noises, widths"),
     ("chapter", [CH5, "-p", "widths", "abc"], "widths=['abc'] is not allowed; it must be a non-empty list of integers"),
     ("chapter", [CH2, "-p", "noises", "[]"], "noises=[] is not allowed"),
     ("chapter", [CH2, "-p", "noises", "1.5"], "noises=[1.5] is not allowed"),

@@ -186,7 +186,8 @@ def test_scaling_verdicts_need_an_interpolating_width_and_seeds():
 
 
 def test_partition_gammas_are_undefined_when_fg_is_at_chance():
-    from memgen.book.findings import FRACTIONS, judge_partition
+    from memgen.analysis import FRACTIONS
+    from memgen.book.findings import judge_partition
 
     k = len(FRACTIONS)
 

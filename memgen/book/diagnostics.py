@@ -757,7 +757,7 @@ def scatter_figure(rows: Sequence[dict[str, Any]], x: dict[str, str], y: str, yt
                       margin=dict(l=10, r=10, t=70, b=10),
                       legend=dict(orientation="h", x=0, xanchor="left", y=-0.2, yanchor="top"))
     if log_y:
-        fig.update_yaxes(type="log")
+        fig.update_yaxes(type="log", dtick=1)
     return fig
 
 
@@ -801,8 +801,8 @@ def esd_figure(rows: Sequence[dict[str, Any]], title: str) -> Any:
                                          line=dict(color=color, dash="dot"), showlegend=False,
                                          hovertemplate=f"power-law fit α = {a:.2f}<extra></extra>"),
                               row=1, col=c)
-        fig.update_xaxes(type="log", title_text="eigenvalue λ", row=1, col=c)
-    fig.update_yaxes(type="log", title_text="fraction ≥ λ", row=1, col=1)
+        fig.update_xaxes(type="log", dtick=1, title_text="eigenvalue λ", row=1, col=c)
+    fig.update_yaxes(type="log", dtick=1, title_text="fraction ≥ λ", row=1, col=1)
     fig.update_layout(title=dict(text=title, x=0, xanchor="left", font=dict(size=15)), template="plotly_white",
                       height=420, margin=dict(l=10, r=10, t=80, b=10),
                       legend=dict(orientation="h", x=0, xanchor="left", y=-0.25, yanchor="top"))

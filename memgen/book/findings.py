@@ -815,6 +815,7 @@ def _lazy(module: str, name: str) -> Callable[..., Findings]:
         return getattr(importlib.import_module(f"memgen.book.{module}"), name)(profile, **params)
 
     fn.__name__ = fn.__qualname__ = name
+    fn.target = lambda: getattr(importlib.import_module(f"memgen.book.{module}"), name)  # type: ignore[attr-defined]
     return fn
 
 

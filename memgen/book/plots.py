@@ -30,7 +30,7 @@ CONFIG = {"displayModeBar": False, "displaylogo": False, "responsive": True}
 #: the y range of an accuracy axis: 0 to 1, a little room around it so markers at 0 and 1 show
 ACC_RANGE = (-0.03, 1.05)
 #: a title longer than this wraps onto a second line (a phone column is about 390 px)
-TITLE_CHARS = 46
+TITLE_CHARS = 36
 
 
 class _BookHTML(MimetypeRenderer):
@@ -157,7 +157,7 @@ def slider_figure(frames: Sequence[tuple[str, Sequence[go.BaseTraceType]]], titl
         vis = [s <= j < e for j in range(n)]
         steps.append(dict(method="update", label=label, args=[{"visible": vis}]))
     fig.update_layout(sliders=[dict(active=active, steps=steps, currentvalue=dict(prefix=f"{slider_label}: "),
-                                    pad=dict(t=50), x=0.04, len=0.9)])
+                                    pad=dict(t=50, r=40), x=0.02, len=0.9)])
     layout.setdefault("height", 540)  # the slider and the legend rows sit below the plot
     return _layout(fig, title, **layout)
 

@@ -848,7 +848,7 @@ def progress_figure(groups: dict[str, Sequence[dict[str, Any]]], title: str, p: 
                       height=650)
     _layout(fig, title)
     fig.update_layout(legend=dict(orientation="v", x=1.02, y=1, yanchor="top"))
-    fig.update_yaxes(type="log", title_text="loss (log)", row=1, col=1)
+    fig.update_yaxes(type="log", dtick=1, title_text="loss (log)", row=1, col=1)
     fig.update_yaxes(range=[0, 1.05], title_text="accuracy", row=2, col=1)
     fig.update_xaxes(title_text="step", row=2, col=1)
     fig.add_hline(y=1.0 / p, line_dash="dash", line_color="#7f7f7f", line_width=1, row=2, col=1,

@@ -44,12 +44,12 @@ def banner(source: str, recs: list[Record], chapter: str | None = None) -> Markd
                "(resumable) and committed" if planned else
                "`python -m memgen produce` does not plan this chapter's runs yet")
         return Markdown(
-            f":::{{note}} Results at the `{source}` scale are not shipped yet\n"
+            f":::{{admonition}} Results at the `{source}` scale are not shipped yet\n:class: note\n"
             f"Nothing in `results/{source}/` matches this chapter. {how}; until then the section below, "
             "trained now at CPU scale, is all this chapter shows.\n:::")
     kind = "CPU-scale test results, not the paper's scale" if source != "paper" else "the paper's scale"
-    return Markdown(f":::{{note}} Shipped results ({kind})\n{provenance(recs)}. Read from `results/{source}/`, "
-                    "checksummed; nothing is trained here.\n:::")
+    return Markdown(f":::{{admonition}} Shipped results ({kind})\n:class: note\n{provenance(recs)}. "
+                    f"Read from `results/{source}/`, checksummed; nothing is trained here.\n:::")
 
 
 # ---------------------------------------------------------------------------- selecting records
@@ -226,8 +226,8 @@ def _figure(F: fd.Findings, source: str) -> tuple[go.Figure, str]:
         rows = d["rows"]
         fr = np.asarray(rows[0]["fractions"])
         arr = lambda k: np.array([r[k] for r in rows], dtype=float)  # noqa: E731
-        fig = plots.seed_array_lines(fr, {"f^G test (strength)": arr("strength_G_test"),
-                                          "f^R memorized (strength)": arr("strength_R_noisy"),
+        fig = plots.seed_array_lines(fr, {"f<sup>G</sup> test (strength)": arr("strength_G_test"),
+                                          "f<sup>R</sup> memorized (strength)": arr("strength_R_noisy"),
                                           "random subset test": arr("random_test" if "random_test" in rows[0]
                                                                     else "strength_random_test")},
                                      f"Partition curves ({source} results)", "fraction of neurons kept",
