@@ -811,11 +811,14 @@ def images_findings(profile: str = "book", *, data: str = "digits", progress: bo
 def _lazy(module: str, name: str) -> Callable[..., Findings]:
     """A chapter's findings function from its own module of the book layer, imported when called
     (those modules import this one)."""
+    def target() -> Callable[..., Findings]:
+        return getattr(importlib.import_module(f"memgen.book.{module}"), name)
+
     def fn(profile: str = "book", **params: Any) -> Findings:
-        return getattr(importlib.import_module(f"memgen.book.{module}"), name)(profile, **params)
+        return target()(profile, **params)
 
     fn.__name__ = fn.__qualname__ = name
-    fn.target = lambda: getattr(importlib.import_module(f"memgen.book.{module}"), name)  # type: ignore[attr-defined]
+    fn.target = target  # type: ignore[attr-defined]
     return fn
 
 

@@ -31,11 +31,6 @@ from . import plots, report, tables
 Record = dict[str, Any]
 
 
-def records(source: str, **where: Any) -> list[Record]:
-    """Shipped records of profile ``source`` whose fields equal ``where`` (e.g. ``task="add"``)."""
-    return [r for r in load(source) if all(fd._eq(r.get(k), v) for k, v in where.items())]
-
-
 def banner(source: str, recs: list[Record], chapter: str | None = None) -> Markdown:
     """A note saying where the shipped numbers below come from, or how to produce them."""
     if not recs:
@@ -166,7 +161,8 @@ JUDGES: dict[str, Callable[..., fd.Findings | None]] = {
 }
 
 
-def shipped_findings(chapter: str, source: str = "paper", task: str = "add") -> fd.Findings | None:
+def shipped_findings(chapter: str, source: str = "paper", task: str = "add",
+                     recs: Sequence[Record] | None = None) -> fd.Findings | None:
     """A chapter's verdicts judged on the shipped results of ``source``.
 
     Parameters
@@ -177,6 +173,8 @@ def shipped_findings(chapter: str, source: str = "paper", task: str = "add") -> 
         The shipped profile (``results/<source>/``).
     task : str, default="add"
         The task of the chapter (its variants use ``sub`` or ``mul``).
+    recs : sequence of dict or None, default=None
+        The records of ``source`` when already loaded (None: load them).
 
     Returns
     -------
@@ -186,7 +184,7 @@ def shipped_findings(chapter: str, source: str = "paper", task: str = "add") -> 
     judge = JUDGES.get(chapter)
     if judge is None or not source:
         return None
-    recs = load(source)
+    recs = load(source) if recs is None else recs
     return judge(recs, source, task=task) if recs else None
 
 
@@ -260,9 +258,9 @@ def section(chapter: str, source: str = "paper", task: str = "add") -> None:
     """
     if not source:
         return
-    F = shipped_findings(chapter, source, task)
-    recs = [] if F is None else load(source)
-    display(banner(source, recs, chapter))
+    recs = load(source)
+    F = shipped_findings(chapter, source, task, recs)
+    display(banner(source, recs if F is not None else [], chapter))
     if F is None:
         return
     fig, say = _figure(F, source)
@@ -292,12 +290,14 @@ def book_shipped(source: str = "paper", variants: Sequence[dict[str, Any]] | Non
         from .bookgen import load_variants
 
         variants = load_variants()
+    recs = load(source)  # once for the whole book
     out: dict[str, fd.Findings | None] = {}
     for stem in fd.CHAPTERS:
-        out[stem] = shipped_findings(stem, source)
+        out[stem] = shipped_findings(stem, source, recs=recs)
         for v in variants:
             if v["notebook"].removesuffix(".ipynb") == stem:
-                out[f"generated/{v['name']}"] = shipped_findings(stem, source, v["parameters"].get("task", "add"))
+                out[f"generated/{v['name']}"] = shipped_findings(stem, source, v["parameters"].get("task", "add"),
+                                                                 recs)
     return out
 
 
