@@ -179,7 +179,10 @@ def init_params(configs: list[RunConfig], device: torch.device) -> dict[str, tor
     """Initial stacked parameters of a batch of runs (internal layout, leading run dimension).
 
     Each run is initialised from its own ``seed`` on the CPU, so the numbers do not depend on
-    the batch it trains in or on the device. ``init="default"`` draws uniformly, as
+    the batch it trains in or on the device. Runs of different widths may share a batch: each is
+    drawn at its own width and padded with zero neurons to the widest (exact for an activation
+    with phi(0) = 0: a zero neuron has zero output and zero gradient, and stays zero under Adam,
+    AdamW and SGD). ``init="default"`` draws uniformly, as
     ``torch.nn.Linear`` does: U, V from U(-1/sqrt(2P), 1/sqrt(2P)) (fan-in 2P of the one-hot
     pair), W and mu from U(-1/sqrt(M), 1/sqrt(M)). ``init="doshi"`` draws U, V and W from
     N(0, (16 M)**(-2/3)) and sets mu = 0.
@@ -187,7 +190,7 @@ def init_params(configs: list[RunConfig], device: torch.device) -> dict[str, tor
     Parameters
     ----------
     configs : list of RunConfig
-        Runs sharing a batch key (the first one gives p, width, ``tied`` and ``bias``).
+        Runs sharing a batch key up to their widths (the first one gives p, ``tied`` and ``bias``).
     device : torch.device
         Where the parameters live.
 
@@ -195,12 +198,13 @@ def init_params(configs: list[RunConfig], device: torch.device) -> dict[str, tor
     -------
     dict of str to torch.Tensor
         ``Ut``, ``Vt`` (R, P, M) (``Vt`` absent when tied), ``Wt`` (R, M, P), ``mu`` (R, P)
-        (absent without bias), each requiring gradients.
+        (absent without bias), each requiring gradients; M is the widest run's width.
     """
     c0 = configs[0]
-    p, m = c0.p, c0.width
+    p, width = c0.p, max(c.width for c in configs)
     Ut, Vt, Wt, mu = [], [], [], []
     for c in configs:
+        m = c.width
         g = torch.Generator().manual_seed(1_000_003 * c.seed + 17)
         if c.init == "doshi":
             std = (16 * m) ** (-1 / 3)  # variance (16 M)^(-2/3)
@@ -218,6 +222,10 @@ def init_params(configs: list[RunConfig], device: torch.device) -> dict[str, tor
             Vt.append(unif(b1, p, m))
             Wt.append(unif(b2, m, p))
             mu.append(unif(b2, p))
+        if m < width:  # zero neurons up to the batch's width
+            for tables in (Ut, Vt):
+                tables[-1] = F.pad(tables[-1], (0, width - m))
+            Wt[-1] = F.pad(Wt[-1], (0, 0, 0, width - m))
     params = {"Ut": torch.stack(Ut), "Wt": torch.stack(Wt)}
     if not c0.tied:
         params["Vt"] = torch.stack(Vt)
@@ -380,7 +388,8 @@ def batched_logits(params: dict[str, torch.Tensor], a: torch.Tensor, b: torch.Te
     return readout(params, hidden(params, a, b, activation)[1])
 
 
-def weights_of_run(params: dict[str, torch.Tensor], r: int, activation: str) -> Weights:
+def weights_of_run(params: dict[str, torch.Tensor], r: int, activation: str,
+                   width: int | None = None) -> Weights:
     """Run r's weights in the paper's layout, detached, float32 on the CPU.
 
     Parameters
@@ -391,15 +400,18 @@ def weights_of_run(params: dict[str, torch.Tensor], r: int, activation: str) -> 
         Index of the run in the batch.
     activation : str
         The run's training activation, stored with the weights.
+    width : int or None, default=None
+        The run's own width when the batch was padded to a wider one (None: the batch's).
 
     Returns
     -------
     Weights
         U, V (M, P), W (P, M), mu (P,); V = U when tied, mu = 0 without bias.
     """
-    Ut = params["Ut"][r].detach().float().cpu()
-    Vt = params["Vt"][r].detach().float().cpu() if "Vt" in params else Ut
-    Wt = params["Wt"][r].detach().float().cpu()
+    m = width or params["Ut"].shape[2]
+    Ut = params["Ut"][r, :, :m].detach().float().cpu()
+    Vt = params["Vt"][r, :, :m].detach().float().cpu() if "Vt" in params else Ut
+    Wt = params["Wt"][r, :m].detach().float().cpu()
     mu = params["mu"][r].detach().float().cpu() if "mu" in params else torch.zeros(Ut.shape[0])
     return Weights(Ut.T.contiguous(), Vt.T.contiguous(), Wt.T.contiguous(), mu.clone(), activation)
 

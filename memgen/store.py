@@ -24,7 +24,7 @@ from typing import Any
 from .checkpoint import StoreError, atomic_save, checked_load, remove_stale_temps
 from .configs import RunConfig
 from .model import Weights
-from .train import DivergenceError, Run, estimate_bytes, train_batch
+from .train import DivergenceError, Run, batch_label, can_pad, estimate_bytes, pad_widths_up_to, train_batch
 
 #: Upper bound on neurons (runs x width) trained as one batch, so that a long sweep stores
 #: finished batches as it goes (an interrupted sweep keeps them).
@@ -241,15 +241,18 @@ class RunStore:
             return distributed_sweep(configs, client=client, store=self, progress=progress,
                                      allow_failures=allow_failures, checkpoint_every=checkpoint_every)
         found, missing = self.split_stored(configs)
-        failures = []
-        for batch in plan_batches(missing):
+        failures, done = [], 0
+        batches = plan_batches(missing)
+        for i, batch in enumerate(batches, 1):
+            label = f"{done}/{len(missing)} runs done, batch {i}/{len(batches)}: {batch_label(batch)}"
             ck, every = None, 0
             steps = batch[0].steps
             if steps >= 5000 or checkpoint_every:
                 every = checkpoint_every or steps // 10
                 tag = hashlib.sha256(json.dumps([c.key() for c in batch]).encode()).hexdigest()[:20]
                 ck = self.root / "checkpoints" / f"{tag}.pt"
-            for run in train_batch(batch, progress=progress, checkpoint_path=ck, checkpoint_every=every):
+            for run in train_batch(batch, progress=progress, checkpoint_path=ck, checkpoint_every=every, label=label):
+                done += 1
                 if run.failed:
                     failures.append(run.failed)
                 else:
@@ -285,16 +288,21 @@ def plan_batches(configs: list[RunConfig]) -> list[list[RunConfig]]:
     list of list of RunConfig
         Batches of configs with one :meth:`~memgen.configs.RunConfig.batch_key`, each of at most
         :data:`MAX_BATCH_NEURONS` neurons and :data:`MAX_BATCH_BYTES` estimated bytes (a single
-        run may exceed them).
+        run may exceed them). Where :func:`~memgen.train.pad_widths_up_to` allows (by default on
+        CUDA, up to width 1025), runs that differ only in width share batches, widest first, each
+        batch padded to its widest run.
     """
     groups: dict[tuple, list[RunConfig]] = defaultdict(list)
     for c in configs:
-        groups[c.batch_key()].append(c)
+        key = c.batch_key()
+        if c.width <= pad_widths_up_to(c.device) and can_pad([c]):
+            key = ("padded", *(kv for kv in key if kv[0] != "width"))
+        groups[key].append(c)
     batches = []
     for group in groups.values():
         chunk: list[RunConfig] = []
-        for c in group:
-            if chunk and ((len(chunk) + 1) * c.width > MAX_BATCH_NEURONS
+        for c in sorted(group, key=lambda c: -c.width):  # widest first: a chunk's width is its first run's
+            if chunk and ((len(chunk) + 1) * chunk[0].width > MAX_BATCH_NEURONS
                           or estimate_bytes(chunk + [c]) > MAX_BATCH_BYTES):
                 batches.append(chunk)
                 chunk = []

@@ -152,7 +152,7 @@ def estimate_bytes(configs: list[RunConfig]) -> int:
         a fixed 64 MiB overhead.
     """
     c = configs[0]
-    p, m, r = c.p, c.width, len(configs)
+    p, m, r = c.p, max(x.width for x in configs), len(configs)
     n = c.batch_size or c.n_train
     params = (3 * p * m + p) * r
     acts = r * max(n, p * p) * (4 * m + 4 * p)  # pre-activation, activation, their grads, logits
@@ -179,6 +179,59 @@ def available_bytes(device: torch.device) -> int:
         return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
         return 8 * 2**30
+
+
+#: On CUDA, runs up to this width share one launch, padded with zero neurons to the widest of
+#: them: a CUDA step costs about the same at any width up to about a thousand neurons (it is
+#: launch-bound), so a sweep of small widths becomes one loop instead of one per width.
+PAD_WIDTHS_CUDA = 1025
+
+
+def pad_widths_up_to(device: torch.device | str) -> int:
+    """Largest width at which runs of different widths may share one padded batch (0: never).
+
+    Padding is exact (see :func:`memgen.model.init_params`) but costs the padded neurons' FLOPs,
+    so it pays only where a step is launch-bound: by default on CUDA (up to
+    :data:`PAD_WIDTHS_CUDA`), never on the CPU. ``MEMGEN_PAD_WIDTHS=N`` sets the limit on every
+    device (0 turns padding off).
+
+    Parameters
+    ----------
+    device : torch.device or str
+        The training device (a config's ``device``: ``auto`` means CUDA when available).
+
+    Returns
+    -------
+    int
+        The width limit; 0 when widths do not share batches.
+    """
+    raw = os.environ.get("MEMGEN_PAD_WIDTHS", "auto").strip().lower()
+    if raw != "auto":
+        if not raw.isdigit():
+            raise ValueError(f"MEMGEN_PAD_WIDTHS={raw!r} is not allowed; use auto or a width >= 0 (0: off)")
+        return int(raw)
+    name = device.type if isinstance(device, torch.device) else device
+    cuda = name == "cuda" or (name == "auto" and torch.cuda.is_available())
+    return PAD_WIDTHS_CUDA if cuda else 0
+
+
+def can_pad(configs: list[RunConfig]) -> bool:
+    """Whether runs that differ only in width (besides what a batch key lets differ) may train
+    as one padded batch: their update rule must not depend on the width (not ``muon``, whose
+    step size scales with the matrix shape).
+
+    Parameters
+    ----------
+    configs : list of RunConfig
+        Candidate runs.
+
+    Returns
+    -------
+    bool
+        True when their batch keys agree up to ``width`` and the optimizer is not Muon.
+    """
+    keys = {tuple(kv for kv in c.batch_key() if kv[0] != "width") for c in configs}
+    return len(keys) == 1 and configs[0].optimizer != "muon"
 
 
 def check_fits(configs: list[RunConfig], device: torch.device) -> None:
@@ -529,17 +582,18 @@ class CompiledStep:
               "training eagerly", file=sys.stderr)
 
 
-def _progress(total: int, desc: str, enabled: bool | None):
+def _progress(work: int, desc: str, enabled: bool | None, steps: int):
+    """A bar over ``steps`` (shown when asked, or when ``work`` = neuron-steps is large)."""
     mode = os.environ.get("MEMGEN_PROGRESS", "auto")
     if enabled is False or mode == "off":
         return None
-    if enabled is None and total < 20_000:
+    if enabled is None and work < 20_000:
         return None
     if mode == "text":
         from tqdm import tqdm
     else:
         from tqdm.auto import tqdm
-    return tqdm(total=total, desc=desc, leave=False, mininterval=1.0)
+    return tqdm(total=steps, desc=desc, unit="step", leave=False, mininterval=1.0)
 
 
 @dataclass
@@ -640,24 +694,46 @@ def _record(step: int, fwd, params: dict[str, torch.Tensor], d: _BatchData, c0: 
         hist[k].append(val.double())
 
 
+def batch_label(configs: list[RunConfig]) -> str:
+    """What a batch trains, for progress bars: ``training 3 run(s) M=17..65 padded to 65``.
+
+    Parameters
+    ----------
+    configs : list of RunConfig
+        The batch.
+
+    Returns
+    -------
+    str
+        One short line.
+    """
+    widths = sorted({c.width for c in configs})
+    m = f"M={widths[0]}" if len(widths) == 1 else f"M={widths[0]}..{widths[-1]} padded to {widths[-1]}"
+    return f"training {len(configs)} run(s) {m}"
+
+
 def train_batch(configs: list[RunConfig], *, progress: bool | None = None,
                 checkpoint_path: str | os.PathLike | None = None,
-                checkpoint_every: int = 0) -> list[Run]:
+                checkpoint_every: int = 0, label: str | None = None) -> list[Run]:
     """Train runs that share a batch key together; return one :class:`Run` per config.
 
     Parameters
     ----------
     configs : list of RunConfig
-        Runs with equal :meth:`RunConfig.batch_key`.
+        Runs with equal :meth:`RunConfig.batch_key`, or keys that differ only in ``width`` when
+        :func:`can_pad` allows: they then train padded with zero neurons to the widest (the same
+        runs up to float summation order; see :func:`memgen.model.init_params`).
     progress : bool or None, default=None
-        Show a tqdm bar; None shows one only for long batches (environment variable
-        ``MEMGEN_PROGRESS=off|text|auto`` overrides).
+        Show a tqdm bar (steps, steps per second); None shows one only for long batches
+        (environment variable ``MEMGEN_PROGRESS=off|text|auto`` overrides).
     checkpoint_path : str or path-like or None, default=None
         Where the batch state is saved atomically every ``checkpoint_every`` steps; a matching
         checkpoint found there is resumed from, and the result is identical to an
         uninterrupted run (CPU). The file is removed at the end.
     checkpoint_every : int, default=0
         Steps between checkpoints (0: never).
+    label : str or None, default=None
+        The progress bar's description (default: the number of runs and their widths).
 
     Returns
     -------
@@ -669,8 +745,10 @@ def train_batch(configs: list[RunConfig], *, progress: bool | None = None,
     if not configs:
         return []
     c0 = configs[0]
-    if any(c.batch_key() != c0.batch_key() for c in configs):
-        raise ValueError("train_batch needs configs that share a batch key (see RunConfig.batch_key)")
+    if any(c.batch_key() != c0.batch_key() for c in configs) and not can_pad(configs):
+        raise ValueError("train_batch needs configs that share a batch key (see RunConfig.batch_key), "
+                         "or differ only in width with an optimizer other than muon")
+    width = max(c.width for c in configs)
     device = resolve_device(c0.device)
     check_fits(configs, device)
     d = _batch_data(configs, device)
@@ -686,9 +764,9 @@ def train_batch(configs: list[RunConfig], *, progress: bool | None = None,
     if checkpoint_path and os.path.exists(checkpoint_path):
         start = _resume(checkpoint_path, configs, params, opt, st)
     marks = set(record_steps(c0.steps))
-    bar = _progress(R * c0.steps * c0.width, f"training {R} run(s) M={c0.width}", progress)
+    bar = _progress(R * c0.steps * width, label or batch_label(configs), progress, c0.steps)
     if bar is not None and start:  # resumed: the bar starts where the checkpoint left off
-        bar.update(start * R * c0.width)
+        bar.update(start)
 
     compiled = CompiledStep(opt, params, device) if compiled_step_enabled(device) else None
     check = divergence_check_every(device) if compiled is None else max(64, divergence_check_every(device))
@@ -720,7 +798,7 @@ def train_batch(configs: list[RunConfig], *, progress: bool | None = None,
                     compiled.step(params, dict(zip(params, grads)), opt)
             # progress and checkpoint
             if bar is not None:
-                bar.update(R * c0.width)
+                bar.update(1)
             if checkpoint_path and checkpoint_every and (step + 1) % checkpoint_every == 0 and step + 1 < c0.steps:
                 _save_checkpoint(checkpoint_path, configs, step + 1, params, opt, st)
 
@@ -728,7 +806,7 @@ def train_batch(configs: list[RunConfig], *, progress: bool | None = None,
         bar.close()
     if checkpoint_path and os.path.exists(checkpoint_path):
         os.remove(checkpoint_path)
-    return _runs(configs, params, st, {"seconds": time.perf_counter() - t0, "batch_size": R,
+    return _runs(configs, params, st, {"seconds": time.perf_counter() - t0, "batch_size": R, "batch_width": width,
                                        "device": str(device), "torch": str(torch.__version__)})
 
 
@@ -740,7 +818,7 @@ def _runs(configs: list[RunConfig], params: dict[str, torch.Tensor], st: _LoopSt
     runs = []
     for r, c in enumerate(configs):
         h = {k: ([int(s) for s in st.hist["step"]] if k == "step" else table[k][:, r].tolist()) for k in HISTORY_KEYS}
-        w = None if st.failed[r] else weights_of_run(params, r, c.activation)
+        w = None if st.failed[r] else weights_of_run(params, r, c.activation, c.width)
         runs.append(Run(c, h, w, {**meta, "seconds": meta["seconds"] + st.seconds_before}, st.failed[r]))
     return runs
 

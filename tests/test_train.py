@@ -209,3 +209,60 @@ def test_compile_switch_is_validated(monkeypatch):
     monkeypatch.setenv("MEMGEN_COMPILE", "yes")
     with pytest.raises(ValueError, match="MEMGEN_COMPILE='yes' is not allowed; use 0, 1 or auto"):
         compiled_step_enabled(torch.device("cpu"))
+
+
+@pytest.mark.parametrize("kw", [dict(), dict(activation="gelu"), dict(activation="quadratic"),
+                                dict(activation="reverse_relu"), dict(optimizer="sgd"), dict(optimizer="adam"),
+                                dict(tied=True, init="doshi")])
+def test_runs_of_different_widths_share_a_padded_batch_exactly(kw):
+    """Zero neurons padded up to the widest run change nothing: each run's weights and history
+    are those it gets trained alone (up to float summation order), and the weights come back at
+    the run's own width."""
+    configs = [small(width=w, seed=s, noise=a, **kw) for w, s, a in ((7, 0, 0.0), (16, 1, 0.3), (3, 2, 0.6))]
+    padded = train_batch(configs, progress=False)
+    for c, run in zip(configs, padded):
+        alone = train_batch([c], progress=False)[0]
+        assert run.weights.U.shape == (c.width, c.p) and run.meta["batch_width"] == 16
+        assert_weights_close(run.weights, alone.weights, 1e-5)
+        assert run.history["step"] == alone.history["step"]
+        for k in ("train_acc", "test_acc", "noisy_acc"):
+            np.testing.assert_array_equal(run.history[k], alone.history[k], err_msg=k)
+        assert np.allclose(run.history["loss"], alone.history["loss"], rtol=1e-5)
+
+
+def test_muon_runs_of_different_widths_do_not_share_a_batch():
+    """Muon's step size depends on the matrix shape, so padding would change it: refused."""
+    with pytest.raises(ValueError, match="differ only in width with an optimizer other than muon"):
+        train_batch([small(width=7, optimizer="muon"), small(width=16, optimizer="muon")], progress=False)
+
+
+def test_padding_policy_by_device_and_environment(monkeypatch):
+    from memgen.store import plan_batches
+    from memgen.train import PAD_WIDTHS_CUDA, pad_widths_up_to
+
+    cs = [small(width=w, seed=s) for w in (9, 33, 129, 2049) for s in (0, 1)]
+    monkeypatch.delenv("MEMGEN_PAD_WIDTHS", raising=False)
+    assert pad_widths_up_to(torch.device("cpu")) == 0 and pad_widths_up_to("cuda") == PAD_WIDTHS_CUDA
+    # the CPU is FLOP-bound: one batch per width, in the order given
+    assert [[c.width for c in b] for b in plan_batches(cs)] == [[9, 9], [33, 33], [129, 129], [2049, 2049]]
+    # padding on: widths up to the limit share batches, widest first; wider runs keep their own
+    monkeypatch.setenv("MEMGEN_PAD_WIDTHS", "129")
+    assert [[c.width for c in b] for b in plan_batches(cs)] == [[129, 129, 33, 33, 9, 9], [2049, 2049]]
+    muon = [small(width=w, optimizer="muon") for w in (9, 33)]
+    assert len(plan_batches(muon)) == 2
+    monkeypatch.setenv("MEMGEN_PAD_WIDTHS", "wide")
+    with pytest.raises(ValueError, match="MEMGEN_PAD_WIDTHS='wide' is not allowed; use auto or a width >= 0"):
+        plan_batches(cs)
+
+
+def test_padded_sweep_stores_each_run_at_its_width(tmp_path, monkeypatch):
+    from memgen.store import RunStore
+
+    monkeypatch.setenv("MEMGEN_PAD_WIDTHS", "64")
+    store = RunStore(tmp_path)
+    cs = [small(width=w) for w in (5, 16)]
+    runs = store.sweep(cs, progress=False)
+    again = RunStore(tmp_path).sweep(cs, progress=False)
+    for c, r, s in zip(cs, runs, again):
+        assert r.config == c and s.weights.U.shape == (c.width, c.p)
+        assert torch.equal(r.weights.W, s.weights.W)
