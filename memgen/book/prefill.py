@@ -1,0 +1,160 @@
+"""Executing the book's chapters in parallel into the execution cache, before the book build.
+
+``python -m memgen.book.prefill [--jobs 2]``
+    executes every notebook of ``_toc.yml`` whose code is not in the jupyter-cache of the build
+    (``_build/.jupyter_cache``) with ``--jobs`` kernels at a time, each kernel limited to one
+    torch thread, and stores the executed notebooks in that cache. The ``jupyter-book build``
+    that follows (``make book``) then finds every chapter cached, exactly as if it had executed
+    them itself, one after the other.
+
+Why: on a small machine the chapters' training runs are too small to keep two torch threads
+busy, so two single-threaded kernels side by side finish the book sooner than one kernel with
+two threads. Notebooks whose metadata says ``mystnb: execution_mode: force`` (the intro, which
+reads every chapter's findings) are left to the build, which always executes them. A notebook
+that fails here is not cached, so the build executes it again and reports the error as usual.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+CACHE = ROOT / "_build" / ".jupyter_cache"
+#: Per-cell timeout (seconds), as ``execute: timeout`` in ``_config.yml``.
+TIMEOUT = 1800
+
+
+def toc_notebooks(toc: Path = ROOT / "_toc.yml") -> list[Path]:
+    """The notebooks of a Jupyter Book table of contents, in its order (globs expanded).
+
+    Parameters
+    ----------
+    toc : Path, default=ROOT / "_toc.yml"
+        The ``_toc.yml`` file; entries are relative to its folder.
+
+    Returns
+    -------
+    list of Path
+        Every ``file`` or ``glob`` entry (``root`` included) that names an ``.ipynb``.
+    """
+    base, found = toc.parent, []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            for key in ("root", "file"):
+                if isinstance(node.get(key), str):
+                    found.append(base / f"{node[key]}.ipynb")
+            if isinstance(node.get("glob"), str):
+                found.extend(sorted(base.glob(f"{node['glob']}.ipynb")))
+            for value in node.values():
+                if isinstance(value, (list, dict)):
+                    walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(yaml.safe_load(toc.read_text()))
+    return [p for p in dict.fromkeys(found) if p.exists()]
+
+
+def _forced(nb: nbformat.NotebookNode) -> bool:
+    return nb.metadata.get("mystnb", {}).get("execution_mode") == "force"
+
+
+def _execute(path: Path, timeout: int) -> tuple[Path, nbformat.NotebookNode, float, str | None]:
+    """Execute one notebook in its folder with a single-threaded kernel (a worker process)."""
+    from jupyter_cache.executors.utils import single_nb_execution
+
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):  # inherited by the kernel it starts
+        os.environ[var] = "1"
+    nb = nbformat.read(path, as_version=4)
+    result = single_nb_execution(nb, cwd=str(path.parent), timeout=timeout, allow_errors=False,
+                                 meta_override=True)
+    err = None
+    if result.err is not None:  # the exception's last line, without the terminal colours
+        last = re.sub(r"\x1b\[[0-9;]*m", "", str(result.err)).strip().splitlines()[-1]
+        err = f"{type(result.err).__name__}: {last[:200]}"
+    return path, nb, result.time, err
+
+
+def prefill(paths: list[Path], jobs: int = 2, cache: Path = CACHE, timeout: int = TIMEOUT) -> list[Path]:
+    """Execute the notebooks not yet in ``cache``, ``jobs`` at a time, and cache them.
+
+    Parameters
+    ----------
+    paths : list of Path
+        Candidate notebooks (those forcing execution, or already cached, are skipped).
+    jobs : int, default=2
+        Kernels at a time (each with one torch thread).
+    cache : Path, default=ROOT / "_build/.jupyter_cache"
+        The jupyter-cache folder the book build reads.
+    timeout : int, default=1800
+        Per-cell timeout in seconds.
+
+    Returns
+    -------
+    list of Path
+        The notebooks executed and cached (failures are reported on stderr and left out).
+    """
+    if not isinstance(jobs, int) or jobs < 1:
+        raise ValueError(f"jobs={jobs!r} is not allowed; it must be an integer >= 1")
+    from jupyter_cache import get_cache
+    from jupyter_cache.base import CacheBundleIn
+
+    store = get_cache(str(cache))
+    todo = []
+    for path in paths:
+        nb = nbformat.read(path, as_version=4)
+        if _forced(nb):
+            continue
+        try:
+            store.match_cache_notebook(nb)
+        except KeyError:
+            todo.append(path)
+    done: list[Path] = []
+    if not todo:
+        return done
+    print(f"prefill: executing {len(todo)} notebook(s), {jobs} at a time", flush=True)
+    t0 = time.perf_counter()
+    with ProcessPoolExecutor(min(jobs, len(todo)), mp_context=get_context("spawn")) as pool:
+        futures = [pool.submit(_execute, p, timeout) for p in todo]
+        for fut in as_completed(futures):
+            path, nb, seconds, err = fut.result()
+            name = os.path.relpath(path) if path.is_relative_to(Path.cwd()) else path
+            if err:  # not cached: the build runs it again and reports the error in full
+                print(f"prefill: {name} failed ({err}); the book build will re-execute it", file=sys.stderr)
+                continue
+            store.cache_notebook_bundle(CacheBundleIn(nb, str(path), data={"execution_seconds": seconds}),
+                                        check_validity=False, overwrite=True)
+            done.append(path)
+            print(f"prefill: {name} {seconds:.0f} s ({time.perf_counter() - t0:.0f} s elapsed)", flush=True)
+    return done
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m memgen.book.prefill",
+                                description="execute the book's chapters in parallel into the build's cache")
+    p.add_argument("--jobs", type=int, default=2, help="kernels at a time (default 2)")
+    p.add_argument("--toc", type=Path, default=ROOT / "_toc.yml")
+    p.add_argument("--cache", type=Path, default=CACHE)
+    ns = p.parse_args(argv)
+    if ns.jobs < 1:
+        print(f"prefill: --jobs={ns.jobs} is not allowed; it must be an integer >= 1", file=sys.stderr)
+        return 2
+    prefill(toc_notebooks(ns.toc), ns.jobs, ns.cache)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
