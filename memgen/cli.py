@@ -129,6 +129,9 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     pr.add_argument("--dry-run", action="store_true", help="list what would be trained, train nothing")
     pr.add_argument("--progress", action="store_true", help="show progress bars")
+    pr.add_argument("--max-minutes", type=float, default=None, metavar="M",
+                    help="start no new batch after M minutes (a machine lent for a limited time); "
+                         "run again to continue")
 
     _transformer_args(sub.add_parser(
         "transformer", help="train (or load) a one-layer Transformer; accuracies before/after FF of W_U"))
@@ -331,6 +334,8 @@ def _produce(ns: argparse.Namespace) -> int:
             for c in todo:
                 print(f"  {c.label()} steps={c.steps}")
         return 0
-    written, present = produce(ns.profile, ns.groups, device=ns.device, progress=ns.progress or None)
-    print(f"results/{ns.profile}: {written} record(s) written, {present} already present")
+    written, present, left = produce(ns.profile, ns.groups, device=ns.device, progress=ns.progress or None,
+                                     max_minutes=ns.max_minutes)
+    more = f"; {left} run(s) left: run the same command again to continue" if left else ""
+    print(f"results/{ns.profile}: {written} record(s) written, {present} already present{more}")
     return 0

@@ -29,7 +29,9 @@ import datetime
 import hashlib
 import json
 import os
+import sys
 import tempfile
+import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -42,7 +44,7 @@ from .configs import ENGINE_VERSION, ConfigError, RunConfig, get_profile
 from .experiments import summarize
 from .metrics import METRICS, json_safe
 from .model import Weights
-from .store import RunStore, default_store
+from .store import RunStore, default_store, plan_batches
 from .train import Run
 
 FORMAT = 1
@@ -379,8 +381,13 @@ def provenance(records: list[dict[str, Any]]) -> str:
 
 def produce(profile: str, groups: Iterable[str] = GROUPS, *, device: str = "auto",
             root: str | os.PathLike | None = None, store: RunStore | None = None,
-            progress: bool | None = None) -> tuple[int, int]:
+            progress: bool | None = None, max_minutes: float | None = None) -> tuple[int, int, int]:
     """Train (through the run store) and record every planned run that has no record yet.
+
+    Batches are trained one after the other, in the order of :func:`plan` (the main grid first),
+    and each finished batch's records are written at once, so an interrupted call keeps them and
+    the next call trains only what is missing. A run that diverges is reported on stderr and not
+    recorded (the next call tries it again).
 
     Parameters
     ----------
@@ -396,23 +403,35 @@ def produce(profile: str, groups: Iterable[str] = GROUPS, *, device: str = "auto
         The run store that keeps finished runs (resumability); None means the default store.
     progress : bool or None, default=None
         Progress bars (see :func:`memgen.train.train_batch`).
+    max_minutes : float or None, default=None
+        Start no new batch after this many minutes (for machines lent for a limited time); the
+        runs left are counted in the result. None: no limit.
 
     Returns
     -------
     tuple of int
-        (records written now, records already present).
+        (records written now, records already present, runs left for a later call).
     """
+    if max_minutes is not None and not (isinstance(max_minutes, (int, float)) and max_minutes > 0):
+        raise ConfigError(f"max_minutes={max_minutes!r} is not allowed; it must be a number > 0 (or None)")
     res = Results(profile, root)
     store = store or default_store()
     keep = set(inspected(profile))
-    written = present = 0
+    deadline = None if max_minutes is None else time.monotonic() + 60 * max_minutes
+    written = present = left = 0
     for configs in plan(profile, groups).values():
         configs = [c.replace(device=device) for c in configs]
         todo = [c for c in configs if c not in res]
         present += len(configs) - len(todo)
-        if not todo:
-            continue
-        for run in store.sweep(todo, progress=progress):
-            res.write(record_of(run, profile), run.weights if run.config in keep else None)
-            written += 1
-    return written, present
+        for batch in plan_batches(todo):
+            if deadline is not None and time.monotonic() > deadline:
+                left += len(batch)
+                continue
+            for run in store.sweep(batch, progress=progress, allow_failures=True):
+                if run.failed:
+                    print(f"memgen produce: not recorded: {run.failed}", file=sys.stderr)
+                    left += 1
+                    continue
+                res.write(record_of(run, profile), run.weights if run.config in keep else None)
+                written += 1
+    return written, present, left

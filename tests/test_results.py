@@ -23,8 +23,8 @@ def tiny_plan(monkeypatch):
 
 
 def test_produce_is_resumable_and_records_verify(tmp_path, tiny_plan):
-    assert res.produce("test", root=tmp_path) == (2, 0)
-    assert res.produce("test", root=tmp_path) == (0, 2)  # nothing retrained
+    assert res.produce("test", root=tmp_path) == (2, 0, 0)
+    assert res.produce("test", root=tmp_path) == (0, 2, 0)  # nothing retrained
     recs = res.load("test", root=tmp_path)
     assert [r["noise"] for r in recs] == [0.0, 0.4]
     for r in recs:
@@ -34,6 +34,28 @@ def test_produce_is_resumable_and_records_verify(tmp_path, tiny_plan):
     w = store.weights(tiny_plan[1])
     assert w is not None and w.U.dtype.is_floating_point and store.weights(tiny_plan[0]) is None
     assert "P = 23" in res.provenance(recs) and "cpu" in res.provenance(recs)
+
+
+def test_produce_stops_starting_batches_after_max_minutes_and_skips_diverged_runs(tmp_path, monkeypatch, capsys):
+    prof = get_profile("test")
+    configs = [prof.config(width=w, noise=0.4, steps=30) for w in (5, 9)]
+    bad = prof.config(width=7, noise=0.4, steps=30, lr=1e9)
+    monkeypatch.setattr(res, "plan", lambda profile, groups=res.GROUPS: {"grid": configs + [bad]})
+    monkeypatch.setattr(res, "inspected", lambda profile: [])
+    # the time is up before the first batch: nothing trained, every run left for the next call
+    assert res.produce("test", root=tmp_path, max_minutes=1e-9) == (0, 0, 3)
+    assert res.load("test", root=tmp_path) == []
+    # no limit: the two good runs are recorded, the diverged one is reported and left
+    assert res.produce("test", root=tmp_path) == (2, 0, 1)
+    err = capsys.readouterr().err
+    assert "memgen produce: not recorded: run diverged" in err and "M=7" in err
+    assert sorted(r["width"] for r in res.load("test", root=tmp_path)) == [5, 9]
+    with pytest.raises(res.ConfigError, match="max_minutes=0 is not allowed"):
+        res.produce("test", root=tmp_path, max_minutes=0)
+    monkeypatch.setenv("MEMGEN_RESULTS", str(tmp_path))
+    assert main(["produce", "--profile", "test", "--max-minutes", "-1"]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1].endswith(
+        "max_minutes=-1.0 is not allowed; it must be a number > 0 (or None)")
 
 
 def test_damaged_record_is_a_clear_error(tmp_path, tiny_plan, monkeypatch, capsys):
