@@ -92,7 +92,7 @@ bench: install
 
 ## Strip outputs from source chapters before committing.
 strip: install
-	nbstripout book/*.ipynb
+	nbstripout --keep-id book/*.ipynb book/generated/*.ipynb
 
 clean:
 	rm -rf _build/html _build/jupyter_execute _build/test-book _build/nbval-runs _build/test-runs out

@@ -134,7 +134,7 @@ def optimizers(profile: str = "book", *, progress: bool | None = False, task: st
     for key, name in list(KEYS.items())[3:]:
         verdicts[key] = compare(
             f"{name} is slower to memorize than AdamW (steps to 90% on the noisy labels)",
-            t90[name], t90["AdamW"], a_name=f"{name} steps", b_name="AdamW steps",
+            t90[name], t90["AdamW"], a_name=f"{name} steps", b_name="AdamW steps", digits=0,
             settings=settings + f"; never counts as {n_steps}")
     data = {"opts": opts, "configs": configs, "runs": runs, "values": values, "t90": t90,
             "diverged": {n: sum(bool(r.failed) for r in runs[n]) for n in opts},

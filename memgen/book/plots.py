@@ -123,16 +123,42 @@ def set_log_x(fig: go.Figure) -> go.Figure:
     return _log_ticks(fig, "x")
 
 
+#: per series, in drawing order: line width, line opacity, marker size and marker opacity. The
+#: first series is drawn widest and translucent, each later one narrower and more opaque on top of
+#: it, so that a series hidden under a later one (two curves at the same accuracy) still shows as a
+#: band around it; the marker symbols (:data:`SYMBOLS`) tell them apart in the legend
+LINE_WIDTHS = (7.0, 4.0, 2.5, 1.8)
+LINE_ALPHAS = (0.4, 0.7, 1.0, 1.0)
+MARKER_SIZES = (14, 10, 7, 6)
+MARKER_ALPHAS = (0.55, 0.8, 1.0, 1.0)
+#: a series with more points than this (a training history) gets markers half the size
+DENSE = 30
+
+
+def _rgba(color: str, alpha: float) -> str:
+    """``#rrggbb`` with an opacity, as ``rgba(r, g, b, alpha)`` (other colour strings unchanged)."""
+    if alpha >= 1 or not (color.startswith("#") and len(color) == 7):
+        return color
+    r, g, b = (int(color[k:k + 2], 16) for k in (1, 3, 5))
+    return f"rgba({r}, {g}, {b}, {alpha:g})"
+
+
 def series_style(i: int, dash: str | None = None) -> dict[str, Any]:
     """Line and marker of the i-th series: its own marker symbol, and a line and marker that
-    shrink with i, so that a series drawn over an earlier one leaves it visible around it."""
-    return dict(line=dict(dash=dash, width=(5, 3.5, 2.5)[i] if i < 3 else 1.8),
-                marker=dict(symbol=SYMBOLS[i % len(SYMBOLS)], size=(12, 9, 7)[i] if i < 3 else 6))
+    shrink with i (:data:`LINE_WIDTHS`, :data:`MARKER_SIZES`), so that a series drawn over an
+    earlier one leaves it visible around it."""
+    k = min(i, len(LINE_WIDTHS) - 1)
+    return dict(line=dict(dash=dash, width=LINE_WIDTHS[k]),
+                marker=dict(symbol=SYMBOLS[i % len(SYMBOLS)], size=MARKER_SIZES[k], opacity=MARKER_ALPHAS[k]))
 
 
-def _styled(i: int, color: str, dash: str | None = None) -> dict[str, Any]:
+def _styled(i: int, color: str, dash: str | None = None, n: int = 0) -> dict[str, Any]:
+    """:func:`series_style` in ``color``: the line of an early series translucent (:data:`LINE_ALPHAS`),
+    smaller markers where the series has more than :data:`DENSE` points (``n``)."""
     st = series_style(i, dash)
-    st["line"]["color"] = color
+    if n > DENSE:
+        st["marker"]["size"] = max(4, st["marker"]["size"] // 2)
+    st["line"]["color"] = _rgba(color, LINE_ALPHAS[min(i, len(LINE_ALPHAS) - 1)])
     st["marker"]["color"] = color
     return st
 
@@ -169,7 +195,7 @@ def lines(x: Sequence, ys: dict[str, Sequence], title: str, xtitle: str, ytitle:
     for i, (name, y) in enumerate(ys.items()):
         color = PART_COLORS.get(name, COLORS[i % len(COLORS)])
         fig.add_trace(go.Scatter(x=list(x), y=_clean(y), name=name, mode="lines+markers",
-                                 **_styled(i, color, (dash or {}).get(name))))
+                                 **_styled(i, color, (dash or {}).get(name), len(x))))
     if log_x:
         set_log_x(fig)
     return _layout(fig, title, xtitle, ytitle, **layout)
@@ -400,7 +426,7 @@ def seed_traces(x: Sequence, series: dict[str, np.ndarray], dash: dict[str, str]
         mean, err = _range_errors(vals)
         color = (colors or {}).get(name, COLORS[i % len(COLORS)])
         traces.append(go.Scatter(x=list(x), y=mean, error_y=err, name=name, mode="lines+markers",
-                                 **_styled(i, color, (dash or {}).get(name))))
+                                 **_styled(i, color, (dash or {}).get(name), len(x))))
     return traces
 
 
@@ -464,8 +490,8 @@ def _seed_trace(rows: Sequence[dict], x: str, y: str, name: str, color: str, das
     xs, mean, lo, hi = seed_stats(rows, x, y)
     err = dict(type="data", symmetric=False, array=[h - m for h, m in zip(hi, mean)],
                arrayminus=[m - lo_ for m, lo_ in zip(mean, lo)], thickness=1.2, width=4)
-    return go.Scatter(x=xs, y=mean, name=name, mode="lines+markers", error_y=err, **_styled(i, color, dash),
-                      **kw)
+    return go.Scatter(x=xs, y=mean, name=name, mode="lines+markers", error_y=err,
+                      **_styled(i, color, dash, len(xs)), **kw)
 
 
 def seed_lines(rows: Sequence[dict], x: str, ys: dict[str, str], title: str, xtitle: str, ytitle: str,

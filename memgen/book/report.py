@@ -33,6 +33,18 @@ def _fmt(v: Any) -> str:
     return str(v).replace("|", "\\|").replace("\n", " ")
 
 
+def num(v: Any, spec: str = ".3f") -> str:
+    """A number for a line of text: ``format(v, spec)``, or "–" where ``v`` is None or NaN (an
+    accuracy on an empty subset, e.g. the noisy labels at α = 0)."""
+    if v is None:
+        return "–"
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return str(v)
+    return format(f, spec) if math.isfinite(f) else "–"
+
+
 def table(rows: Sequence[dict[str, Any]], columns: dict[str, str] | None = None) -> Markdown:
     """A markdown table of ``rows`` ({key: header} picks and names the columns)."""
     columns = columns or {k: k for k in rows[0]}
