@@ -44,6 +44,7 @@ from .configs import ENGINE_VERSION, ConfigError, RunConfig, get_profile
 from .experiments import summarize
 from .metrics import METRICS, json_safe
 from .model import Weights
+from .optimizers import comparison_configs
 from .store import RunStore, default_store, plan_batches
 from .train import Run
 
@@ -52,7 +53,7 @@ FORMAT = 1
 RECORD_KEYS = ("train_acc", "clean_acc", "noisy_acc", "noisy_true_acc", "test_acc", "G_test_acc", "G_noisy_acc",
                "G_clean_acc", "G_noisy_true_acc", "R_test_acc", "R_noisy_acc", "R_clean_acc", "R_noisy_true_acc",
                "phase_error", "n_train", "n_test", "n_noisy")
-GROUPS = ("grid", "activations", "weight_decay", "tasks", "noise_first", "tied")
+GROUPS = ("grid", "activations", "weight_decay", "tasks", "noise_first", "tied", "optimizers")
 #: Every planned group is trained over these seeds (the book judges differences over three).
 PLAN_SEEDS = (0, 1, 2)
 
@@ -94,7 +95,9 @@ def plan(profile: str, groups: Iterable[str] = GROUPS) -> dict[str, list[RunConf
         - ``noise_first``: chapter 3's early-phase runs (Adam, no weight decay, 500 steps,
           α = 0.3, every width);
         - ``tied``: U = V with wrong and with symmetric noise at every other width, α = 0.4
-          (chapter 7; its untied runs are in ``grid``).
+          (chapter 7; its untied runs are in ``grid``);
+        - ``optimizers``: AdamW, Adam, Muon and SGD side by side at α = 0.4
+          (chapter 11; :func:`memgen.optimizers.comparison_configs`).
 
     Returns
     -------
@@ -121,6 +124,7 @@ def plan(profile: str, groups: Iterable[str] = GROUPS) -> dict[str, list[RunConf
                                             seed=s) for m in prof.widths for s in seeds],
         "tied": lambda: [prof.config(width=m, noise=0.4, tied=True, noise_mode=mode, seed=s)
                          for mode in ("wrong", "symmetric") for m in every_other for s in seeds],
+        "optimizers": lambda: [c for cs in comparison_configs(profile, seeds=seeds).values() for c in cs],
     }
     for g in GROUPS:
         if g in groups:

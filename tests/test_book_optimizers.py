@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from memgen import optimizers as core_opt
 from memgen.book import optimizers as opt
 from memgen.configs import ConfigError
 
@@ -18,14 +19,14 @@ def test_test_profile_verdicts_and_data():
         "adamw": "Reproduced", "adam": "Reproduced", "muon": "Reproduced",
         "sgd_slower": "Contradicted", "sgd_same_lr_slower": "Reproduced"}
     d = F.data
-    assert list(d["opts"]) == list(opt.NAMES)
+    assert list(d["opts"]) == list(core_opt.NAMES)
     assert (d["p"], d["steps"], d["n_test"], d["n_noisy"]) == (23, 150, 265, 105)
-    for name in opt.NAMES:
+    for name in core_opt.NAMES:
         assert len(d["runs"][name]) == len(d["t90"][name]) == 3
         assert set(d["values"][name]) == set(opt.METRICS)
     np.testing.assert_allclose(d["t90"]["SGD at AdamW's lr"], [150, 150, 150])
     assert np.all(d["values"]["AdamW"]["noisy_acc"] == 1.0)
-    assert len(opt.failures(F)) == len(opt.summary_rows(F)) == len(opt.NAMES)
+    assert len(opt.failures(F)) == len(opt.summary_rows(F)) == len(core_opt.NAMES)
 
 
 def test_nothing_learned_nothing_reproduced():
@@ -50,4 +51,4 @@ def test_memorizing_without_the_rule_reproduces_no_rule_claim():
 @pytest.mark.parametrize("lrs", [{"lion": 0.1}, {"sgd": -1.0}, {"adam": "fast"}])
 def test_bad_learning_rates(lrs):
     with pytest.raises(ConfigError, match="lrs="):
-        opt.optimizer_settings(1e-3, 1.0, lrs)
+        core_opt.optimizer_settings(1e-3, 1.0, lrs)

@@ -15,51 +15,20 @@ from typing import Any
 import numpy as np
 
 from .. import experiments
-from ..configs import ConfigError
+from ..optimizers import SIZE, optimizer_settings
 from ..store import sweep
 from ..verdicts import above_chance, combine, compare, fmt_seeds, judge_at_least
 from . import tables
 from .findings import Findings
 
-#: Width and steps by profile when not given (small enough to train five optimizers × seeds).
-SIZE = {"test": (65, 150), "book": (129, 600), "paper": (2049, 20_000)}
-#: Default learning rates of Muon and SGD (AdamW and Adam use the profile's).
-MUON_LR, SGD_LR = 0.05, 3.0
 #: Accuracy on the noisy labels that counts as memorized for the time to memorize.
 MEMORIZED = 0.9
-#: The optimizers as the chapter names them.
-NAMES = ("AdamW", "Adam", "Muon", "SGD", "SGD at AdamW's lr")
 #: Verdict keys: optimizer memorizes and its G part beats the raw network, SGD slower than AdamW.
 KEYS = {"adamw": "AdamW", "adam": "Adam", "muon": "Muon", "sgd_slower": "SGD",
         "sgd_same_lr_slower": "SGD at AdamW's lr"}
 #: Metrics compared in the chapter's headline figure.
 METRICS = {"test_acc": "raw network, test", "G_test_acc": "FF G part, test",
            "noisy_acc": "noisy labels memorized"}
-
-
-def optimizer_settings(lr0: float, wd0: float, lrs: Mapping[str, float] | None = None) -> dict[str, dict]:
-    """Optimizer, learning rate and weight decay of each of :data:`NAMES`.
-
-    AdamW gets the profile's ``lr0`` and decoupled decay ``wd0``; Adam the same rate without decay;
-    Muon and SGD their own rates (:data:`MUON_LR`, :data:`SGD_LR`) with the decay set so that the
-    shrink per step, lr × wd, equals AdamW's; the control SGD runs at AdamW's rate and decay.
-    ``lrs`` ({adamw, adam, muon, sgd: lr}) overrides the rates.
-    """
-    lrs = dict(lrs or {})
-    bad = sorted(set(lrs) - {"adamw", "adam", "muon", "sgd"})
-    if bad or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0
-                      for v in lrs.values()):
-        raise ConfigError(f"lrs={lrs!r} is not allowed; give positive learning rates "
-                          "for some of adamw, adam, muon, sgd")
-    shrink = lr0 * wd0  # AdamW's weight shrink per step, matched by Muon and SGD
-    lr = {"adamw": lr0, "adam": lr0, "muon": MUON_LR, "sgd": SGD_LR, **lrs}
-    return {
-        "AdamW": dict(optimizer="adamw", lr=lr["adamw"], weight_decay=wd0),
-        "Adam": dict(optimizer="adam", lr=lr["adam"], weight_decay=0.0),
-        "Muon": dict(optimizer="muon", lr=lr["muon"], weight_decay=shrink / lr["muon"]),
-        "SGD": dict(optimizer="sgd", lr=lr["sgd"], weight_decay=shrink / lr["sgd"]),
-        "SGD at AdamW's lr": dict(optimizer="sgd", lr=lr0, weight_decay=wd0),
-    }
 
 
 def optimizers(profile: str = "book", *, progress: bool | None = False, task: str = "add",
@@ -113,15 +82,45 @@ def optimizers(profile: str = "book", *, progress: bool | None = False, task: st
         return np.array([row_of[c][key] if c in row_of else np.nan for c in configs[name]], dtype=float)
 
     def to_memorize(name: str) -> np.ndarray:
-        t = [tables.first_step_reaching(r, "noisy_acc", MEMORIZED) if not r.failed else np.nan
-             for r in runs[name]]
-        return np.array([n_steps if np.isnan(x) else x for x in t], dtype=float)
+        return np.array([np.nan if r.failed else tables.first_step_reaching(r, "noisy_acc", MEMORIZED)
+                         for r in runs[name]], dtype=float)
 
     values = {n: {k: per_seed(n, k) for k in METRICS} for n in opts}
-    t90 = {n: to_memorize(n) for n in opts}
     short = f"{task}, P = {P}, M = {base.width}, α = {noise:g}, {n_steps} steps"
     settings = f"{short} (full batch), {len(S.seeds)} seeds; profile {profile}"
+    verdicts, t90 = judge_optimizers(values, {n: to_memorize(n) for n in opts}, p=P, n_test=n_test,
+                                     n_noisy=n_noisy, steps=n_steps, settings=settings)
+    data = {"opts": opts, "configs": configs, "runs": runs, "values": values, "t90": t90,
+            "diverged": {n: sum(bool(r.failed) for r in runs[n]) for n in opts},
+            "p": P, "steps": n_steps, "n_test": n_test, "n_noisy": n_noisy,
+            "short": short, "settings": settings}
+    return Findings("11_optimizers", verdicts, data, S)
 
+
+def judge_optimizers(values: Mapping[str, Mapping[str, np.ndarray]], reached: Mapping[str, np.ndarray], *,
+                     p: int, n_test: int, n_noisy: int, steps: int, settings: str) -> tuple[dict, dict]:
+    """Chapter 11's verdicts from per-seed numbers (trained runs or shipped records alike).
+
+    Parameters
+    ----------
+    values : mapping
+        Optimizer name: {metric of :data:`METRICS`: per-seed array, NaN where a run diverged}.
+    reached : mapping
+        Optimizer name: per-seed first step at :data:`MEMORIZED` on the noisy labels (NaN: never,
+        or diverged).
+    p, n_test, n_noisy, steps : int
+        Modulus, test and noisy-label counts, run length.
+    settings : str
+        One line naming the setting (in every verdict).
+
+    Returns
+    -------
+    verdicts : dict of str to Verdict
+        Keyed as :data:`KEYS`.
+    t90 : dict of str to numpy.ndarray
+        Steps to memorize per seed, the run length where never reached.
+    """
+    t90 = {n: np.where(np.isnan(t), steps, t) for n, t in reached.items()}
     verdicts = {}
     for key, name in list(KEYS.items())[:3]:
         g, raw, mem = values[name]["G_test_acc"], values[name]["test_acc"], values[name]["noisy_acc"]
@@ -130,17 +129,13 @@ def optimizers(profile: str = "book", *, progress: bool | None = False, task: st
             [judge_at_least("memorizes", mem, n_noisy, MEMORIZED, name="noisy-label accuracy",
                             settings=settings),
              compare("G beats raw", g, raw, a_name="G test", b_name="raw test", n=n_test,
-                     floor=(g, n_test, 1 / P), settings=settings)])
+                     floor=(g, n_test, 1 / p), settings=settings)])
     for key, name in list(KEYS.items())[3:]:
         verdicts[key] = compare(
             f"{name} is slower to memorize than AdamW (steps to 90% on the noisy labels)",
             t90[name], t90["AdamW"], a_name=f"{name} steps", b_name="AdamW steps", digits=0,
-            settings=settings + f"; never counts as {n_steps}")
-    data = {"opts": opts, "configs": configs, "runs": runs, "values": values, "t90": t90,
-            "diverged": {n: sum(bool(r.failed) for r in runs[n]) for n in opts},
-            "p": P, "steps": n_steps, "n_test": n_test, "n_noisy": n_noisy,
-            "short": short, "settings": settings}
-    return Findings("11_optimizers", verdicts, data, S)
+            settings=settings + f"; never counts as {steps}")
+    return verdicts, t90
 
 
 def failures(F: Findings) -> list[str]:

@@ -24,6 +24,7 @@ import plotly.graph_objects as go
 from IPython.display import Markdown, display
 
 from ..configs import RunConfig, get_profile
+from ..optimizers import NOISE
 from ..results import load, provenance
 from . import findings as fd
 from . import plots, report, tables
@@ -150,6 +151,34 @@ def _misspecification(recs: Sequence[Record], source: str, task: str = "add") ->
     return fd.Findings("07_misspecification", verdicts, {"rows": rows, "p": rows[0]["p"]})
 
 
+def _optimizers(recs: Sequence[Record], source: str, task: str = "add") -> fd.Findings | None:
+    from . import optimizers as opt
+
+    prof = get_profile(source)
+    width, steps = opt.SIZE[source]
+    settings_ = opt.optimizer_settings(prof.base["lr"], prof.base["weight_decay"])
+    picked = {name: _base(recs, source, task=task, width=width, steps=steps, noise=NOISE, **kw)
+              for name, kw in settings_.items()}
+    if not all(picked.values()):
+        return None
+    seeds = sorted({r["seed"] for rs in picked.values() for r in rs})
+    by_seed = {name: {r["seed"]: r for r in rs} for name, rs in picked.items()}  # a diverged seed is missing
+
+    def per_seed(name: str, get: Callable[[Record], float]) -> np.ndarray:
+        return np.array([get(by_seed[name][s]) if s in by_seed[name] else np.nan for s in seeds], dtype=float)
+
+    r0 = picked["AdamW"][0]
+    values = {n: {k: per_seed(n, lambda r, k=k: r[k]) for k in opt.METRICS} for n in settings_}
+    reached = {n: per_seed(n, lambda r: tables.first_step_reaching(_pseudo_run(r), "noisy_acc", opt.MEMORIZED))
+               for n in settings_}
+    short = f"{task}, P = {r0['p']}, M = {width}, α = {NOISE:g}, {steps} steps"
+    settings = f"profile {source}, {short}, seeds {seeds}"
+    verdicts, t90 = opt.judge_optimizers(values, reached, p=r0["p"], n_test=r0["n_test"], n_noisy=r0["n_noisy"],
+                                         steps=steps, settings=settings)
+    return fd.Findings("11_optimizers", verdicts, {"values": values, "t90": t90, "p": r0["p"], "short": short,
+                                                   "opts": settings_})
+
+
 #: chapter stem -> its judge on shipped records (None: the records it needs are not shipped)
 JUDGES: dict[str, Callable[..., fd.Findings | None]] = {
     "02_scaling": _scaling,
@@ -158,6 +187,7 @@ JUDGES: dict[str, Callable[..., fd.Findings | None]] = {
     "05_frequency_filtration": _filtration,
     "06_partition": _partition,
     "07_misspecification": _misspecification,
+    "11_optimizers": _optimizers,
 }
 
 
@@ -232,12 +262,20 @@ def _figure(F: fd.Findings, source: str) -> tuple[go.Figure, str]:
                                      "accuracy", chance=chance, yrange=[0, 1.05],
                                      dash={"random subset test": "dot"})
         say = "test accuracy of the top-strength neurons f^G against a random subset of the same size"
+    elif chapter == "11_optimizers":
+        from .optimizers import METRICS
+
+        bars = {label: {n: d["values"][n][k] for n in d["opts"]} for k, label in METRICS.items()}
+        fig = plots.seed_bars(bars, f"Four optimizers, one setting ({source} results)<br><sup>{d['short']}</sup>",
+                              chance=chance, colors=dict(zip(METRICS.values(), ("#7f7f7f", "#2ca02c", "#d62728"))))
+        say = ("per optimizer, the raw network's test accuracy, the FF G part's and the noisy labels memorized "
+               "(bars: mean over seeds, whiskers: range)")
     else:  # 07
         fig = plots.seed_grouped_lines(d["rows"], "width", "test_acc", "setting",
                                        f"Test accuracy of tied and untied models ({source} results)", "width M",
                                        "test accuracy", log_x=True)
         say = "test accuracy against width for the untied model and the tied one under wrong and symmetric noise"
-    if chapter not in ("04_hidden_rule",):
+    if chapter not in ("04_hidden_rule", "11_optimizers"):  # 11: seed_bars draws its own chance line
         plots.add_chance(fig, chance)
     return fig, say
 
