@@ -16,7 +16,9 @@ Several workers (or several sweeps) writing one store
     its run trains; it is stale, and is taken over, when its owner process is dead on this host or
     when it has not been refreshed for :data:`CLAIM_TIMEOUT` seconds (a worker on another host
     that died; the clocks of the nodes must agree to well within that). The in-process
-    :meth:`RunStore.sweep` neither reads nor writes claims.
+    :meth:`RunStore.sweep` claims the same way when asked (``claims=True`` or
+    ``MEMGEN_SHARED_STORE=1``: several processes on one machine, e.g. chapters executed side
+    by side); otherwise it neither reads nor writes claims.
 
 A worker that dies loses only its batch
     Dask reschedules a task whose worker died (up to ``distributed.scheduler.allowed-failures``
@@ -297,7 +299,7 @@ class BatchReport:
 
 
 def train_claimed(batch: list[RunConfig], root: str | os.PathLike, *, checkpoint_every: int | None = None,
-                  timeout: float = CLAIM_TIMEOUT, poll: float = POLL) -> BatchReport:
+                  timeout: float = CLAIM_TIMEOUT, poll: float = POLL, progress: bool | None = False) -> BatchReport:
     """Train and store the runs of ``batch`` that are not in the store, claiming each first.
 
     This is the task :func:`sweep` submits, one per batch. Runs another worker has claimed are
@@ -316,6 +318,8 @@ def train_claimed(batch: list[RunConfig], root: str | os.PathLike, *, checkpoint
         Seconds without a heartbeat after which another host's claim is stale.
     poll : float, default=POLL
         Seconds between two looks at the store while waiting for runs claimed elsewhere.
+    progress : bool or None, default=False
+        Progress bar while training (see :func:`memgen.train.train_batch`).
 
     Returns
     -------
@@ -337,7 +341,8 @@ def train_claimed(batch: list[RunConfig], root: str | os.PathLike, *, checkpoint
             mine = [c for c in pending if c in claims and c not in store]  # stored since we looked?
             if mine:
                 with _heartbeat([claims[c] for c in mine], min(HEARTBEAT, timeout / 4)):
-                    runs = store.sweep(mine, progress=False, allow_failures=True, checkpoint_every=checkpoint_every)
+                    runs = store.sweep(mine, progress=progress, allow_failures=True,
+                                       checkpoint_every=checkpoint_every, claims=False)
                 for run in runs:
                     if run.failed:
                         report.failed.append(run)

@@ -199,7 +199,7 @@ class RunStore:
 
     def sweep(self, configs: list[RunConfig], *, progress: bool | None = None,
               allow_failures: bool = False, checkpoint_every: int | None = None,
-              client: Any = None) -> list[Run]:
+              client: Any = None, claims: bool | None = None) -> list[Run]:
         """Runs for many configs, training only the missing ones, batched by shape.
 
         Missing runs are grouped by :meth:`RunConfig.batch_key` and trained in batches of at most
@@ -224,6 +224,11 @@ class RunStore:
         client : distributed.Client or None, default=None
             Train the batches on this Dask cluster instead, one task per batch
             (:func:`memgen.distributed.sweep`; the store must be a shared folder).
+        claims : bool or None, default=None
+            Claim each run before training it, so that several processes sweeping into this store
+            at once (two chapters executing side by side) never train a run twice: a run another
+            process has claimed is waited for and loaded (see :mod:`memgen.distributed`). None:
+            when the environment variable ``MEMGEN_SHARED_STORE`` is ``1``.
 
         Returns
         -------
@@ -241,6 +246,10 @@ class RunStore:
             return distributed_sweep(configs, client=client, store=self, progress=progress,
                                      allow_failures=allow_failures, checkpoint_every=checkpoint_every)
         found, missing = self.split_stored(configs)
+        if claims is None:
+            claims = shared_store()
+        if claims and missing:
+            return self._sweep_claimed(configs, found, missing, progress, allow_failures, checkpoint_every)
         failures, done = [], 0
         batches = plan_batches(missing)
         for i, batch in enumerate(batches, 1):
@@ -261,6 +270,43 @@ class RunStore:
         if failures and not allow_failures:
             raise SweepError(failures)
         return [found[c] for c in configs]
+
+
+    def _sweep_claimed(self, configs, found, missing, progress, allow_failures, checkpoint_every) -> list[Run]:
+        """:meth:`sweep` with a claim on every run trained here (other processes share the store)."""
+        from .distributed import train_claimed
+
+        failures = []
+        for batch in plan_batches(missing):
+            report = train_claimed(batch, self.root, checkpoint_every=checkpoint_every, progress=progress)
+            for run in report.failed:
+                failures.append(run.failed)
+                found[run.config] = run
+        for c in missing:
+            if c not in found:
+                found[c] = self.load(c)
+        if failures and not allow_failures:
+            raise SweepError(failures)
+        return [found[c] for c in configs]
+
+
+def shared_store() -> bool:
+    """Whether sweeps claim their runs (``MEMGEN_SHARED_STORE=1``; ``0`` or unset: no).
+
+    Returns
+    -------
+    bool
+        True when several processes may sweep into one store at once.
+
+    Raises
+    ------
+    ValueError
+        When the variable is set to anything but 0 or 1.
+    """
+    raw = os.environ.get("MEMGEN_SHARED_STORE", "0").strip()
+    if raw not in ("0", "1"):
+        raise ValueError(f"MEMGEN_SHARED_STORE={raw!r} is not allowed; use 0 or 1")
+    return raw == "1"
 
 
 def _check_identity(path: Path, entry: object, config: RunConfig) -> None:

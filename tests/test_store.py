@@ -187,3 +187,48 @@ def test_resume_says_so_and_keeps_the_total_training_time(tmp_path, capfd, monke
     assert len(err) == 1 and err[0].startswith("memgen: resuming 1 run(s)") and "at step 40 of 60" in err[0]
     assert run.meta["seconds"] > 1000.0
     assert not ck.exists()
+
+
+SHARED_SWEEP = textwrap.dedent("""
+    import sys
+    import memgen.store as st
+    from memgen.configs import RunConfig
+
+    trained = []
+    real = st.train_batch
+    def counting(batch, **kw):
+        trained.extend(c.width for c in batch)
+        return real(batch, **kw)
+    st.train_batch = counting
+    configs = [RunConfig(p=11, width=w, steps=2000, noise=0.3) for w in (5, 9, 13, 17)]
+    if sys.argv[2] == "reversed":
+        configs = configs[::-1]
+    runs = st.RunStore(sys.argv[1]).sweep(configs, progress=False)
+    assert all(r.weights is not None for r in runs)
+    print(sorted(trained))
+""")
+
+
+def test_processes_sharing_a_store_train_each_run_once(tmp_path):
+    """Two chapters executing side by side (MEMGEN_SHARED_STORE=1): every run is trained by one of
+    them, the other waits for it and loads it."""
+    env = {**os.environ, "MEMGEN_SHARED_STORE": "1", "OMP_NUM_THREADS": "1"}
+    procs = [subprocess.Popen([sys.executable, "-c", SHARED_SWEEP, str(tmp_path), order], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for order in ("forward", "reversed")]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [o[1][-2000:] for o in outs]
+    trained = [eval(o[0].strip().splitlines()[-1]) for o in outs]
+    assert sorted(trained[0] + trained[1]) == [5, 9, 13, 17]  # nothing trained twice, nothing missing
+    assert not list((tmp_path / "claims").glob("*.claim"))  # every claim released
+
+
+def test_claimed_sweep_in_one_process_is_the_plain_sweep(tmp_path, monkeypatch):
+    cs = [cfg(width=w) for w in (5, 9)]
+    plain = RunStore(tmp_path / "a").sweep(cs, progress=False)
+    claimed = RunStore(tmp_path / "b").sweep(cs, progress=False, claims=True)
+    for a, b in zip(plain, claimed):
+        assert a.config == b.config and torch.equal(a.weights.W, b.weights.W)
+    monkeypatch.setenv("MEMGEN_SHARED_STORE", "yes")
+    with pytest.raises(ValueError, match="MEMGEN_SHARED_STORE='yes' is not allowed; use 0 or 1"):
+        RunStore(tmp_path / "c").sweep(cs, progress=False)

@@ -3,9 +3,10 @@
 ``python -m memgen.book.prefill [--jobs 2]``
     executes every notebook of ``_toc.yml`` whose code is not in the jupyter-cache of the build
     (``_build/.jupyter_cache``) with ``--jobs`` kernels at a time, each kernel limited to one
-    torch thread, and stores the executed notebooks in that cache. The ``jupyter-book build``
-    that follows (``make book``) then finds every chapter cached, exactly as if it had executed
-    them itself, one after the other.
+    torch thread, and stores the executed notebooks in that cache. The kernels claim the runs
+    they train (``MEMGEN_SHARED_STORE=1``), so a run two chapters need is trained once. The
+    ``jupyter-book build`` that follows (``make book``) then finds every chapter cached, exactly
+    as if it had executed them itself, one after the other.
 
 Why: on a small machine the chapters' training runs are too small to keep two torch threads
 busy, so two single-threaded kernels side by side finish the book sooner than one kernel with
@@ -78,6 +79,12 @@ def _execute(path: Path, timeout: int) -> tuple[Path, nbformat.NotebookNode, flo
 
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):  # inherited by the kernel it starts
         os.environ[var] = "1"
+    os.environ["MEMGEN_SHARED_STORE"] = "1"  # chapters side by side train a shared run once
+    # the kernel process's own log (not the cells' output) would interleave with the other
+    # worker's: silenced; what matters comes back as the result
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    os.close(devnull)
     nb = nbformat.read(path, as_version=4)
     result = single_nb_execution(nb, cwd=str(path.parent), timeout=timeout, allow_errors=False,
                                  meta_override=True)
