@@ -7,8 +7,9 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 # static builds: no kernel behind the page, text progress bars (hidden from the book)
 BUILD_ENV := MEMGEN_STATIC=1 MEMGEN_PROGRESS=text
 PROFILE ?= book
-# chapters executed side by side before the book build (one torch thread each; see memgen/book/prefill.py)
-JOBS ?= 2
+# chapters executed side by side before the book build (cores shared; see memgen/book/prefill.py).
+# 1: the build executes them one after the other (as fast on 2 cores); try JOBS=4 on 8 cores or more
+JOBS ?= 1
 NB ?= book/05_frequency_filtration.ipynb
 PARAMS ?=
 LAB_ARGS ?=
@@ -26,14 +27,14 @@ $(STAMP): requirements.txt pyproject.toml
 	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (memgen)" >/dev/null
 	touch $@
 
-## The book: variants from book/variants.yml, the chapters executed $(JOBS) at a time into the
-## execution cache, then a cached, warning-free build. The default
+## The book: variants from book/variants.yml, (with JOBS > 1) the chapters executed JOBS at a
+## time into the execution cache, then a cached, warning-free build. The default
 ## profile builds in place (_build/html); another profile builds a staged copy whose chapters all
 ## run under it, e.g. `make book PROFILE=paper` (on a GPU) → _build/book-paper/_build/html.
 book: install
 ifeq ($(PROFILE),book)
 	$(PY) -m memgen.book.bookgen generate --profile book
-	$(BUILD_ENV) $(PY) -m memgen.book.prefill --jobs $(JOBS)
+	if [ "$(JOBS)" != 1 ]; then $(BUILD_ENV) $(PY) -m memgen.book.prefill --jobs $(JOBS); fi
 	$(BUILD_ENV) jupyter-book build -W -n --keep-going --all .
 	@echo "open _build/html/index.html"
 else

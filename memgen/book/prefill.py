@@ -2,17 +2,20 @@
 
 ``python -m memgen.book.prefill [--jobs 2]``
     executes every notebook of ``_toc.yml`` whose code is not in the jupyter-cache of the build
-    (``_build/.jupyter_cache``) with ``--jobs`` kernels at a time, each kernel limited to one
-    torch thread, and stores the executed notebooks in that cache. The kernels claim the runs
+    (``_build/.jupyter_cache``) with ``--jobs`` kernels at a time, the machine's cores shared
+    among them (torch threads per kernel: cores // jobs), and stores the executed notebooks in
+    that cache. The kernels claim the runs
     they train (``MEMGEN_SHARED_STORE=1``), so a run two chapters need is trained once. The
     ``jupyter-book build`` that follows (``make book``) then finds every chapter cached, exactly
     as if it had executed them itself, one after the other.
 
-Why: on a small machine the chapters' training runs are too small to keep two torch threads
-busy, so two single-threaded kernels side by side finish the book sooner than one kernel with
-two threads. Notebooks whose metadata says ``mystnb: execution_mode: force`` (the intro, which
-reads every chapter's findings) are left to the build, which always executes them. A notebook
-that fails here is not cached, so the build executes it again and reports the error as usual.
+Measured on the 2-core build machine, two single-threaded kernels side by side built the book no
+sooner than one kernel with two threads (22 min 22 s against 22 min 49 s: the wide runs that
+dominate use both threads well), so ``make book`` runs this step only when ``JOBS`` > 1, for
+machines with more cores than one kernel's small runs can use. Notebooks whose metadata says
+``mystnb: execution_mode: force`` (the intro, which reads every chapter's findings) are left to
+the build, which always executes them. A notebook that fails here is not cached, so the build
+executes it again and reports the error as usual.
 """
 
 from __future__ import annotations
@@ -73,12 +76,12 @@ def _forced(nb: nbformat.NotebookNode) -> bool:
     return nb.metadata.get("mystnb", {}).get("execution_mode") == "force"
 
 
-def _execute(path: Path, timeout: int) -> tuple[Path, nbformat.NotebookNode, float, str | None]:
-    """Execute one notebook in its folder with a single-threaded kernel (a worker process)."""
+def _execute(path: Path, timeout: int, threads: int = 1) -> tuple[Path, nbformat.NotebookNode, float, str | None]:
+    """Execute one notebook in its folder with a kernel of ``threads`` torch threads (a worker process)."""
     from jupyter_cache.executors.utils import single_nb_execution
 
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):  # inherited by the kernel it starts
-        os.environ[var] = "1"
+        os.environ[var] = str(threads)
     os.environ["MEMGEN_SHARED_STORE"] = "1"  # chapters side by side train a shared run once
     # the kernel process's own log (not the cells' output) would interleave with the other
     # worker's: silenced; what matters comes back as the result
@@ -103,7 +106,7 @@ def prefill(paths: list[Path], jobs: int = 2, cache: Path = CACHE, timeout: int 
     paths : list of Path
         Candidate notebooks (those forcing execution, or already cached, are skipped).
     jobs : int, default=2
-        Kernels at a time (each with one torch thread).
+        Kernels at a time (each with cores // jobs torch threads, at least one).
     cache : Path, default=ROOT / "_build/.jupyter_cache"
         The jupyter-cache folder the book build reads.
     timeout : int, default=1800
@@ -135,7 +138,8 @@ def prefill(paths: list[Path], jobs: int = 2, cache: Path = CACHE, timeout: int 
     print(f"prefill: executing {len(todo)} notebook(s), {jobs} at a time", flush=True)
     t0 = time.perf_counter()
     with ProcessPoolExecutor(min(jobs, len(todo)), mp_context=get_context("spawn")) as pool:
-        futures = [pool.submit(_execute, p, timeout) for p in todo]
+        threads = max(1, (os.cpu_count() or 1) // jobs)
+        futures = [pool.submit(_execute, p, timeout, threads) for p in todo]
         for fut in as_completed(futures):
             path, nb, seconds, err = fut.result()
             name = os.path.relpath(path) if path.is_relative_to(Path.cwd()) else path
