@@ -249,8 +249,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             _print({"runs": rows}, True)
         else:
             for r in rows:
+                noisy = "  -  " if r["noisy_acc"] != r["noisy_acc"] else f"{r['noisy_acc']:.3f}"  # NaN: no noisy labels
                 print(f"M={r['width']:5d} noise={r['noise']:.2f} seed={r['seed']}  "
-                      f"test={r['test_acc']:.3f} noisy={r['noisy_acc']:.3f} FF-G test={r['G_test_acc']:.3f}")
+                      f"test={r['test_acc']:.3f} noisy={noisy} FF-G test={r['G_test_acc']:.3f}")
         return 0
     except (ConfigError, DivergenceError, ResourceError, ResultsError) as e:
         print(f"memgen: error: {e}", file=sys.stderr)

@@ -380,7 +380,8 @@ def provenance(records: list[dict[str, Any]]) -> str:
     dates = sorted({p["date"] for p in pv})
     return (f"profile {pv[0]['profile']}: P = {records[0]['p']}, {' or '.join(map(str, steps))} steps, "
             f"seeds {seeds}, {len(records)} runs trained by memgen (engine {pv[0]['engine_version']}) on "
-            f"{', '.join(devs)} with torch {', '.join(torches)}, {dates[0]}–{dates[-1]}")
+            f"{', '.join(devs)} with torch {', '.join(torches)}, "
+            f"{dates[0] if dates[0] == dates[-1] else f'{dates[0]}–{dates[-1]}'}")
 
 
 def produce(profile: str, groups: Iterable[str] = GROUPS, *, device: str = "auto",

@@ -54,6 +54,18 @@ def test_section_draws_figure_caption_and_verdict_box(monkeypatch):
     assert shown == []
 
 
+def test_section_provenance_names_the_chapters_own_runs(monkeypatch):
+    """The note above a shipped section describes the runs the chapter judged, not every record."""
+    shown = []
+    monkeypatch.setattr(shipped, "display", shown.append)
+    shipped.section("11_optimizers", "test")
+    note = shown[0].data
+    assert "150 steps" in note and "15 runs" in note and "1000 steps" not in note
+    shown.clear()
+    shipped.section("03_noise_first", "test")
+    assert "500 steps" in shown[0].data and "9 runs" in shown[0].data
+
+
 def test_claims_table_has_both_columns():
     entries = [("05_frequency_filtration", "FF", fd.filtration("test", progress=False))]
     table = shipped.claims_table(entries, shipped.book_shipped("test"), "test").data

@@ -68,6 +68,11 @@ def _need(*groups: Sequence[Record]) -> bool:
     return all(len(g) > 0 for g in groups)
 
 
+def _used(*groups: Sequence[Record]) -> list[Record]:
+    """The distinct records a judge read (their provenance is the chapter's)."""
+    return list({r["key"]: r for g in groups for r in g}.values())
+
+
 # ---------------------------------------------------------------------------- one judge per chapter
 def _scaling(recs: Sequence[Record], source: str, task: str = "add") -> fd.Findings | None:
     prof = get_profile(source)
@@ -91,7 +96,7 @@ def _scaling(recs: Sequence[Record], source: str, task: str = "add") -> fd.Findi
           "weight_decay": fd.settings_text(wd, source, **{"weight decay": ", ".join(
               f"{x:g}" for x in sorted({r["weight_decay"] for r in wd}))})}
     verdicts = fd.judge_scaling(grid, act, wd, heavy=heavy, side=heavy, settings=st)
-    return fd.Findings("02_scaling", verdicts, {"grid": grid, "p": grid[0]["p"]})
+    return fd.Findings("02_scaling", verdicts, {"grid": grid, "p": grid[0]["p"], "records": _used(grid, act, wd)})
 
 
 def _noise_first(recs: Sequence[Record], source: str, task: str = "add") -> fd.Findings | None:
@@ -103,7 +108,7 @@ def _noise_first(recs: Sequence[Record], source: str, task: str = "add") -> fd.F
     order = tables.memorization_order(runs)
     gaps = [{"width": r.config.width, "seed": r.config.seed, "gap": tables.early_gradient_gap(r)} for r in runs]
     verdicts = fd.judge_noise_first(order, gaps, steps=500, settings=fd.settings_text(rows, source, optimizer="adam"))
-    return fd.Findings("03_noise_first", verdicts, {"runs": runs, "p": rows[0]["p"]})
+    return fd.Findings("03_noise_first", verdicts, {"runs": runs, "p": rows[0]["p"], "records": _used(rows)})
 
 
 def _hidden_rule(recs: Sequence[Record], source: str, task: str = "add") -> fd.Findings | None:
@@ -115,7 +120,7 @@ def _hidden_rule(recs: Sequence[Record], source: str, task: str = "add") -> fd.F
     st = {a: fd.settings_text([r for r in rows if fd._eq(r["noise"], a)], source) for a in (vis, alpha)}
     st["both"] = fd.settings_text(rows, source)
     verdicts = fd.judge_hidden_rule(rows, noise=alpha, visible=vis, settings=st)
-    return fd.Findings("04_hidden_rule", verdicts, {"rows": rows, "p": rows[0]["p"]})
+    return fd.Findings("04_hidden_rule", verdicts, {"rows": rows, "p": rows[0]["p"], "records": _used(rows)})
 
 
 def _filtration(recs: Sequence[Record], source: str, task: str = "add") -> fd.Findings | None:
@@ -127,7 +132,8 @@ def _filtration(recs: Sequence[Record], source: str, task: str = "add") -> fd.Fi
     first = [r for r in curve if r["seed"] == min(x["seed"] for x in curve)]
     verdicts = fd.judge_filtration(rows, first, noise=prof.noise, settings=fd.settings_text(rows, source),
                                    curve_settings=fd.settings_text(first, source))
-    return fd.Findings("05_frequency_filtration", verdicts, {"curve": curve, "p": rows[0]["p"]})
+    return fd.Findings("05_frequency_filtration", verdicts, {"curve": curve, "p": rows[0]["p"],
+                                                             "records": _used(curve)})
 
 
 def _partition(recs: Sequence[Record], source: str, task: str = "add") -> fd.Findings | None:
@@ -135,7 +141,7 @@ def _partition(recs: Sequence[Record], source: str, task: str = "add") -> fd.Fin
     if not _need(rows):
         return None
     verdicts = fd.judge_partition(rows, settings=fd.settings_text(rows, source))
-    return fd.Findings("06_partition", verdicts, {"rows": rows, "p": rows[0]["p"]})
+    return fd.Findings("06_partition", verdicts, {"rows": rows, "p": rows[0]["p"], "records": _used(rows)})
 
 
 def _misspecification(recs: Sequence[Record], source: str, task: str = "add") -> fd.Findings | None:
@@ -148,7 +154,8 @@ def _misspecification(recs: Sequence[Record], source: str, task: str = "add") ->
     rows = [{**r, "setting": "untied, wrong"} for r in untied]
     rows += [{**r, "setting": f"tied, {r['noise_mode']}"} for r in tied]
     verdicts = fd.judge_misspecification(rows, settings=fd.settings_text(rows, source))
-    return fd.Findings("07_misspecification", verdicts, {"rows": rows, "p": rows[0]["p"]})
+    return fd.Findings("07_misspecification", verdicts, {"rows": rows, "p": rows[0]["p"],
+                                                         "records": _used(untied, tied)})
 
 
 def _optimizers(recs: Sequence[Record], source: str, task: str = "add") -> fd.Findings | None:
@@ -176,7 +183,7 @@ def _optimizers(recs: Sequence[Record], source: str, task: str = "add") -> fd.Fi
     verdicts, t90 = opt.judge_optimizers(values, reached, p=r0["p"], n_test=r0["n_test"], n_noisy=r0["n_noisy"],
                                          steps=steps, settings=settings)
     return fd.Findings("11_optimizers", verdicts, {"values": values, "t90": t90, "p": r0["p"], "short": short,
-                                                   "opts": settings_})
+                                                   "opts": settings_, "records": _used(*picked.values())})
 
 
 #: chapter stem -> its judge on shipped records (None: the records it needs are not shipped)
@@ -298,7 +305,7 @@ def section(chapter: str, source: str = "paper", task: str = "add") -> None:
         return
     recs = load(source)
     F = shipped_findings(chapter, source, task, recs)
-    display(banner(source, recs if F is not None else [], chapter))
+    display(banner(source, F.data["records"] if F is not None else [], chapter))  # the chapter's runs
     if F is None:
         return
     fig, say = _figure(F, source)
