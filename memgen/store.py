@@ -24,7 +24,7 @@ from typing import Any
 from .checkpoint import StoreError, atomic_save, checked_load, remove_stale_temps
 from .configs import RunConfig
 from .model import Weights
-from .train import DivergenceError, Run, batch_label, can_pad, estimate_bytes, pad_widths_up_to, train_batch
+from .train import DivergenceError, Run, batch_label, estimate_bytes, pad_key, pad_widths_up_to, train_batch
 
 #: Upper bound on neurons (runs x width) trained as one batch, so that a long sweep stores
 #: finished batches as it goes (an interrupted sweep keeps them).
@@ -271,7 +271,6 @@ class RunStore:
             raise SweepError(failures)
         return [found[c] for c in configs]
 
-
     def _sweep_claimed(self, configs, found, missing, progress, allow_failures, checkpoint_every) -> list[Run]:
         """:meth:`sweep` with a claim on every run trained here (other processes share the store)."""
         from .distributed import train_claimed
@@ -340,10 +339,8 @@ def plan_batches(configs: list[RunConfig]) -> list[list[RunConfig]]:
     """
     groups: dict[tuple, list[RunConfig]] = defaultdict(list)
     for c in configs:
-        key = c.batch_key()
-        if c.width <= pad_widths_up_to(c.device) and can_pad([c]):
-            key = ("padded", *(kv for kv in key if kv[0] != "width"))
-        groups[key].append(c)
+        padded = pad_key(c) if c.width <= pad_widths_up_to(c.device) else None
+        groups[padded or c.batch_key()].append(c)
     batches = []
     for group in groups.values():
         chunk: list[RunConfig] = []

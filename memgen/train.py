@@ -215,10 +215,29 @@ def pad_widths_up_to(device: torch.device | str) -> int:
     return PAD_WIDTHS_CUDA if cuda else 0
 
 
+def pad_key(config: RunConfig) -> tuple | None:
+    """The batch key of ``config`` without its width: runs with equal pad keys may train as one
+    padded batch. None when the update rule depends on the width (``muon``, whose step size
+    scales with the matrix shape).
+
+    Parameters
+    ----------
+    config : RunConfig
+        The run.
+
+    Returns
+    -------
+    tuple or None
+        ``("padded", *batch key without width)``, or None.
+    """
+    if config.optimizer == "muon":
+        return None
+    return ("padded", *(kv for kv in config.batch_key() if kv[0] != "width"))
+
+
 def can_pad(configs: list[RunConfig]) -> bool:
     """Whether runs that differ only in width (besides what a batch key lets differ) may train
-    as one padded batch: their update rule must not depend on the width (not ``muon``, whose
-    step size scales with the matrix shape).
+    as one padded batch (see :func:`pad_key`).
 
     Parameters
     ----------
@@ -228,10 +247,10 @@ def can_pad(configs: list[RunConfig]) -> bool:
     Returns
     -------
     bool
-        True when their batch keys agree up to ``width`` and the optimizer is not Muon.
+        True when they share one :func:`pad_key` that is not None.
     """
-    keys = {tuple(kv for kv in c.batch_key() if kv[0] != "width") for c in configs}
-    return len(keys) == 1 and configs[0].optimizer != "muon"
+    keys = {pad_key(c) for c in configs}
+    return len(keys) == 1 and None not in keys
 
 
 def check_fits(configs: list[RunConfig], device: torch.device) -> None:

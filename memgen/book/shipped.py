@@ -27,6 +27,7 @@ from ..configs import RunConfig, get_profile
 from ..optimizers import NOISE
 from ..results import load, provenance
 from . import findings as fd
+from . import optimizers as opt
 from . import plots, report, tables
 
 Record = dict[str, Any]
@@ -159,8 +160,6 @@ def _misspecification(recs: Sequence[Record], source: str, task: str = "add") ->
 
 
 def _optimizers(recs: Sequence[Record], source: str, task: str = "add") -> fd.Findings | None:
-    from . import optimizers as opt
-
     prof = get_profile(source)
     width, steps = opt.SIZE[source]
     settings_ = opt.optimizer_settings(prof.base["lr"], prof.base["weight_decay"])
@@ -270,11 +269,9 @@ def _figure(F: fd.Findings, source: str) -> tuple[go.Figure, str]:
                                      dash={"random subset test": "dot"})
         say = "test accuracy of the top-strength neurons f^G against a random subset of the same size"
     elif chapter == "11_optimizers":
-        from .optimizers import METRICS
-
-        bars = {label: {n: d["values"][n][k] for n in d["opts"]} for k, label in METRICS.items()}
+        bars = {label: {n: d["values"][n][k] for n in d["opts"]} for k, label in opt.METRICS.items()}
         fig = plots.seed_bars(bars, f"Four optimizers, one setting ({source} results)<br><sup>{d['short']}</sup>",
-                              chance=chance, colors=dict(zip(METRICS.values(), ("#7f7f7f", "#2ca02c", "#d62728"))))
+                              chance=chance, colors=dict(zip(opt.METRICS.values(), ("#7f7f7f", "#2ca02c", "#d62728"))))
         say = ("per optimizer, the raw network's test accuracy, the FF G part's and the noisy labels memorized "
                "(bars: mean over seeds, whiskers: range)")
     else:  # 07
