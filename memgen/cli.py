@@ -118,7 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("results", help="print the shipped results of a profile (results/<profile>/)")
     r.add_argument("--profile", default="paper", help=f"one of {', '.join(PROFILES)} (default paper)")
     fmt = r.add_mutually_exclusive_group()
-    fmt.add_argument("--json", action="store_true", help='one JSON object {"runs": [...]}')
+    fmt.add_argument("--json", action="store_true",
+                     help='one JSON object {"runs": [...]} (and "transformer": [...] when chapter 9\'s are shipped)')
     fmt.add_argument("--table", action="store_true", help="a readable table (the default)")
     r.add_argument("--history", action="store_true", help="include each run's history in --json")
 
@@ -304,23 +305,37 @@ _TABLE = (("task", "{:>4}"), ("activation", "{:>12}"), ("tied", "{!s:>5}"), ("wi
           ("test_acc", "{:>8.3f}"), ("G_test_acc", "{:>10.3f}"), ("R_noisy_acc", "{:>11.3f}"))
 
 
+_TRANSFORMER_TABLE = (("task", "{:>4}"), ("noise", "{:>5.2f}"), ("seed", "{:>4}"), ("steps", "{:>6}"),
+                      ("n_keep", "{:>6}"), ("noisy_acc", "{:>9.3f}"), ("test_acc", "{:>8.3f}"),
+                      ("ff_noisy_acc", "{:>12.3f}"), ("ff_test_acc", "{:>11.3f}"))
+
+
+def _print_table(recs: list[dict], columns: tuple) -> None:
+    widths = [max(len(k), len(f.format(0) if "f" in f else f.format(recs[0][k]))) for k, f in columns]
+    print("  ".join(k.rjust(w) for (k, _), w in zip(columns, widths)))
+    for r in recs:
+        print("  ".join((f.format(r[k]) if r[k] is not None else "–").rjust(w) for (k, f), w in zip(columns, widths)))
+
+
 def _results(ns: argparse.Namespace) -> int:
     from .results import load, provenance
 
-    recs = load(ns.profile)
+    recs, trecs = load(ns.profile), load(ns.profile, kind="transformer")
     if ns.json:
-        runs = [r if ns.history else {k: v for k, v in r.items() if k != "history"} for r in recs]
-        _print({"runs": runs}, True)
+        strip = lambda rs: [r if ns.history else {k: v for k, v in r.items() if k != "history"} for r in rs]  # noqa: E731
+        _print({"runs": strip(recs), **({"transformer": strip(trecs)} if trecs else {})}, True)
         return 0
-    if not recs:
+    if not recs and not trecs:
         print(f"no shipped results for profile {ns.profile!r}; produce them with "
               f"`python -m memgen produce --profile {ns.profile}`")
         return 0
-    print(provenance(recs))
-    widths = [max(len(k), len(f.format(0) if "f" in f else f.format(recs[0][k]))) for k, f in _TABLE]
-    print("  ".join(k.rjust(w) for (k, _), w in zip(_TABLE, widths)))
-    for r in recs:
-        print("  ".join((f.format(r[k]) if r[k] is not None else "–").rjust(w) for (k, f), w in zip(_TABLE, widths)))
+    if recs:
+        print(provenance(recs))
+        _print_table(recs, _TABLE)
+    if trecs:
+        print(("\n" if recs else "") + "Transformer runs (chapter 9; ff_: after frequency filtration of W_U)")
+        print(provenance(trecs))
+        _print_table(trecs, _TRANSFORMER_TABLE)
     return 0
 
 

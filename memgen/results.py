@@ -3,8 +3,9 @@ scale), in a compact, checksummed form that the book reads without training.
 
 Layout, under ``results/<profile>/`` at the top of the project::
 
-    runs/<key>.json      one record per run (config, provenance, history, every summary metric)
-    weights/<key>.pt     float16 weights, only for the runs a chapter inspects neuron by neuron
+    runs/<key>.json         one record per two-layer run (config, provenance, history, every summary metric)
+    weights/<key>.pt        float16 weights, only for the runs a chapter inspects neuron by neuron
+    transformer/<key>.json  one record per Transformer run of chapter 9 (``"kind": "transformer"``)
 
 A record file is ``{"format": 1, "sha256": <hex>, "record": {...}}`` where the digest is taken
 over the record's canonical JSON (sorted keys, no spaces); a file whose digest does not match is
@@ -21,6 +22,12 @@ config fields plus ``train_acc``, ``clean_acc``, ``noisy_acc``, ``noisy_true_acc
 default width and noise: the partition record); the
 nested ``history`` and ``provenance`` (profile, engine version, device, torch version, seconds,
 date).
+
+A Transformer record (:func:`transformer_record_of`) has the :class:`~memgen.transformer.TransformerConfig`
+fields, ``kind``, the accuracies before filtration (``train_acc``, ``clean_acc``, ``noisy_acc``,
+``noisy_true_acc``, ``test_acc``) and after it at the profile's ``n_keep`` (the same names with an
+``ff_`` prefix), ``kept``, the ``n_keep`` sweep ``keep_table``, the power of ``W_U`` per frequency
+``power``, the sizes, ``history`` and ``provenance``.
 """
 
 from __future__ import annotations
@@ -38,6 +45,7 @@ from typing import Any
 
 import torch
 
+from . import transformer as tfm
 from .analysis import control_record, mirror_record, neuron_record, partition_record
 from .checkpoint import StoreError, atomic_save, checked_load
 from .configs import ENGINE_VERSION, ConfigError, RunConfig, get_profile
@@ -53,7 +61,9 @@ FORMAT = 1
 RECORD_KEYS = ("train_acc", "clean_acc", "noisy_acc", "noisy_true_acc", "test_acc", "G_test_acc", "G_noisy_acc",
                "G_clean_acc", "G_noisy_true_acc", "R_test_acc", "R_noisy_acc", "R_clean_acc", "R_noisy_true_acc",
                "phase_error", "n_train", "n_test", "n_noisy")
-GROUPS = ("grid", "activations", "weight_decay", "tasks", "noise_first", "tied", "optimizers")
+GROUPS = ("grid", "activations", "weight_decay", "tasks", "noise_first", "tied", "optimizers", "transformer")
+#: Record kinds and their folders under ``results/<profile>/``.
+KINDS = {"runs": "runs", "transformer": "transformer"}
 #: Every planned group is trained over these seeds (the book judges differences over three).
 PLAN_SEEDS = (0, 1, 2)
 
@@ -75,7 +85,7 @@ def default_root() -> Path:
 
 
 # ---------------------------------------------------------------------------- what to produce
-def plan(profile: str, groups: Iterable[str] = GROUPS) -> dict[str, list[RunConfig]]:
+def plan(profile: str, groups: Iterable[str] = GROUPS) -> dict[str, list[RunConfig | tfm.TransformerConfig]]:
     """The runs the chapters read at ``profile``, by group (the chapters' default parameters).
 
     Parameters
@@ -97,11 +107,13 @@ def plan(profile: str, groups: Iterable[str] = GROUPS) -> dict[str, list[RunConf
         - ``tied``: U = V with wrong and with symmetric noise at every other width, α = 0.4
           (chapter 7; its untied runs are in ``grid``);
         - ``optimizers``: AdamW, Adam, Muon and SGD side by side at α = 0.4
-          (chapter 11; :func:`memgen.optimizers.comparison_configs`).
+          (chapter 11; :func:`memgen.optimizers.comparison_configs`);
+        - ``transformer``: chapter 9's one-layer Transformers (its α grid at the first seed, every
+          seed at its main α; :class:`memgen.transformer.TransformerConfig`, not RunConfig).
 
     Returns
     -------
-    dict of str to list of RunConfig
+    dict of str to list of RunConfig or TransformerConfig
         The planned configs per group, in a stable order.
     """
     prof = get_profile(profile)
@@ -109,7 +121,7 @@ def plan(profile: str, groups: Iterable[str] = GROUPS) -> dict[str, list[RunConf
     for g in groups:
         if g not in GROUPS:
             raise ConfigError(f"groups={g!r} is not allowed; choose from {', '.join(GROUPS)}")
-    out: dict[str, list[RunConfig]] = {}
+    out: dict[str, list[RunConfig | tfm.TransformerConfig]] = {}
     w, seeds, noises = prof.width, PLAN_SEEDS, prof.noises
     heavy, every_other = max(noises), prof.widths[::2]
     make = {
@@ -125,6 +137,7 @@ def plan(profile: str, groups: Iterable[str] = GROUPS) -> dict[str, list[RunConf
         "tied": lambda: [prof.config(width=m, noise=0.4, tied=True, noise_mode=mode, seed=s)
                          for mode in ("wrong", "symmetric") for m in every_other for s in seeds],
         "optimizers": lambda: [c for cs in comparison_configs(profile, seeds=seeds).values() for c in cs],
+        "transformer": lambda: tfm.sweep_configs(tfm.profile_config(profile), None, list(seeds), profile),
     }
     for g in GROUPS:
         if g in groups:
@@ -191,6 +204,43 @@ def record_of(run: Run, profile: str) -> dict[str, Any]:
     return json_safe(rec)
 
 
+def transformer_record_of(run: tfm.TransformerRun, profile: str) -> dict[str, Any]:
+    """The shipped record of a trained Transformer (chapter 9): config, accuracies before and after
+    filtration, the ``n_keep`` sweep, the power of ``W_U``, history and provenance.
+
+    Parameters
+    ----------
+    run : TransformerRun
+        A trained run.
+    profile : str
+        The profile it was produced under (provenance; its ``n_keeps`` are swept).
+
+    Returns
+    -------
+    dict
+        JSON-ready; see the module docstring for its keys.
+    """
+    c, d = run.config, run.data
+    ff = run.filtration()
+    n_keeps = sorted({k for k in (*tfm.PROFILES[profile]["n_keeps"], c.n_keep, c.n_freq) if 1 <= k <= c.n_freq})
+    rec: dict[str, Any] = {**c.identity(), "key": c.key(), "kind": "transformer", "n_keep": c.n_keep,
+                           "keep_dc": c.keep_dc, "n_freq": c.n_freq, **ff["before"],
+                           **{f"ff_{k}": v for k, v in ff["after"].items()}, "kept": ff["kept"],
+                           "keep_table": tfm.keep_table([run], n_keeps),
+                           "power": tfm.unembed_spectrum(run.params["W_U"].float().numpy(), c.task).tolist(),
+                           "n_train": int(len(d.train_idx)), "n_test": int(len(d.test_idx)),
+                           "n_noisy": int(d.noisy.sum()), "history": run.history}
+    rec["provenance"] = {"profile": profile, "engine_version": tfm.TRANSFORMER_VERSION, "engine": "transformer",
+                         "device": run.meta.get("device"), "torch": run.meta.get("torch", str(torch.__version__)),
+                         "seconds": run.meta.get("seconds"), "batch_size": run.meta.get("batch_size"),
+                         "date": datetime.date.today().isoformat()}
+    return json_safe(rec)
+
+
+def _kind(config: RunConfig | tfm.TransformerConfig) -> str:
+    return "transformer" if isinstance(config, tfm.TransformerConfig) else "runs"
+
+
 def _digest(record: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(record, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
@@ -211,14 +261,14 @@ class Results:
         self.profile = profile
         self.dir = (Path(root) if root is not None else default_root()) / profile
 
-    def _run_path(self, key: str) -> Path:
-        return self.dir / "runs" / f"{key}.json"
+    def _run_path(self, key: str, kind: str = "runs") -> Path:
+        return self.dir / KINDS[kind] / f"{key}.json"
 
     def _weights_path(self, key: str) -> Path:
         return self.dir / "weights" / f"{key}.pt"
 
-    def __contains__(self, config: RunConfig) -> bool:
-        return self._run_path(config.key()).exists()
+    def __contains__(self, config: RunConfig | tfm.TransformerConfig) -> bool:
+        return self._run_path(config.key(), _kind(config)).exists()
 
     def write(self, record: dict[str, Any], weights: Weights | None = None) -> Path:
         """Write one record (and optionally float16 weights) atomically.
@@ -226,7 +276,7 @@ class Results:
         Parameters
         ----------
         record : dict
-            From :func:`record_of`.
+            From :func:`record_of` (or :func:`transformer_record_of`: written under ``transformer/``).
         weights : Weights or None, default=None
             Shipped too when given (stored as float16).
 
@@ -235,7 +285,7 @@ class Results:
         Path
             The record file.
         """
-        path = self._run_path(record["key"])
+        path = self._run_path(record["key"], record.get("kind", "runs"))
         path.parent.mkdir(parents=True, exist_ok=True)
         blob = json.dumps({"format": FORMAT, "sha256": _digest(record), "record": record}, sort_keys=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -281,26 +331,35 @@ class Results:
                                f"produce it again with `python -m memgen produce --profile {self.profile}`")
         return rec
 
-    def records(self) -> list[dict[str, Any]]:
-        """Every shipped record of this profile, sorted by (task, activation, tied, width, noise, seed).
+    def records(self, kind: str = "runs") -> list[dict[str, Any]]:
+        """Every shipped record of one kind of this profile.
+
+        Parameters
+        ----------
+        kind : {"runs", "transformer"}, default="runs"
+            Two-layer runs, or chapter 9's Transformers.
 
         Returns
         -------
         list of dict
-            The verified records (sorted by task, activation, tied, noise mode, width, noise, seed);
-            empty when none were produced.
+            The verified records (two-layer runs sorted by task, activation, tied, noise mode,
+            width, noise, seed; Transformers by task, noise, seed); empty when none were produced.
         """
-        paths = sorted((self.dir / "runs").glob("*.json")) if (self.dir / "runs").exists() else []
-        recs = [self.read(p) for p in paths]
+        if kind not in KINDS:
+            raise ConfigError(f"kind={kind!r} is not allowed; choose one of {', '.join(KINDS)}")
+        folder = self.dir / KINDS[kind]
+        recs = [self.read(p) for p in sorted(folder.glob("*.json"))] if folder.exists() else []
+        if kind == "transformer":
+            return sorted(recs, key=lambda r: (r["task"], r["noise"], r["seed"]))
         order = lambda r: (r["task"], r["activation"], r["tied"], r["noise_mode"], r["width"], r["noise"], r["seed"])  # noqa: E731
         return sorted(recs, key=order)
 
-    def record(self, config: RunConfig) -> dict[str, Any] | None:
+    def record(self, config: RunConfig | tfm.TransformerConfig) -> dict[str, Any] | None:
         """The record of ``config``, or None when it was not shipped.
 
         Parameters
         ----------
-        config : RunConfig
+        config : RunConfig or TransformerConfig
             The run.
 
         Returns
@@ -308,7 +367,7 @@ class Results:
         dict or None
             The verified record.
         """
-        path = self._run_path(config.key())
+        path = self._run_path(config.key(), _kind(config))
         return self.read(path) if path.exists() else None
 
     def weights(self, config: RunConfig) -> Weights | None:
@@ -339,7 +398,7 @@ class Results:
         return Weights.from_state({k: (v.float() if isinstance(v, torch.Tensor) else v) for k, v in state.items()})
 
 
-def load(profile: str, root: str | os.PathLike | None = None) -> list[dict[str, Any]]:
+def load(profile: str, root: str | os.PathLike | None = None, kind: str = "runs") -> list[dict[str, Any]]:
     """Every shipped record of ``profile`` (an empty list when none was produced).
 
     Parameters
@@ -348,13 +407,15 @@ def load(profile: str, root: str | os.PathLike | None = None) -> list[dict[str, 
         ``test``, ``book`` or ``paper``.
     root : str or path-like or None, default=None
         The results root; None means :func:`default_root`.
+    kind : {"runs", "transformer"}, default="runs"
+        Two-layer runs, or chapter 9's Transformers.
 
     Returns
     -------
     list of dict
         The verified records, sorted as by :meth:`Results.records`.
     """
-    return Results(profile, root).records()
+    return Results(profile, root).records(kind)
 
 
 def provenance(records: list[dict[str, Any]]) -> str:
@@ -378,8 +439,9 @@ def provenance(records: list[dict[str, Any]]) -> str:
     steps = sorted({r["steps"] for r in records})
     seeds = sorted({r["seed"] for r in records})
     dates = sorted({p["date"] for p in pv})
+    engine = "Transformer engine" if pv[0].get("engine") == "transformer" else "engine"
     return (f"profile {pv[0]['profile']}: P = {records[0]['p']}, {' or '.join(map(str, steps))} steps, "
-            f"seeds {seeds}, {len(records)} runs trained by memgen (engine {pv[0]['engine_version']}) on "
+            f"seeds {seeds}, {len(records)} runs trained by memgen ({engine} {pv[0]['engine_version']}) on "
             f"{', '.join(devs)} with torch {', '.join(torches)}, "
             f"{dates[0] if dates[0] == dates[-1] else f'{dates[0]}–{dates[-1]}'}")
 
@@ -424,10 +486,22 @@ def produce(profile: str, groups: Iterable[str] = GROUPS, *, device: str = "auto
     keep = set(inspected(profile))
     deadline = None if max_minutes is None else time.monotonic() + 60 * max_minutes
     written = present = left = 0
-    for configs in plan(profile, groups).values():
+    for group, configs in plan(profile, groups).items():
         configs = [c.replace(device=device) for c in configs]
         todo = [c for c in configs if c not in res]
         present += len(configs) - len(todo)
+        if group == "transformer":
+            batches: dict[tuple, list] = {}
+            for c in todo:
+                batches.setdefault(c.batch_key(), []).append(c)
+            for batch in batches.values():
+                if deadline is not None and time.monotonic() > deadline:
+                    left += len(batch)
+                    continue
+                for trun in tfm.train_or_load(batch, root=store.root / "transformers", progress=progress):
+                    res.write(transformer_record_of(trun, profile))
+                    written += 1
+            continue
         for batch in plan_batches(todo):
             if deadline is not None and time.monotonic() > deadline:
                 left += len(batch)

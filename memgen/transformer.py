@@ -1089,6 +1089,33 @@ def judge(runs: list[TransformerRun], n_keep: int | None = None, settings: str =
     Returns
     -------
     dict of str to Verdict
+        As :func:`judge_filtration`, on each run's :meth:`TransformerRun.filtration`.
+    """
+    data = runs[0].data
+    return judge_filtration([r.filtration(n_keep) for r in runs], n_train=len(data.train_idx),
+                            n_test=len(data.test_idx), n_noisy=int(data.noisy.sum()), p=runs[0].config.p,
+                            settings=settings)
+
+
+def judge_filtration(ffs: list[dict[str, Any]], *, n_train: int, n_test: int, n_noisy: int, p: int,
+                     settings: str = "") -> dict[str, Any]:
+    """The chapter's verdicts from accuracies before and after filtration (trained or shipped runs).
+
+    Parameters
+    ----------
+    ffs : list of dict
+        One per seed: ``before`` and ``after`` accuracy dicts (:meth:`TransformerRun.filtration`,
+        or a shipped record's).
+    n_train, n_test, n_noisy : int
+        Sizes of the training set, the test set and the noisy subset (the same for every seed).
+    p : int
+        The modulus (chance is 1/p).
+    settings : str, default=""
+        Where the numbers were measured, for the verdicts.
+
+    Returns
+    -------
+    dict of str to Verdict
         ``memorized`` (noisy-label accuracy before FF at least 0.9 on every seed), ``test``
         (FF raises test accuracy, judged per seed: the gains after - before must exceed their
         range over seeds and the 95% sampling margin of the two mean accuracies, and the filtered
@@ -1097,10 +1124,7 @@ def judge(runs: list[TransformerRun], n_keep: int | None = None, settings: str =
         ``test_unpaired`` (the ``test`` claim judged by :func:`memgen.verdicts.compare` on the two
         sides' seeds, for comparison). With no noisy labels every verdict is ``Not shown``.
     """
-    ffs = [r.filtration(n_keep) for r in runs]
-    data = runs[0].data
-    n_test, n_noisy = len(data.test_idx), int(data.noisy.sum())
-    n_clean, chance = len(data.train_idx) - n_noisy, 1 / runs[0].config.p
+    n_clean, chance = n_train - n_noisy, 1 / p
 
     def side(s: str, k: str) -> np.ndarray:
         return np.array([f[s][k] for f in ffs], dtype=float)

@@ -78,8 +78,12 @@ def test_damaged_record_is_a_clear_error(tmp_path, tiny_plan, monkeypatch, capsy
 def test_shipped_test_results_are_complete_and_honest():
     """results/test ships with the repository: every planned run, verified, labelled CPU."""
     recs = res.load("test")
-    planned = [c for cs in res.plan("test").values() for c in cs]
+    plan = res.plan("test")
+    planned = [c for g, cs in plan.items() if g != "transformer" for c in cs]
     assert {r["key"] for r in recs} == {c.key() for c in planned}
+    trecs = res.load("test", kind="transformer")
+    assert {r["key"] for r in trecs} == {c.key() for c in plan["transformer"]}
+    assert all(r["kind"] == "transformer" and r["provenance"]["engine"] == "transformer" for r in trecs)
     for r in recs:
         assert set(REQUIRED) <= set(r)
         assert r["provenance"]["profile"] == "test" and r["p"] == 23
@@ -93,11 +97,15 @@ def test_results_cli_json_and_table():
     r = subprocess.run([sys.executable, "-m", "memgen", "results", "--profile", "test", "--json"],
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
-    runs = json.loads(r.stdout)["runs"]
+    doc = json.loads(r.stdout)
+    runs, trans = doc["runs"], doc["transformer"]
     assert runs and all(set(REQUIRED) <= set(x) and "history" not in x for x in runs)
+    assert trans and all(x["kind"] == "transformer" and "history" not in x for x in trans)
     t = subprocess.run([sys.executable, "-m", "memgen", "results", "--profile", "test", "--table"],
                        capture_output=True, text=True)
-    assert t.returncode == 0 and "G_test_acc" in t.stdout and len(t.stdout.splitlines()) == len(runs) + 2
+    # provenance, header and a row per run; a blank line, title, provenance, header, a row per Transformer
+    assert t.returncode == 0 and "G_test_acc" in t.stdout
+    assert len(t.stdout.splitlines()) == len(runs) + 2 + 4 + len(trans)
 
 
 def test_no_results_yet_says_how_to_produce(tmp_path, monkeypatch, capsys):
@@ -113,3 +121,40 @@ def test_plan_covers_the_chapters_and_validates_groups():
     assert len(p["grid"]) == 9 * 5 * 3 and all(c.steps == 200_000 and c.p == 113 for c in p["grid"])
     with pytest.raises(Exception, match="groups='nope'"):
         res.plan("paper", ["nope"])
+
+
+def test_transformer_records_are_produced_resumably_and_verified(tmp_path, monkeypatch, capsys):
+    from memgen import transformer as tfm
+
+    configs = [tfm.profile_config("test", steps=20, noise=a) for a in (0.0, 0.3)]
+    monkeypatch.setattr(res, "plan", lambda profile, groups=res.GROUPS: {"transformer": configs})
+    store = res.RunStore(tmp_path / "store")
+    assert res.produce("test", root=tmp_path, store=store) == (2, 0, 0)
+    assert res.produce("test", root=tmp_path, store=store) == (0, 2, 0)
+    assert res.load("test", root=tmp_path) == []  # two-layer records are another kind
+    recs = res.load("test", root=tmp_path, kind="transformer")
+    assert [r["noise"] for r in recs] == [0.0, 0.3]
+    run = tfm.load(configs[1], tmp_path / "store" / "transformers")
+    ff = run.filtration()
+    r = recs[1]
+    assert r["test_acc"] == ff["before"]["test_acc"] and r["ff_noisy_acc"] == ff["after"]["noisy_acc"]
+    assert r["kept"] == ff["kept"] and len(r["power"]) == configs[1].n_freq + 1  # DC first
+    assert {row["n_keep"] for row in r["keep_table"]} >= {1, configs[1].n_keep, configs[1].n_freq}
+    assert "Transformer engine 1" in res.provenance(recs)
+    with pytest.raises(res.ConfigError, match="kind='weights' is not allowed"):
+        res.load("test", root=tmp_path, kind="weights")
+    # the CLI: its own table, a key of its own in --json; an edited number is a clear error
+    monkeypatch.setenv("MEMGEN_RESULTS", str(tmp_path))
+    assert main(["results", "--profile", "test", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["runs"] == [] and [x["noise"] for x in doc["transformer"]] == [0.0, 0.3]
+    assert main(["results", "--profile", "test", "--table"]) == 0
+    out = capsys.readouterr().out
+    assert "Transformer runs (chapter 9" in out and "ff_test_acc" in out
+    path = next((tmp_path / "test" / "transformer").glob("*.json"))
+    doc = json.loads(path.read_text())
+    doc["record"]["ff_test_acc"] = 1.0
+    path.write_text(json.dumps(doc))
+    assert main(["results", "--profile", "test", "--json"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and path.name in err[0] and "checksum mismatch" in err[0]

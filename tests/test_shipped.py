@@ -22,6 +22,15 @@ def test_shipped_verdict_keys_match_the_chapters_own(monkeypatch):
     assert set(shipped.shipped_findings("05_frequency_filtration", "test").verdicts) == set(trained.verdicts)
 
 
+def test_transformer_shipped_records_give_the_chapters_own_verdicts():
+    """Chapter 9 judged on its shipped test records says exactly what it says on the runs it trains."""
+    trained = fd.transformer_findings("test", progress=False)
+    shipped_ = shipped.shipped_findings("09_transformer", "test")
+    assert set(shipped_.verdicts) == set(trained.verdicts)
+    for k, v in trained.verdicts.items():
+        assert (shipped_.verdicts[k].verdict, shipped_.verdicts[k].key) == (v.verdict, v.key), k
+
+
 def test_variants_are_judged_on_their_own_task():
     F = shipped.shipped_findings("04_hidden_rule", "test", task="sub")
     assert F is not None and "φa − φb = φc" in F.verdicts["phases"].claim
@@ -31,7 +40,9 @@ def test_nothing_is_judged_where_nothing_is_shipped(tmp_path, monkeypatch):
     monkeypatch.setenv("MEMGEN_RESULTS", str(tmp_path))
     assert shipped.shipped_findings("02_scaling", "paper") is None
     assert "not shipped yet" in shipped.banner("paper", [], "02_scaling").data
-    assert "does not plan" in shipped.banner("paper", [], "09_transformer").data
+    assert "does not plan" in shipped.banner("paper", [], "10_noise_first_images").data
+    assert "not shipped yet" in shipped.banner("paper", [], "09_transformer").data
+    assert shipped.shipped_findings("09_transformer", "paper") is None
     assert shipped.book_shipped("paper") and not any(shipped.book_shipped("paper").values())
 
 

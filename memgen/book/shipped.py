@@ -23,6 +23,7 @@ import numpy as np
 import plotly.graph_objects as go
 from IPython.display import Markdown, display
 
+from .. import transformer as tfm
 from ..configs import RunConfig, get_profile
 from ..optimizers import NOISE
 from ..results import load, provenance
@@ -185,6 +186,26 @@ def _optimizers(recs: Sequence[Record], source: str, task: str = "add") -> fd.Fi
                                                    "opts": settings_, "records": _used(*picked.values())})
 
 
+def _transformer(recs: Sequence[Record], source: str, task: str = "add") -> fd.Findings | None:
+    """Chapter 9 on the shipped Transformer records (``results/<source>/transformer/``) at the
+    profile's main α and ``n_keep``; ``recs`` (two-layer records) are not used."""
+    C = tfm.profile_config(source, task=task)
+    rows = [r for r in load(source, kind="transformer")
+            if r["task"] == task and fd._eq(r["noise"], C.noise) and r["n_keep"] == C.n_keep and r["p"] == C.p
+            and r["steps"] == C.steps]
+    if not _need(rows):
+        return None
+    metrics = ("train_acc", "clean_acc", "noisy_acc", "noisy_true_acc", "test_acc")
+    ffs = [{"before": {k: r[k] for k in metrics}, "after": {k: r[f"ff_{k}"] for k in metrics}} for r in rows]
+    r0 = rows[0]
+    where = (f"profile {source}: {task}, P = {r0['p']}, d_model {r0['d_model']}, {r0['steps']} steps; "
+             f"α = {C.noise:g}, n_keep = {C.n_keep}, seeds {[r['seed'] for r in rows]}")
+    V = tfm.judge_filtration(ffs, n_train=r0["n_train"], n_test=r0["n_test"], n_noisy=r0["n_noisy"], p=r0["p"],
+                             settings=where)
+    return fd.Findings("09_transformer", {k: V[k] for k in ("memorized", "test", "noisy", "split")},
+                       {"ff": ffs, "p": r0["p"], "noise": C.noise, "n_keep": C.n_keep, "records": _used(rows)})
+
+
 #: chapter stem -> its judge on shipped records (None: the records it needs are not shipped)
 JUDGES: dict[str, Callable[..., fd.Findings | None]] = {
     "02_scaling": _scaling,
@@ -193,6 +214,7 @@ JUDGES: dict[str, Callable[..., fd.Findings | None]] = {
     "05_frequency_filtration": _filtration,
     "06_partition": _partition,
     "07_misspecification": _misspecification,
+    "09_transformer": _transformer,
     "11_optimizers": _optimizers,
 }
 
@@ -221,7 +243,7 @@ def shipped_findings(chapter: str, source: str = "paper", task: str = "add",
     if judge is None or not source:
         return None
     recs = load(source) if recs is None else recs
-    return judge(recs, source, task=task) if recs else None
+    return judge(recs, source, task=task)  # None when the records it needs are not shipped
 
 
 # ---------------------------------------------------------------------------- headline figures
@@ -268,6 +290,15 @@ def _figure(F: fd.Findings, source: str) -> tuple[go.Figure, str]:
                                      "accuracy", chance=chance, yrange=[0, 1.05],
                                      dash={"random subset test": "dot"})
         say = "test accuracy of the top-strength neurons f^G against a random subset of the same size"
+    elif chapter == "09_transformer":
+        names = {"clean_acc": "clean train", "noisy_acc": "noisy train (memorized labels)", "test_acc": "test"}
+        bars = {side_name: {label: [f[side][k] for f in d["ff"]] for k, label in names.items()}
+                for side, side_name in (("before", "before FF"), ("after", f"after FF (top {d['n_keep']})"))}
+        fig = plots.seed_bars(bars, f"Transformer before and after FF (α = {d['noise']:g}, {source} results)",
+                              chance=chance)
+        say = ("accuracy of the Transformer before filtration and after keeping only the strongest frequencies of "
+               "its unembedding, on the clean and the memorized noisy training labels and on the test set "
+               "(bars: mean over seeds, whiskers: range)")
     elif chapter == "11_optimizers":
         bars = {label: {n: d["values"][n][k] for n in d["opts"]} for k, label in opt.METRICS.items()}
         fig = plots.seed_bars(bars, f"Four optimizers, one setting ({source} results)<br><sup>{d['short']}</sup>",
@@ -279,7 +310,7 @@ def _figure(F: fd.Findings, source: str) -> tuple[go.Figure, str]:
                                        f"Test accuracy of tied and untied models ({source} results)", "width M",
                                        "test accuracy", log_x=True)
         say = "test accuracy against width for the untied model and the tied one under wrong and symmetric noise"
-    if chapter not in ("04_hidden_rule", "11_optimizers"):  # 11: seed_bars draws its own chance line
+    if chapter not in ("04_hidden_rule", "09_transformer", "11_optimizers"):  # seed_bars draws its own chance line
         plots.add_chance(fig, chance)
     return fig, say
 
