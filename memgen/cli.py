@@ -119,7 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--profile", default="paper", help=f"one of {', '.join(PROFILES)} (default paper)")
     fmt = r.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true",
-                     help='one JSON object {"runs": [...]} (and "transformer": [...] when chapter 9\'s are shipped)')
+                     help='one JSON object {"runs": [...]}, with "transformer" and "images" lists when shipped')
     fmt.add_argument("--table", action="store_true", help="a readable table (the default)")
     r.add_argument("--history", action="store_true", help="include each run's history in --json")
 
@@ -133,6 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--max-minutes", type=float, default=None, metavar="M",
                     help="start no new batch after M minutes (a machine lent for a limited time); "
                          "run again to continue")
+    pr.add_argument("--mnist-path", default=None, metavar="DIR",
+                    help="MNIST's folder (its IDX files) for the images group at profile paper (chapter 10)")
 
     _transformer_args(sub.add_parser(
         "transformer", help="train (or load) a one-layer Transformer; accuracies before/after FF of W_U"))
@@ -308,6 +310,17 @@ _TABLE = (("task", "{:>4}"), ("activation", "{:>12}"), ("tied", "{!s:>5}"), ("wi
 _TRANSFORMER_TABLE = (("task", "{:>4}"), ("noise", "{:>5.2f}"), ("seed", "{:>4}"), ("steps", "{:>6}"),
                       ("n_keep", "{:>6}"), ("noisy_acc", "{:>9.3f}"), ("test_acc", "{:>8.3f}"),
                       ("ff_noisy_acc", "{:>12.3f}"), ("ff_test_acc", "{:>11.3f}"))
+_IMAGES_TABLE = (("data", "{:>6}"), ("hidden", "{:>6}"), ("noise", "{:>5.2f}"), ("seed", "{:>4}"),
+                 ("epochs", "{:>6}"), ("noisy_1", "{:>7.3f}"), ("clean_1", "{:>7.3f}"), ("noisy_2", "{:>7.3f}"),
+                 ("clean_2", "{:>7.3f}"), ("test_end", "{:>8.3f}"))
+#: record kinds besides two-layer runs: (title, table columns, extra row values)
+_OTHER_KINDS = {
+    "transformer": ("Transformer runs (chapter 9; ff_: after frequency filtration of W_U)", _TRANSFORMER_TABLE,
+                    lambda r: {}),
+    "images": ("Image networks (chapter 10; noisy_e / clean_e: training-subset accuracy after epoch e)",
+               _IMAGES_TABLE, lambda r: {f"{k}_{e}": r["history"][f"{k}_acc"][e] for k in ("noisy", "clean")
+                                          for e in (1, 2)} | {"test_end": r["history"]["test_acc"][-1]}),
+}
 
 
 def _print_table(recs: list[dict], columns: tuple) -> None:
@@ -320,22 +333,25 @@ def _print_table(recs: list[dict], columns: tuple) -> None:
 def _results(ns: argparse.Namespace) -> int:
     from .results import load, provenance
 
-    recs, trecs = load(ns.profile), load(ns.profile, kind="transformer")
+    recs = load(ns.profile)
+    other = {kind: load(ns.profile, kind=kind) for kind in _OTHER_KINDS}
+    other = {kind: rs for kind, rs in other.items() if rs}
     if ns.json:
         strip = lambda rs: [r if ns.history else {k: v for k, v in r.items() if k != "history"} for r in rs]  # noqa: E731
-        _print({"runs": strip(recs), **({"transformer": strip(trecs)} if trecs else {})}, True)
+        _print({"runs": strip(recs), **{kind: strip(rs) for kind, rs in other.items()}}, True)
         return 0
-    if not recs and not trecs:
+    if not recs and not other:
         print(f"no shipped results for profile {ns.profile!r}; produce them with "
               f"`python -m memgen produce --profile {ns.profile}`")
         return 0
     if recs:
         print(provenance(recs))
         _print_table(recs, _TABLE)
-    if trecs:
-        print(("\n" if recs else "") + "Transformer runs (chapter 9; ff_: after frequency filtration of W_U)")
-        print(provenance(trecs))
-        _print_table(trecs, _TRANSFORMER_TABLE)
+    for i, (kind, rs) in enumerate(other.items()):
+        title, columns, extra = _OTHER_KINDS[kind]
+        print(("\n" if recs or i else "") + title)
+        print(provenance(rs))
+        _print_table([{**r, **extra(r)} for r in rs], columns)
     return 0
 
 
@@ -348,10 +364,10 @@ def _produce(ns: argparse.Namespace) -> int:
             todo = [c for c in configs if c not in res]
             print(f"{group}: {len(todo)} of {len(configs)} run(s) to train")
             for c in todo:
-                print(f"  {c.label()} steps={c.steps}")
+                print(f"  {c.label()} " + (f"steps={c.steps}" if hasattr(c, "steps") else f"epochs={c.epochs}"))
         return 0
     written, present, left = produce(ns.profile, ns.groups, device=ns.device, progress=ns.progress or None,
-                                     max_minutes=ns.max_minutes)
+                                     max_minutes=ns.max_minutes, mnist_path=ns.mnist_path)
     more = f"; {left} run(s) left: run the same command again to continue" if left else ""
     print(f"results/{ns.profile}: {written} record(s) written, {present} already present{more}")
     return 0

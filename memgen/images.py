@@ -26,6 +26,7 @@ Only torch and numpy are imported at module level.
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import math
 import os
@@ -39,7 +40,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .configs import DEVICES, ConfigError
+from .configs import DEVICES, ConfigError, content_key
 from .metrics import METRICS, subset_accuracies
 from .tasks import noisy_labels
 from .verdicts import compare
@@ -648,6 +649,53 @@ IMAGE_PROFILES: dict[str, dict[str, Any]] = {
 #: The noise levels of the paper's MNIST check.
 PAPER_NOISES = (0.05, 0.2)
 
+#: The data each profile's shipped results are trained on (:func:`memgen.results.produce`):
+#: the paper's scale is MNIST, which is not shipped and needs a path; the CPU profiles use digits.
+SHIPPED_DATA = {"test": "digits", "book": "digits", "paper": "mnist"}
+
+#: Bumped whenever a change to this module changes training results (part of a record's key).
+IMAGES_VERSION = 1
+
+
+def plan_configs(profile: str) -> list[ImageConfig]:
+    """The chapter's runs at its default parameters under ``profile`` (the paper's α, every seed).
+
+    Parameters
+    ----------
+    profile : {"test", "book", "paper"}
+        A key of :data:`IMAGE_PROFILES`.
+
+    Returns
+    -------
+    list of ImageConfig
+        One per (α, seed), noise-major, as :meth:`ImageSetup.configs` gives them.
+    """
+    if profile not in IMAGE_PROFILES:
+        raise ConfigError(f"profile={profile!r} is not allowed; choose one of {', '.join(IMAGE_PROFILES)}")
+    run = dict(IMAGE_PROFILES[profile])
+    seeds = run.pop("seeds")
+    return [ImageConfig(noise=a, seed=s, **run) for a in PAPER_NOISES for s in seeds]
+
+
+def record_key(config: ImageConfig, data: str) -> str:
+    """The content key of a run of ``config`` on the data set named ``data`` (a shipped record's name).
+
+    Parameters
+    ----------
+    config : ImageConfig
+        The run (its device is not part of the key).
+    data : {"digits", "mnist"}
+        The data set.
+
+    Returns
+    -------
+    str
+        20 hex digits (:func:`memgen.configs.content_key`).
+    """
+    d = dataclasses.asdict(config)
+    d.pop("device")
+    return content_key({**d, "data": data, "images_version": IMAGES_VERSION})
+
 
 @dataclass(frozen=True)
 class ImageSetup:
@@ -783,13 +831,7 @@ def curves(runs: Sequence[ImageRun], noise: float, metric: str) -> np.ndarray:
 
 
 def noise_first_verdicts(setup: ImageSetup, runs: Sequence[ImageRun]) -> dict[str, Any]:
-    """Judge the paper's MNIST claim on ``runs`` with :mod:`memgen.verdicts`.
-
-    Three claims: at each α, the noisy subset is fitted before the clean one at epoch 1 (noisy
-    accuracy against its wrong labels above the clean subset's by more than the margin, and above
-    chance 1/K in every seed); the clean subset is ahead by epoch 2 (at the paper's α = 0.05, or
-    the first α); and the paper's own epoch-1 pair judged by the same rule (assuming 3000 noisy
-    MNIST images, 5% of 60 000).
+    """Judge the paper's MNIST claim on the runs of ``setup`` (see :func:`judge_noise_first`).
 
     Parameters
     ----------
@@ -803,19 +845,50 @@ def noise_first_verdicts(setup: ImageSetup, runs: Sequence[ImageRun]) -> dict[st
     dict
         ``noise_first`` (list of Verdict, one per α), ``clean_ahead`` and ``paper`` (Verdict).
     """
+    return judge_noise_first(runs, setup.noises, n_train=setup.data.n_train, n_classes=setup.data.n_classes,
+                             settings=setup.settings())
+
+
+def judge_noise_first(runs: Sequence[Any], noises: Sequence[float], *, n_train: int, n_classes: int,
+                      settings: str = "") -> dict[str, Any]:
+    """Judge the paper's MNIST claim with :mod:`memgen.verdicts`, from runs' histories.
+
+    Three claims: at each α, the noisy subset is fitted before the clean one at epoch 1 (noisy
+    accuracy against its wrong labels above the clean subset's by more than the margin, and above
+    chance 1/K in every seed); the clean subset is ahead by epoch 2 (at the paper's α = 0.05, or
+    the first α); and the paper's own epoch-1 pair judged by the same rule (assuming 3000 noisy
+    MNIST images, 5% of 60 000).
+
+    Parameters
+    ----------
+    runs : sequence of ImageRun
+        Runs (or anything with ``config.noise``, ``config.epochs`` and ``history``, such as a
+        shipped record's), every seed of every α in ``noises``.
+    noises : sequence of float
+        The noise levels α judged.
+    n_train, n_classes : int
+        Training images and classes K of the data.
+    settings : str, default=""
+        Where the numbers were measured, for the verdicts.
+
+    Returns
+    -------
+    dict
+        ``noise_first`` (list of Verdict, one per α), ``clean_ahead`` and ``paper`` (Verdict).
+    """
     if any(r.config.epochs < 2 for r in runs):
         raise ConfigError("epochs=1 is not allowed here; the claims are judged at epochs 1 and 2")
-    chance = 1 / setup.data.n_classes
-    where = setup.settings()
+    chance = 1 / n_classes
+    where = settings
     first = []
-    for a in setup.noises:
-        n_noisy = int(a * setup.data.n_train)
+    for a in noises:
+        n_noisy = int(a * n_train)
         noisy1, clean1 = curves(runs, a, "noisy_acc")[:, 1], curves(runs, a, "clean_acc")[:, 1]
         first.append(compare(f"at α = {a:g}, the noisy subset is fitted before the clean one (epoch 1)",
                              noisy1, clean1, a_name="noisy", b_name="clean", n=n_noisy,
                              floor=(noisy1, n_noisy, chance), settings=where))
-    a0 = PAPER_MNIST["noise"] if PAPER_MNIST["noise"] in setup.noises else setup.noises[0]
-    n0 = int(a0 * setup.data.n_train)
+    a0 = PAPER_MNIST["noise"] if PAPER_MNIST["noise"] in noises else noises[0]
+    n0 = int(a0 * n_train)
     clean2, noisy2 = curves(runs, a0, "clean_acc")[:, 2], curves(runs, a0, "noisy_acc")[:, 2]
     ahead = compare(f"at α = {a0:g}, the clean subset is ahead by epoch 2", clean2, noisy2, a_name="clean",
                     b_name="noisy", n=n0, floor=(clean2, n0, chance), settings=where)

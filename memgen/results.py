@@ -6,6 +6,7 @@ Layout, under ``results/<profile>/`` at the top of the project::
     runs/<key>.json         one record per two-layer run (config, provenance, history, every summary metric)
     weights/<key>.pt        float16 weights, only for the runs a chapter inspects neuron by neuron
     transformer/<key>.json  one record per Transformer run of chapter 9 (``"kind": "transformer"``)
+    images/<key>.json       one record per image run of chapter 10 (``"kind": "images"``)
 
 A record file is ``{"format": 1, "sha256": <hex>, "record": {...}}`` where the digest is taken
 over the record's canonical JSON (sorted keys, no spaces); a file whose digest does not match is
@@ -27,11 +28,15 @@ A Transformer record (:func:`transformer_record_of`) has the :class:`~memgen.tra
 fields, ``kind``, the accuracies before filtration (``train_acc``, ``clean_acc``, ``noisy_acc``,
 ``noisy_true_acc``, ``test_acc``) and after it at the profile's ``n_keep`` (the same names with an
 ``ff_`` prefix), ``kept``, the ``n_keep`` sweep ``keep_table``, the power of ``W_U`` per frequency
-``power``, the sizes, ``history`` and ``provenance``.
+``power``, the sizes, ``history`` and ``provenance``. An image record (:func:`image_record_of`) has the
+:class:`~memgen.images.ImageConfig` fields, ``kind``, ``data`` (``digits`` or ``mnist``: the paper's
+scale is MNIST, which ``produce`` reads from ``mnist_path``), ``source``, the sizes, the per-epoch
+``history`` and ``provenance``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import hashlib
 import json
@@ -45,6 +50,7 @@ from typing import Any
 
 import torch
 
+from . import images as img
 from . import transformer as tfm
 from .analysis import control_record, mirror_record, neuron_record, partition_record
 from .checkpoint import StoreError, atomic_save, checked_load
@@ -61,9 +67,11 @@ FORMAT = 1
 RECORD_KEYS = ("train_acc", "clean_acc", "noisy_acc", "noisy_true_acc", "test_acc", "G_test_acc", "G_noisy_acc",
                "G_clean_acc", "G_noisy_true_acc", "R_test_acc", "R_noisy_acc", "R_clean_acc", "R_noisy_true_acc",
                "phase_error", "n_train", "n_test", "n_noisy")
-GROUPS = ("grid", "activations", "weight_decay", "tasks", "noise_first", "tied", "optimizers", "transformer")
+GROUPS = ("grid", "activations", "weight_decay", "tasks", "noise_first", "tied", "optimizers", "transformer",
+          "images")
 #: Record kinds and their folders under ``results/<profile>/``.
-KINDS = {"runs": "runs", "transformer": "transformer"}
+KINDS = {"runs": "runs", "transformer": "transformer", "images": "images"}
+Config = RunConfig | tfm.TransformerConfig | img.ImageConfig
 #: Every planned group is trained over these seeds (the book judges differences over three).
 PLAN_SEEDS = (0, 1, 2)
 
@@ -85,7 +93,7 @@ def default_root() -> Path:
 
 
 # ---------------------------------------------------------------------------- what to produce
-def plan(profile: str, groups: Iterable[str] = GROUPS) -> dict[str, list[RunConfig | tfm.TransformerConfig]]:
+def plan(profile: str, groups: Iterable[str] = GROUPS) -> dict[str, list[Config]]:
     """The runs the chapters read at ``profile``, by group (the chapters' default parameters).
 
     Parameters
@@ -109,11 +117,13 @@ def plan(profile: str, groups: Iterable[str] = GROUPS) -> dict[str, list[RunConf
         - ``optimizers``: AdamW, Adam, Muon and SGD side by side at α = 0.4
           (chapter 11; :func:`memgen.optimizers.comparison_configs`);
         - ``transformer``: chapter 9's one-layer Transformers (its α grid at the first seed, every
-          seed at its main α; :class:`memgen.transformer.TransformerConfig`, not RunConfig).
+          seed at its main α; :class:`memgen.transformer.TransformerConfig`, not RunConfig);
+        - ``images``: chapter 10's image networks (the paper's two α, every seed of the profile;
+          :class:`memgen.images.ImageConfig`), on the data of :data:`memgen.images.SHIPPED_DATA`.
 
     Returns
     -------
-    dict of str to list of RunConfig or TransformerConfig
+    dict of str to list of RunConfig, TransformerConfig or ImageConfig
         The planned configs per group, in a stable order.
     """
     prof = get_profile(profile)
@@ -121,7 +131,7 @@ def plan(profile: str, groups: Iterable[str] = GROUPS) -> dict[str, list[RunConf
     for g in groups:
         if g not in GROUPS:
             raise ConfigError(f"groups={g!r} is not allowed; choose from {', '.join(GROUPS)}")
-    out: dict[str, list[RunConfig | tfm.TransformerConfig]] = {}
+    out: dict[str, list[Config]] = {}
     w, seeds, noises = prof.width, PLAN_SEEDS, prof.noises
     heavy, every_other = max(noises), prof.widths[::2]
     make = {
@@ -138,6 +148,7 @@ def plan(profile: str, groups: Iterable[str] = GROUPS) -> dict[str, list[RunConf
                          for mode in ("wrong", "symmetric") for m in every_other for s in seeds],
         "optimizers": lambda: [c for cs in comparison_configs(profile, seeds=seeds).values() for c in cs],
         "transformer": lambda: tfm.sweep_configs(tfm.profile_config(profile), None, list(seeds), profile),
+        "images": lambda: img.plan_configs(profile),
     }
     for g in GROUPS:
         if g in groups:
@@ -237,8 +248,41 @@ def transformer_record_of(run: tfm.TransformerRun, profile: str) -> dict[str, An
     return json_safe(rec)
 
 
-def _kind(config: RunConfig | tfm.TransformerConfig) -> str:
-    return "transformer" if isinstance(config, tfm.TransformerConfig) else "runs"
+def image_record_of(run: img.ImageRun, data: str, profile: str) -> dict[str, Any]:
+    """The shipped record of a trained image network (chapter 10): config, data, sizes, the
+    per-epoch history and provenance.
+
+    Parameters
+    ----------
+    run : ImageRun
+        A trained run.
+    data : {"digits", "mnist"}
+        The data set it was trained on (part of the record's key).
+    profile : str
+        The profile it was produced under (provenance).
+
+    Returns
+    -------
+    dict
+        JSON-ready; see the module docstring for its keys.
+    """
+    cfg = dataclasses.asdict(run.config)
+    cfg.pop("device")
+    rec: dict[str, Any] = {**cfg, "key": img.record_key(run.config, data), "kind": "images", "data": data,
+                           "source": run.source, "n_train": run.meta["n_train"], "n_test": run.meta["n_test"],
+                           "n_noisy": run.meta["n_noisy"], "n_classes": int(run.meta.get("n_classes", 10)),
+                           "history": run.history}
+    rec["provenance"] = {"profile": profile, "engine_version": img.IMAGES_VERSION, "engine": "images",
+                         "device": run.meta.get("device"), "torch": str(torch.__version__),
+                         "seconds": run.meta.get("seconds"), "batch_size": 1,
+                         "date": datetime.date.today().isoformat()}
+    return json_safe(rec)
+
+
+def _kind(config: Config) -> str:
+    if isinstance(config, tfm.TransformerConfig):
+        return "transformer"
+    return "images" if isinstance(config, img.ImageConfig) else "runs"
 
 
 def _digest(record: dict[str, Any]) -> str:
@@ -267,8 +311,25 @@ class Results:
     def _weights_path(self, key: str) -> Path:
         return self.dir / "weights" / f"{key}.pt"
 
-    def __contains__(self, config: RunConfig | tfm.TransformerConfig) -> bool:
-        return self._run_path(config.key(), _kind(config)).exists()
+    def key_of(self, config: Config) -> str:
+        """The record name of ``config`` (an image run's also names this profile's data set).
+
+        Parameters
+        ----------
+        config : RunConfig, TransformerConfig or ImageConfig
+            A planned run.
+
+        Returns
+        -------
+        str
+            Its key.
+        """
+        if isinstance(config, img.ImageConfig):
+            return img.record_key(config, img.SHIPPED_DATA[self.profile])
+        return config.key()
+
+    def __contains__(self, config: Config) -> bool:
+        return self._run_path(self.key_of(config), _kind(config)).exists()
 
     def write(self, record: dict[str, Any], weights: Weights | None = None) -> Path:
         """Write one record (and optionally float16 weights) atomically.
@@ -336,14 +397,15 @@ class Results:
 
         Parameters
         ----------
-        kind : {"runs", "transformer"}, default="runs"
-            Two-layer runs, or chapter 9's Transformers.
+        kind : {"runs", "transformer", "images"}, default="runs"
+            Two-layer runs, chapter 9's Transformers or chapter 10's image networks.
 
         Returns
         -------
         list of dict
             The verified records (two-layer runs sorted by task, activation, tied, noise mode,
-            width, noise, seed; Transformers by task, noise, seed); empty when none were produced.
+            width, noise, seed; Transformers by task, noise, seed; images by noise, seed); empty
+            when none were produced.
         """
         if kind not in KINDS:
             raise ConfigError(f"kind={kind!r} is not allowed; choose one of {', '.join(KINDS)}")
@@ -351,15 +413,17 @@ class Results:
         recs = [self.read(p) for p in sorted(folder.glob("*.json"))] if folder.exists() else []
         if kind == "transformer":
             return sorted(recs, key=lambda r: (r["task"], r["noise"], r["seed"]))
+        if kind == "images":
+            return sorted(recs, key=lambda r: (r["data"], r["noise"], r["seed"]))
         order = lambda r: (r["task"], r["activation"], r["tied"], r["noise_mode"], r["width"], r["noise"], r["seed"])  # noqa: E731
         return sorted(recs, key=order)
 
-    def record(self, config: RunConfig | tfm.TransformerConfig) -> dict[str, Any] | None:
+    def record(self, config: Config) -> dict[str, Any] | None:
         """The record of ``config``, or None when it was not shipped.
 
         Parameters
         ----------
-        config : RunConfig or TransformerConfig
+        config : RunConfig, TransformerConfig or ImageConfig
             The run.
 
         Returns
@@ -367,7 +431,7 @@ class Results:
         dict or None
             The verified record.
         """
-        path = self._run_path(config.key(), _kind(config))
+        path = self._run_path(self.key_of(config), _kind(config))
         return self.read(path) if path.exists() else None
 
     def weights(self, config: RunConfig) -> Weights | None:
@@ -407,8 +471,8 @@ def load(profile: str, root: str | os.PathLike | None = None, kind: str = "runs"
         ``test``, ``book`` or ``paper``.
     root : str or path-like or None, default=None
         The results root; None means :func:`default_root`.
-    kind : {"runs", "transformer"}, default="runs"
-        Two-layer runs, or chapter 9's Transformers.
+    kind : {"runs", "transformer", "images"}, default="runs"
+        Two-layer runs, chapter 9's Transformers or chapter 10's image networks.
 
     Returns
     -------
@@ -436,11 +500,13 @@ def provenance(records: list[dict[str, Any]]) -> str:
     pv = [r["provenance"] for r in records]
     devs = sorted({str(p["device"]) for p in pv})
     torches = sorted({str(p["torch"]) for p in pv})
-    steps = sorted({r["steps"] for r in records})
+    steps = sorted({r["steps"] if "steps" in r else r["epochs"] for r in records})
     seeds = sorted({r["seed"] for r in records})
     dates = sorted({p["date"] for p in pv})
-    engine = "Transformer engine" if pv[0].get("engine") == "transformer" else "engine"
-    return (f"profile {pv[0]['profile']}: P = {records[0]['p']}, {' or '.join(map(str, steps))} steps, "
+    engine = {"transformer": "Transformer engine", "images": "image engine"}.get(pv[0].get("engine"), "engine")
+    what = (f"{records[0]['source']}, {' or '.join(map(str, steps))} full-batch epochs" if "source" in records[0]
+            else f"P = {records[0]['p']}, {' or '.join(map(str, steps))} steps")
+    return (f"profile {pv[0]['profile']}: {what}, "
             f"seeds {seeds}, {len(records)} runs trained by memgen ({engine} {pv[0]['engine_version']}) on "
             f"{', '.join(devs)} with torch {', '.join(torches)}, "
             f"{dates[0] if dates[0] == dates[-1] else f'{dates[0]}–{dates[-1]}'}")
@@ -448,7 +514,8 @@ def provenance(records: list[dict[str, Any]]) -> str:
 
 def produce(profile: str, groups: Iterable[str] = GROUPS, *, device: str = "auto",
             root: str | os.PathLike | None = None, store: RunStore | None = None,
-            progress: bool | None = None, max_minutes: float | None = None) -> tuple[int, int, int]:
+            progress: bool | None = None, max_minutes: float | None = None,
+            mnist_path: str | os.PathLike | None = None) -> tuple[int, int, int]:
     """Train (through the run store) and record every planned run that has no record yet.
 
     Batches are trained one after the other, in the order of :func:`plan` (the main grid first),
@@ -473,6 +540,10 @@ def produce(profile: str, groups: Iterable[str] = GROUPS, *, device: str = "auto
     max_minutes : float or None, default=None
         Start no new batch after this many minutes (for machines lent for a limited time); the
         runs left are counted in the result. None: no limit.
+    mnist_path : str or path-like or None, default=None
+        MNIST's folder (the IDX files), for the ``images`` group of a profile whose shipped data is
+        MNIST (:data:`memgen.images.SHIPPED_DATA`: ``paper``); without it that group is skipped
+        with a note on stderr and its runs are counted as left.
 
     Returns
     -------
@@ -487,9 +558,26 @@ def produce(profile: str, groups: Iterable[str] = GROUPS, *, device: str = "auto
     deadline = None if max_minutes is None else time.monotonic() + 60 * max_minutes
     written = present = left = 0
     for group, configs in plan(profile, groups).items():
-        configs = [c.replace(device=device) for c in configs]
+        configs = [c if isinstance(c, img.ImageConfig) else c.replace(device=device) for c in configs]
         todo = [c for c in configs if c not in res]
         present += len(configs) - len(todo)
+        if group == "images" and todo:
+            data_name = img.SHIPPED_DATA[profile]
+            if data_name == "mnist" and mnist_path is None:
+                print(f"memgen produce: images (chapter 10) at profile {profile} are trained on MNIST, which memgen "
+                      "does not ship: pass --mnist-path DIR (the folder of its IDX files); skipped", file=sys.stderr)
+                left += len(todo)
+                continue
+            data = img.load_images(data_name, mnist_path)
+            for c in todo:
+                if deadline is not None and time.monotonic() > deadline:
+                    left += 1
+                    continue
+                run = img.train_mlp(data, dataclasses.replace(c, device=device))
+                run.meta["n_classes"] = data.n_classes
+                res.write(image_record_of(run, data_name, profile))
+                written += 1
+            continue
         if group == "transformer":
             batches: dict[tuple, list] = {}
             for c in todo:

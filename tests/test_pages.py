@@ -32,8 +32,8 @@ PAGES = {
     "book/06_partition.html": 3,
     "book/07_misspecification.html": 4,
     "book/08_explorer.html": 2,
-    "book/09_transformer.html": 5,
-    "book/10_noise_first_images.html": 2,
+    "book/09_transformer.html": 6,  # the shipped section's figure, then 5 trained now
+    "book/10_noise_first_images.html": 3,  # the shipped section's figure, then 2 trained now
     "book/11_optimizers.html": 4,  # the shipped section's figure, then 3 trained now
     "book/12_grokking_phases.html": 3,
     "book/13_progress_measures.html": 3,

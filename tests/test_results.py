@@ -79,11 +79,14 @@ def test_shipped_test_results_are_complete_and_honest():
     """results/test ships with the repository: every planned run, verified, labelled CPU."""
     recs = res.load("test")
     plan = res.plan("test")
-    planned = [c for g, cs in plan.items() if g != "transformer" for c in cs]
+    planned = [c for g, cs in plan.items() if g not in ("transformer", "images") for c in cs]
     assert {r["key"] for r in recs} == {c.key() for c in planned}
     trecs = res.load("test", kind="transformer")
     assert {r["key"] for r in trecs} == {c.key() for c in plan["transformer"]}
     assert all(r["kind"] == "transformer" and r["provenance"]["engine"] == "transformer" for r in trecs)
+    irecs = res.load("test", kind="images")
+    assert {r["key"] for r in irecs} == {res.Results("test").key_of(c) for c in plan["images"]}
+    assert all(r["data"] == "digits" and r["provenance"]["device"] == "cpu" for r in irecs)
     for r in recs:
         assert set(REQUIRED) <= set(r)
         assert r["provenance"]["profile"] == "test" and r["p"] == 23
@@ -98,14 +101,15 @@ def test_results_cli_json_and_table():
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     doc = json.loads(r.stdout)
-    runs, trans = doc["runs"], doc["transformer"]
+    runs, trans, ims = doc["runs"], doc["transformer"], doc["images"]
     assert runs and all(set(REQUIRED) <= set(x) and "history" not in x for x in runs)
     assert trans and all(x["kind"] == "transformer" and "history" not in x for x in trans)
+    assert ims and all(x["kind"] == "images" and "history" not in x for x in ims)
     t = subprocess.run([sys.executable, "-m", "memgen", "results", "--profile", "test", "--table"],
                        capture_output=True, text=True)
-    # provenance, header and a row per run; a blank line, title, provenance, header, a row per Transformer
-    assert t.returncode == 0 and "G_test_acc" in t.stdout
-    assert len(t.stdout.splitlines()) == len(runs) + 2 + 4 + len(trans)
+    # provenance, header and a row per run; then per other kind a blank line, title, provenance, header, rows
+    assert t.returncode == 0 and "G_test_acc" in t.stdout and "noisy_1" in t.stdout
+    assert len(t.stdout.splitlines()) == len(runs) + 2 + 4 + len(trans) + 4 + len(ims)
 
 
 def test_no_results_yet_says_how_to_produce(tmp_path, monkeypatch, capsys):
@@ -158,3 +162,22 @@ def test_transformer_records_are_produced_resumably_and_verified(tmp_path, monke
     assert main(["results", "--profile", "test", "--json"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and path.name in err[0] and "checksum mismatch" in err[0]
+
+
+def test_image_records_need_mnist_at_the_paper_scale(tmp_path, monkeypatch, capsys):
+    from memgen import images as img
+
+    configs = [img.ImageConfig(noise=0.2, hidden=8, epochs=3, seed=s) for s in (0, 1)]
+    monkeypatch.setattr(res, "plan", lambda profile, groups=res.GROUPS: {"images": configs})
+    # the paper's scale is MNIST: without its folder the group is skipped, with a line saying so
+    assert res.produce("paper", root=tmp_path) == (0, 0, 2)
+    assert "--mnist-path" in capsys.readouterr().err
+    assert res.load("paper", root=tmp_path, kind="images") == []
+    # the CPU profiles ship digits: recorded once, then found
+    assert res.produce("test", root=tmp_path) == (2, 0, 0)
+    assert res.produce("test", root=tmp_path) == (0, 2, 0)
+    recs = res.load("test", root=tmp_path, kind="images")
+    run = img.train_mlp(img.load_digits(), configs[1])
+    assert recs[1]["history"]["noisy_acc"] == run.history["noisy_acc"] and recs[1]["n_classes"] == 10
+    assert recs[0]["key"] != img.record_key(configs[0], "mnist")  # the data set is part of the name
+    assert "scikit-learn digits" in res.provenance(recs) and "3 full-batch epochs" in res.provenance(recs)

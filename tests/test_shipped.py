@@ -13,7 +13,8 @@ def test_every_judged_chapter_is_judged_on_shipped_records_like_on_trained_runs(
     F = shipped.shipped_findings(chapter, "test")
     assert F is not None, f"{chapter}: results/test lacks the records it needs (re-run `memgen produce`)"
     assert F.verdicts and all(v.verdict in VERDICTS for v in F.verdicts.values())
-    assert all(v.settings.startswith("profile test") for v in F.verdicts.values() if v.settings)
+    # where each was measured (chapter 10's "paper" verdict judges the paper's own MNIST numbers)
+    assert all("profile test" in v.settings for k, v in F.verdicts.items() if v.settings and k != "paper")
 
 
 def test_shipped_verdict_keys_match_the_chapters_own(monkeypatch):
@@ -31,6 +32,15 @@ def test_transformer_shipped_records_give_the_chapters_own_verdicts():
         assert (shipped_.verdicts[k].verdict, shipped_.verdicts[k].key) == (v.verdict, v.key), k
 
 
+def test_image_shipped_records_give_the_chapters_own_verdicts():
+    """Chapter 10 judged on its shipped test records (digits) says what it says on the runs it trains."""
+    trained = fd.images_findings("test")
+    shipped_ = shipped.shipped_findings("10_noise_first_images", "test")
+    assert set(shipped_.verdicts) == set(trained.verdicts)
+    for k, v in trained.verdicts.items():
+        assert (shipped_.verdicts[k].verdict, shipped_.verdicts[k].key) == (v.verdict, v.key), k
+
+
 def test_variants_are_judged_on_their_own_task():
     F = shipped.shipped_findings("04_hidden_rule", "test", task="sub")
     assert F is not None and "φa − φb = φc" in F.verdicts["phases"].claim
@@ -40,9 +50,11 @@ def test_nothing_is_judged_where_nothing_is_shipped(tmp_path, monkeypatch):
     monkeypatch.setenv("MEMGEN_RESULTS", str(tmp_path))
     assert shipped.shipped_findings("02_scaling", "paper") is None
     assert "not shipped yet" in shipped.banner("paper", [], "02_scaling").data
-    assert "does not plan" in shipped.banner("paper", [], "10_noise_first_images").data
+    assert "does not plan" in shipped.banner("paper", [], "12_grokking_phases").data
     assert "not shipped yet" in shipped.banner("paper", [], "09_transformer").data
+    assert "--mnist-path" in shipped.banner("paper", [], "10_noise_first_images").data
     assert shipped.shipped_findings("09_transformer", "paper") is None
+    assert shipped.shipped_findings("10_noise_first_images", "paper") is None
     assert shipped.book_shipped("paper") and not any(shipped.book_shipped("paper").values())
 
 

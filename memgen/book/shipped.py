@@ -23,6 +23,7 @@ import numpy as np
 import plotly.graph_objects as go
 from IPython.display import Markdown, display
 
+from .. import images as img
 from .. import transformer as tfm
 from ..configs import RunConfig, get_profile
 from ..optimizers import NOISE
@@ -38,8 +39,11 @@ def banner(source: str, recs: list[Record], chapter: str | None = None) -> Markd
     """A note saying where the shipped numbers below come from, or how to produce them."""
     if not recs:
         planned = chapter is None or chapter in JUDGES
-        how = (f"They are produced on a GPU with `python -m memgen produce --profile {source} --device cuda` "
-               "(resumable) and committed" if planned else
+        extra = (" --groups images --mnist-path <MNIST folder>` (MNIST is not shipped with memgen; "
+                 "the command is resumable"
+                 if chapter == "10_noise_first_images" and img.SHIPPED_DATA.get(source) == "mnist" else "` (resumable")
+        how = (f"They are produced on a GPU with `python -m memgen produce --profile {source} --device cuda{extra}) "
+               "and committed" if planned else
                "`python -m memgen produce` does not plan this chapter's runs yet")
         return Markdown(
             f":::{{admonition}} Results at the `{source}` scale are not shipped yet\n:class: note\n"
@@ -206,6 +210,29 @@ def _transformer(recs: Sequence[Record], source: str, task: str = "add") -> fd.F
                        {"ff": ffs, "p": r0["p"], "noise": C.noise, "n_keep": C.n_keep, "records": _used(rows)})
 
 
+def _images(recs: Sequence[Record], source: str, task: str = "add") -> fd.Findings | None:
+    """Chapter 10 on the shipped image records (``results/<source>/images/``) at the chapter's
+    defaults (the profile's network, the paper's α); ``recs`` and ``task`` are not used."""
+    want = {k: v for k, v in img.IMAGE_PROFILES[source].items() if k != "seeds"}
+    rows = [r for r in load(source, kind="images") if r["data"] == img.SHIPPED_DATA[source]
+            and all(fd._eq(r[k], v) for k, v in want.items())]
+    noises = [a for a in img.PAPER_NOISES if any(fd._eq(r["noise"], a) for r in rows)]
+    if len(noises) < len(img.PAPER_NOISES):
+        return None
+    fields = set(img.ImageConfig.__dataclass_fields__) - {"device"}
+    runs = [SimpleNamespace(config=img.ImageConfig(**{k: r[k] for k in fields}), history=r["history"]) for r in rows]
+    r0 = rows[0]
+    seeds = sorted({r["seed"] for r in rows})
+    where = (f"{r0['source']}; MLP {r0['hidden']}-{r0['hidden']}, {r0['optimizer']} lr {r0['lr']:g}, full batch, "
+             f"{r0['epochs']} epochs, {len(seeds)} seeds; profile {source}")
+    V = img.judge_noise_first(runs, noises, n_train=r0["n_train"], n_classes=r0["n_classes"], settings=where)
+    verdicts = {f"noise_first_{a:g}": v for a, v in zip(noises, V["noise_first"])}
+    verdicts.update(clean_ahead=V["clean_ahead"], paper=V["paper"])
+    return fd.Findings("10_noise_first_images", verdicts,
+                       {"runs": runs, "noises": noises, "p": r0["n_classes"], "source": r0["source"],
+                        "epochs": r0["epochs"], "records": _used(rows)})
+
+
 #: chapter stem -> its judge on shipped records (None: the records it needs are not shipped)
 JUDGES: dict[str, Callable[..., fd.Findings | None]] = {
     "02_scaling": _scaling,
@@ -215,6 +242,7 @@ JUDGES: dict[str, Callable[..., fd.Findings | None]] = {
     "06_partition": _partition,
     "07_misspecification": _misspecification,
     "09_transformer": _transformer,
+    "10_noise_first_images": _images,
     "11_optimizers": _optimizers,
 }
 
@@ -299,6 +327,17 @@ def _figure(F: fd.Findings, source: str) -> tuple[go.Figure, str]:
         say = ("accuracy of the Transformer before filtration and after keeping only the strongest frequencies of "
                "its unembedding, on the clean and the memorized noisy training labels and on the test set "
                "(bars: mean over seeds, whiskers: range)")
+    elif chapter == "10_noise_first_images":
+        gap = {f"α = {a:g}": img.curves(d["runs"], a, "noisy_acc") - img.curves(d["runs"], a, "clean_acc")
+               for a in d["noises"]}
+        fig = plots.seed_array_lines(range(d["epochs"] + 1), gap,
+                                     f"Noisy minus clean, per epoch ({source} results)<br><sup>{d['source']}</sup>",
+                                     "epoch (= full-batch step)", "noisy − clean training accuracy",
+                                     colors=dict(zip(gap, ("#2ca02c", "#9467bd"))))
+        fig.add_hline(y=0, line_color="black", line_width=1)
+        fig.update_yaxes(range=None, autorange=True)
+        say = ("training accuracy on the noisy subset (against its wrong labels) minus the clean subset's, per "
+               "epoch and α; above zero at epoch 1 is the paper's noise-first claim (whiskers: range over seeds)")
     elif chapter == "11_optimizers":
         bars = {label: {n: d["values"][n][k] for n in d["opts"]} for k, label in opt.METRICS.items()}
         fig = plots.seed_bars(bars, f"Four optimizers, one setting ({source} results)<br><sup>{d['short']}</sup>",
@@ -310,7 +349,8 @@ def _figure(F: fd.Findings, source: str) -> tuple[go.Figure, str]:
                                        f"Test accuracy of tied and untied models ({source} results)", "width M",
                                        "test accuracy", log_x=True)
         say = "test accuracy against width for the untied model and the tied one under wrong and symmetric noise"
-    if chapter not in ("04_hidden_rule", "09_transformer", "11_optimizers"):  # seed_bars draws its own chance line
+    if chapter not in ("04_hidden_rule", "09_transformer", "10_noise_first_images", "11_optimizers"):
+        # 09, 11: seed_bars draws its own chance line; 04 and 10 plot no accuracy
         plots.add_chance(fig, chance)
     return fig, say
 
