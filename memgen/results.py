@@ -59,6 +59,7 @@ from .experiments import summarize
 from .metrics import METRICS, json_safe
 from .model import Weights
 from .optimizers import comparison_configs
+from .phases import phase_configs, phase_record, prune_curves
 from .store import RunStore, default_store, plan_batches
 from .train import Run
 
@@ -67,8 +68,8 @@ FORMAT = 1
 RECORD_KEYS = ("train_acc", "clean_acc", "noisy_acc", "noisy_true_acc", "test_acc", "G_test_acc", "G_noisy_acc",
                "G_clean_acc", "G_noisy_true_acc", "R_test_acc", "R_noisy_acc", "R_clean_acc", "R_noisy_true_acc",
                "phase_error", "n_train", "n_test", "n_noisy")
-GROUPS = ("grid", "activations", "weight_decay", "tasks", "noise_first", "tied", "optimizers", "transformer",
-          "images")
+GROUPS = ("grid", "activations", "weight_decay", "tasks", "noise_first", "tied", "optimizers", "phases",
+          "transformer", "images")
 #: Record kinds and their folders under ``results/<profile>/``.
 KINDS = {"runs": "runs", "transformer": "transformer", "images": "images"}
 Config = RunConfig | tfm.TransformerConfig | img.ImageConfig
@@ -116,6 +117,8 @@ def plan(profile: str, groups: Iterable[str] = GROUPS) -> dict[str, list[Config]
           (chapter 7; its untied runs are in ``grid``);
         - ``optimizers``: AdamW, Adam, Muon and SGD side by side at α = 0.4
           (chapter 11; :func:`memgen.optimizers.comparison_configs`);
+        - ``phases``: chapter 12's Doshi et al. grid (weight decay x corruption, first seed) and
+          its pruning cell over every seed (:func:`memgen.phases.phase_configs`);
         - ``transformer``: chapter 9's one-layer Transformers (its α grid at the first seed, every
           seed at its main α; :class:`memgen.transformer.TransformerConfig`, not RunConfig);
         - ``images``: chapter 10's image networks (the paper's two α, every seed of the profile;
@@ -149,6 +152,7 @@ def plan(profile: str, groups: Iterable[str] = GROUPS) -> dict[str, list[Config]
         "optimizers": lambda: [c for cs in comparison_configs(profile, seeds=seeds).values() for c in cs],
         "transformer": lambda: tfm.sweep_configs(tfm.profile_config(profile), None, list(seeds), profile),
         "images": lambda: img.plan_configs(profile),
+        "phases": lambda: list(dict.fromkeys(sum(phase_configs(profile, seeds), []))),
     }
     for g in GROUPS:
         if g in groups:
@@ -277,6 +281,32 @@ def image_record_of(run: img.ImageRun, data: str, profile: str) -> dict[str, Any
                          "seconds": run.meta.get("seconds"), "batch_size": 1,
                          "date": datetime.date.today().isoformat()}
     return json_safe(rec)
+
+
+def phase_extras(run: Run, pruned: bool) -> dict[str, Any]:
+    """Chapter 12's numbers for a run of the ``phases`` group, added to its record.
+
+    Parameters
+    ----------
+    run : Run
+        A finished run.
+    pruned : bool
+        Whether it is a run of the pruning cell (its IPR pruning curves are added too).
+
+    Returns
+    -------
+    dict
+        ``doshi``: the accuracies and counts of :func:`memgen.phases.phase_record` (changed labels
+        only counted as corrupted) with ``phase`` and ``phase_note``; ``prune``: the curves of
+        :func:`memgen.phases.prune_curves` (pruning cell only).
+    """
+    keys = ("test_acc", "train_acc", "clean_acc", "mem_acc", "inv_acc", "n_test", "n_changed", "n_clean", "phase",
+            "phase_note")
+    rec = phase_record(run)
+    out: dict[str, Any] = {"doshi": {k: rec[k] for k in keys}}
+    if pruned:
+        out["prune"] = prune_curves(run)
+    return json_safe(out)
 
 
 def _kind(config: Config) -> str:
@@ -590,6 +620,7 @@ def produce(profile: str, groups: Iterable[str] = GROUPS, *, device: str = "auto
                     res.write(transformer_record_of(trun, profile))
                     written += 1
             continue
+        pruned = {c.key() for c in phase_configs(profile)[1]} if group == "phases" else set()
         for batch in plan_batches(todo):
             if deadline is not None and time.monotonic() > deadline:
                 left += len(batch)
@@ -599,6 +630,9 @@ def produce(profile: str, groups: Iterable[str] = GROUPS, *, device: str = "auto
                     print(f"memgen produce: not recorded: {run.failed}", file=sys.stderr)
                     left += 1
                     continue
-                res.write(record_of(run, profile), run.weights if run.config in keep else None)
+                rec = record_of(run, profile)
+                if group == "phases":
+                    rec.update(phase_extras(run, run.config.key() in pruned))
+                res.write(rec, run.weights if run.config in keep else None)
                 written += 1
     return written, present, left

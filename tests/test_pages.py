@@ -35,7 +35,7 @@ PAGES = {
     "book/09_transformer.html": 6,  # the shipped section's figure, then 5 trained now
     "book/10_noise_first_images.html": 3,  # the shipped section's figure, then 2 trained now
     "book/11_optimizers.html": 4,  # the shipped section's figure, then 3 trained now
-    "book/12_grokking_phases.html": 3,
+    "book/12_grokking_phases.html": 4,  # the shipped section's figure, then 3 trained now
     "book/13_progress_measures.html": 3,
     "book/14_topology.html": 5,
     "book/15_heavy_tails.html": 4,

@@ -41,6 +41,19 @@ def test_image_shipped_records_give_the_chapters_own_verdicts():
         assert (shipped_.verdicts[k].verdict, shipped_.verdicts[k].key) == (v.verdict, v.key), k
 
 
+def test_phase_shipped_records_give_the_chapters_own_verdicts():
+    """Chapter 12 (Doshi et al.'s phases) judged on its shipped test records: the same verdicts and numbers."""
+    from memgen.book import prior_work as pw
+
+    trained = pw.grokking_phases("test")
+    shipped_ = shipped.shipped_findings("12_grokking_phases", "test")
+    assert set(shipped_.verdicts) == set(trained.verdicts)
+    for k, v in trained.verdicts.items():
+        assert (shipped_.verdicts[k].verdict, shipped_.verdicts[k].key, shipped_.verdicts[k].evidence) == \
+            (v.verdict, v.key, v.evidence), k
+    assert [r["phase"] for r in shipped_.data["grid"]] == [r["phase"] for r in trained.data["grid"]]
+
+
 def test_variants_are_judged_on_their_own_task():
     F = shipped.shipped_findings("04_hidden_rule", "test", task="sub")
     assert F is not None and "φa − φb = φc" in F.verdicts["phases"].claim
@@ -50,7 +63,7 @@ def test_nothing_is_judged_where_nothing_is_shipped(tmp_path, monkeypatch):
     monkeypatch.setenv("MEMGEN_RESULTS", str(tmp_path))
     assert shipped.shipped_findings("02_scaling", "paper") is None
     assert "not shipped yet" in shipped.banner("paper", [], "02_scaling").data
-    assert "does not plan" in shipped.banner("paper", [], "12_grokking_phases").data
+    assert "does not plan" in shipped.banner("paper", [], "13_progress_measures").data
     assert "not shipped yet" in shipped.banner("paper", [], "09_transformer").data
     assert "--mnist-path" in shipped.banner("paper", [], "10_noise_first_images").data
     assert shipped.shipped_findings("09_transformer", "paper") is None

@@ -24,13 +24,14 @@ import plotly.graph_objects as go
 from IPython.display import Markdown, display
 
 from .. import images as img
+from .. import phases as ph
 from .. import transformer as tfm
 from ..configs import RunConfig, get_profile
 from ..optimizers import NOISE
 from ..results import load, provenance
 from . import findings as fd
 from . import optimizers as opt
-from . import plots, report, tables
+from . import plots, prior_work, report, tables
 
 Record = dict[str, Any]
 
@@ -233,6 +234,25 @@ def _images(recs: Sequence[Record], source: str, task: str = "add") -> fd.Findin
                         "epochs": r0["epochs"], "records": _used(rows)})
 
 
+def _phases(recs: Sequence[Record], source: str, task: str = "add") -> fd.Findings | None:
+    """Chapter 12 on the shipped records of the ``phases`` group (they carry ``doshi`` numbers and,
+    in the pruning cell, ``prune`` curves) at the profile's :data:`memgen.phases.PHASE_SIZES`."""
+    grid_cfgs, prune_cfgs = ph.phase_configs(source)
+    by_key = {r["key"]: r for r in recs if "doshi" in r}
+    if not all(c.key() in by_key for c in grid_cfgs) or not all("prune" in by_key.get(c.key(), {}) for c in prune_cfgs):
+        return None
+    row = lambda c: {**c.to_dict(), **by_key[c.key()]["doshi"]}  # noqa: E731  (phase_record's fields)
+    grid, prune_rows = [row(c) for c in grid_cfgs], [row(c) for c in prune_cfgs]
+    prune = [by_key[c.key()]["prune"] for c in prune_cfgs]
+    c0 = grid_cfgs[0]
+    settings = (f"profile {source}; add mod P = {c0.p}, M = {c0.width}, x², MSE, AdamW lr {c0.lr:g}, {c0.steps} steps, "
+                "labels corrupted over all P classes")
+    verdicts = prior_work.judge_phases(grid, prune_rows, prune, settings=settings)
+    return fd.Findings("12_grokking_phases", verdicts,
+                       {"grid": grid, "p": c0.p, "short": f"add mod {c0.p}, M = {c0.width}, x², MSE, {c0.steps} steps",
+                        "records": _used([by_key[c.key()] for c in grid_cfgs + prune_cfgs])})
+
+
 #: chapter stem -> its judge on shipped records (None: the records it needs are not shipped)
 JUDGES: dict[str, Callable[..., fd.Findings | None]] = {
     "02_scaling": _scaling,
@@ -244,6 +264,7 @@ JUDGES: dict[str, Callable[..., fd.Findings | None]] = {
     "09_transformer": _transformer,
     "10_noise_first_images": _images,
     "11_optimizers": _optimizers,
+    "12_grokking_phases": _phases,
 }
 
 
@@ -338,6 +359,11 @@ def _figure(F: fd.Findings, source: str) -> tuple[go.Figure, str]:
         fig.update_yaxes(range=None, autorange=True)
         say = ("training accuracy on the noisy subset (against its wrong labels) minus the clean subset's, per "
                "epoch and α; above zero at epoch 1 is the paper's noise-first claim (whiskers: range over seeds)")
+    elif chapter == "12_grokking_phases":
+        fig = prior_work.phase_heatmap(d["grid"], "test_acc",
+                                       f"Test accuracy ({source} results)<br><sup>{d['short']}; seed 0</sup>")
+        say = ("test accuracy over weight decay (x) and label corruption (y), each cell labelled with its phase by the "
+               "chapter's rule")
     elif chapter == "11_optimizers":
         bars = {label: {n: d["values"][n][k] for n in d["opts"]} for k, label in opt.METRICS.items()}
         fig = plots.seed_bars(bars, f"Four optimizers, one setting ({source} results)<br><sup>{d['short']}</sup>",
@@ -349,8 +375,9 @@ def _figure(F: fd.Findings, source: str) -> tuple[go.Figure, str]:
                                        f"Test accuracy of tied and untied models ({source} results)", "width M",
                                        "test accuracy", log_x=True)
         say = "test accuracy against width for the untied model and the tied one under wrong and symmetric noise"
-    if chapter not in ("04_hidden_rule", "09_transformer", "10_noise_first_images", "11_optimizers"):
-        # 09, 11: seed_bars draws its own chance line; 04 and 10 plot no accuracy
+    if chapter not in ("04_hidden_rule", "09_transformer", "10_noise_first_images", "11_optimizers",
+                       "12_grokking_phases"):
+        # 09, 11: seed_bars draws its own chance line; 04 and 10 plot no accuracy; 12 is a heat map
         plots.add_chance(fig, chance)
     return fig, say
 
