@@ -33,6 +33,7 @@ The core imports only torch, numpy and the standard library; ``ripser``, ``persi
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import math
 import warnings
 from typing import Any
@@ -637,3 +638,72 @@ def ncc_record(weights: Weights, data: Dataset, *, centres: str = "trained") -> 
             "out_test_acc": acc(out[te], true[te]),
             "n_clean": int((~noisy).sum()), "n_noisy": int(noisy.sum()), "n_test": int(len(te)),
             "centres": centres}
+
+
+# ---------------------------------------------------------------------------- shipped records
+#: Fractions of the profile's steps at which the "over training" runs of chapters 14 and 16 stop.
+SERIES_FRACTIONS = (1 / 30, 1 / 10, 1 / 3, 1.0)
+
+
+def series_steps(steps: int, fractions: Any = SERIES_FRACTIONS) -> list[int]:
+    """Step counts of the "over training" runs: ``fractions`` of ``steps``, at least 1, distinct.
+
+    Parameters
+    ----------
+    steps : int
+        The profile's (or chapter's) number of steps.
+    fractions : sequence of float, default=SERIES_FRACTIONS
+        Fractions in (0, 1].
+
+    Returns
+    -------
+    list of int
+        Sorted distinct step counts; the last is ``steps``.
+    """
+    return sorted({max(1, int(round(steps * f))) for f in fractions} | {int(steps)})
+
+
+def available() -> dict[str, bool]:
+    """Whether the optional packages of the topology (``ripser``, ``persim``) and power-law
+    (``powerlaw``) numbers are installed.
+
+    Returns
+    -------
+    dict of str to bool
+        ``topology`` and ``powerlaw``.
+    """
+    def has(name: str) -> bool:
+        return importlib.util.find_spec(name) is not None
+
+    return {"topology": has("ripser") and has("persim"), "powerlaw": has("powerlaw")}
+
+
+def diagnostic_record(weights: Weights, data: Dataset, *, task: str = "add") -> dict[str, Any]:
+    """Chapters 14–16's numbers of one run at their defaults, for a shipped record.
+
+    :func:`ncc_record` (centres ``trained``, chapter 16) always; :func:`heavy_tail_record`
+    (chapter 15) and :func:`topology_record` (``uv`` cloud, 3 shuffles; chapter 14) when their
+    packages are installed (:func:`available`); a record without them leaves those chapters
+    unshipped.
+
+    Parameters
+    ----------
+    weights : Weights
+        The trained network.
+    data : Dataset
+        Its data.
+    task : str, default="add"
+        The operation (the Fourier frame of the topology clouds).
+
+    Returns
+    -------
+    dict
+        The keys of the records it merges.
+    """
+    have = available()
+    out = ncc_record(weights, data, centres="trained")
+    if have["powerlaw"]:
+        out.update(heavy_tail_record(weights))
+    if have["topology"]:
+        out.update(topology_record(weights, task=task, which="uv", shuffles=3))
+    return out

@@ -50,11 +50,13 @@ from typing import Any
 
 import torch
 
+from . import experiments
 from . import images as img
 from . import transformer as tfm
 from .analysis import control_record, mirror_record, neuron_record, partition_record
 from .checkpoint import StoreError, atomic_save, checked_load
 from .configs import ENGINE_VERSION, ConfigError, RunConfig, get_profile
+from .diagnostics import available, diagnostic_record, series_steps
 from .experiments import summarize
 from .metrics import METRICS, json_safe
 from .model import Weights
@@ -68,8 +70,10 @@ FORMAT = 1
 RECORD_KEYS = ("train_acc", "clean_acc", "noisy_acc", "noisy_true_acc", "test_acc", "G_test_acc", "G_noisy_acc",
                "G_clean_acc", "G_noisy_true_acc", "R_test_acc", "R_noisy_acc", "R_clean_acc", "R_noisy_true_acc",
                "phase_error", "n_train", "n_test", "n_noisy")
-GROUPS = ("grid", "activations", "weight_decay", "tasks", "noise_first", "tied", "optimizers", "phases",
+GROUPS = ("grid", "activations", "weight_decay", "tasks", "noise_first", "tied", "optimizers", "series", "phases",
           "transformer", "images")
+#: Groups whose records also carry chapters 14-16's numbers (:func:`memgen.diagnostics.diagnostic_record`).
+DIAGNOSED = ("grid", "series")
 #: Record kinds and their folders under ``results/<profile>/``.
 KINDS = {"runs": "runs", "transformer": "transformer", "images": "images"}
 Config = RunConfig | tfm.TransformerConfig | img.ImageConfig
@@ -117,6 +121,9 @@ def plan(profile: str, groups: Iterable[str] = GROUPS) -> dict[str, list[Config]
           (chapter 7; its untied runs are in ``grid``);
         - ``optimizers``: AdamW, Adam, Muon and SGD side by side at α = 0.4
           (chapter 11; :func:`memgen.optimizers.comparison_configs`);
+        - ``series``: the runs of chapters 14 and 16 "over training": the middle width at the lowest
+          and at the highest α, first seed, stopped at :func:`memgen.diagnostics.series_steps`
+          (their full-length runs are in ``grid``);
         - ``phases``: chapter 12's Doshi et al. grid (weight decay x corruption, first seed) and
           its pruning cell over every seed (:func:`memgen.phases.phase_configs`);
         - ``transformer``: chapter 9's one-layer Transformers (its α grid at the first seed, every
@@ -152,12 +159,21 @@ def plan(profile: str, groups: Iterable[str] = GROUPS) -> dict[str, list[Config]
         "optimizers": lambda: [c for cs in comparison_configs(profile, seeds=seeds).values() for c in cs],
         "transformer": lambda: tfm.sweep_configs(tfm.profile_config(profile), None, list(seeds), profile),
         "images": lambda: img.plan_configs(profile),
+        "series": lambda: _series_configs(profile),
         "phases": lambda: list(dict.fromkeys(sum(phase_configs(profile, seeds), []))),
     }
     for g in GROUPS:
         if g in groups:
             out[g] = make[g]()
     return out
+
+
+def _series_configs(profile: str) -> list[RunConfig]:
+    """Chapters 14 and 16's runs over training at their defaults (as their chapters build them)."""
+    S = experiments.setup(profile, task="add", widths=None, noises=None, seeds=list(PLAN_SEEDS), width=None)
+    w = int(S.widths[len(S.widths) // 2])
+    return [S.config(width=w, noise=a, seed=PLAN_SEEDS[0], steps=s)
+            for a in dict.fromkeys([min(S.noises), max(S.noises)]) for s in series_steps(S.base.steps)]
 
 
 def inspected(profile: str) -> list[RunConfig]:
@@ -621,6 +637,9 @@ def produce(profile: str, groups: Iterable[str] = GROUPS, *, device: str = "auto
                     written += 1
             continue
         pruned = {c.key() for c in phase_configs(profile)[1]} if group == "phases" else set()
+        if group in DIAGNOSED and todo and not all(available().values()):
+            print("memgen produce: ripser, persim or powerlaw is not installed: the records get chapter 16's numbers "
+                  "but not chapters 14-15's (pip install ripser persim powerlaw)", file=sys.stderr)
         for batch in plan_batches(todo):
             if deadline is not None and time.monotonic() > deadline:
                 left += len(batch)
@@ -633,6 +652,10 @@ def produce(profile: str, groups: Iterable[str] = GROUPS, *, device: str = "auto
                 rec = record_of(run, profile)
                 if group == "phases":
                     rec.update(phase_extras(run, run.config.key() in pruned))
+                if group in DIAGNOSED:
+                    rec.update({k: v for k, v in json_safe(diagnostic_record(run.weights, run.data,
+                                                                             task=run.config.task)).items()
+                                if k not in rec})
                 res.write(rec, run.weights if run.config in keep else None)
                 written += 1
     return written, present, left

@@ -37,9 +37,9 @@ PAGES = {
     "book/11_optimizers.html": 4,  # the shipped section's figure, then 3 trained now
     "book/12_grokking_phases.html": 4,  # the shipped section's figure, then 3 trained now
     "book/13_progress_measures.html": 3,
-    "book/14_topology.html": 5,
-    "book/15_heavy_tails.html": 4,
-    "book/16_clustering.html": 3,
+    "book/14_topology.html": 6,  # the shipped section's figure, then 5 trained now
+    "book/15_heavy_tails.html": 5,  # the shipped section's figure, then 4 trained now
+    "book/16_clustering.html": 4,  # the shipped section's figure, then 3 trained now
     "book/generated/04_hidden_rule_sub.html": 6,
     "book/generated/05_frequency_filtration_sub.html": 4,
     "book/generated/05_frequency_filtration_mul.html": 4,

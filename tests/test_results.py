@@ -181,3 +181,20 @@ def test_image_records_need_mnist_at_the_paper_scale(tmp_path, monkeypatch, caps
     assert recs[1]["history"]["noisy_acc"] == run.history["noisy_acc"] and recs[1]["n_classes"] == 10
     assert recs[0]["key"] != img.record_key(configs[0], "mnist")  # the data set is part of the name
     assert "scikit-learn digits" in res.provenance(recs) and "3 full-batch epochs" in res.provenance(recs)
+
+
+def test_grid_records_carry_the_diagnostics_when_their_packages_are_there(tmp_path, monkeypatch, capsys):
+    prof = get_profile("test")
+    configs = [prof.config(width=9, noise=0.4, steps=40)]
+    monkeypatch.setattr(res, "plan", lambda profile, groups=res.GROUPS: {"grid": configs})
+    monkeypatch.setattr(res, "inspected", lambda profile: [])
+    res.produce("test", root=tmp_path)
+    rec = res.load("test", root=tmp_path)[0]
+    assert {"ncc_test_acc", "h1_mean", "hill_mean", "pl_p_U"} <= set(rec)
+    # without ripser / powerlaw (a bare GPU node): chapter 16's numbers only, and a line saying so
+    monkeypatch.setattr("memgen.diagnostics.available", lambda: {"topology": False, "powerlaw": False})
+    monkeypatch.setattr(res, "available", lambda: {"topology": False, "powerlaw": False})
+    res.produce("test", root=tmp_path / "bare")
+    rec = res.load("test", root=tmp_path / "bare")[0]
+    assert "ncc_test_acc" in rec and "h1_mean" not in rec and "hill_mean" not in rec
+    assert "pip install ripser persim powerlaw" in capsys.readouterr().err

@@ -54,6 +54,25 @@ def test_phase_shipped_records_give_the_chapters_own_verdicts():
     assert [r["phase"] for r in shipped_.data["grid"]] == [r["phase"] for r in trained.data["grid"]]
 
 
+@pytest.mark.parametrize("chapter", ["14_topology", "15_heavy_tails", "16_clustering"])
+def test_diagnostic_chapters_judge_shipped_records_like_trained_runs(chapter):
+    """Chapters 14-16 run their own function on the shipped records (nothing trained): same verdicts."""
+    from memgen.book import diagnostics as dgb
+
+    fn = {"14_topology": dgb.topology, "15_heavy_tails": dgb.heavy_tails, "16_clustering": dgb.clustering}[chapter]
+    trained, shipped_ = fn("test"), shipped.shipped_findings(chapter, "test")
+    assert set(shipped_.verdicts) == set(trained.verdicts)
+    for k, v in trained.verdicts.items():
+        assert (shipped_.verdicts[k].verdict, shipped_.verdicts[k].evidence) == (v.verdict, v.evidence), k
+
+
+def test_diagnostic_chapters_need_their_numbers_in_the_records():
+    """A record without chapter 14's numbers (ripser missing when it was produced) leaves it unshipped."""
+    recs = [{k: v for k, v in r.items() if k != "h1_mean"} for r in res.load("test")]
+    assert shipped.JUDGES["14_topology"](recs, "test") is None
+    assert shipped.JUDGES["16_clustering"](recs, "test") is not None
+
+
 def test_variants_are_judged_on_their_own_task():
     F = shipped.shipped_findings("04_hidden_rule", "test", task="sub")
     assert F is not None and "φa − φb = φc" in F.verdicts["phases"].claim
@@ -64,6 +83,7 @@ def test_nothing_is_judged_where_nothing_is_shipped(tmp_path, monkeypatch):
     assert shipped.shipped_findings("02_scaling", "paper") is None
     assert "not shipped yet" in shipped.banner("paper", [], "02_scaling").data
     assert "does not plan" in shipped.banner("paper", [], "13_progress_measures").data
+    assert "13_progress_measures" not in shipped.JUDGES
     assert "not shipped yet" in shipped.banner("paper", [], "09_transformer").data
     assert "--mnist-path" in shipped.banner("paper", [], "10_noise_first_images").data
     assert shipped.shipped_findings("09_transformer", "paper") is None

@@ -20,7 +20,7 @@ The metrics themselves are in :mod:`memgen.diagnostics`; the verdicts use the on
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -28,6 +28,7 @@ import numpy as np
 from .. import diagnostics as dg
 from .. import experiments
 from ..configs import ConfigError, RunConfig, validate_noise
+from ..diagnostics import SERIES_FRACTIONS, series_steps  # noqa: F401  (the chapters' names)
 from ..store import sweep
 from ..verdicts import (
     CONTRADICTED,
@@ -42,8 +43,9 @@ from ..verdicts import (
 )
 from .findings import FITS, SEEDS, Findings, _eq, chance, n_test, settings_text, values, visible_noise
 
-#: Fractions of the profile's steps at which the "over training" runs stop.
-SERIES_FRACTIONS = (1 / 30, 1 / 10, 1 / 3, 1.0)
+#: configs -> their records (trained now, or shipped): see ``shipped`` of the chapter functions
+Rows = Callable[[list[RunConfig]], list[dict[str, Any]]]
+
 #: A power-law tail counts as fitted when powerlaw prefers it to an exponential at this p-value ...
 PL_P = 0.1
 #: ... with at least this many tail eigenvalues.
@@ -53,24 +55,6 @@ PL_MIN_TAIL = 10
 # ---------------------------------------------------------------------------- shared
 def _seeds(seeds: Sequence[int] | None) -> list[int]:
     return list(seeds) if seeds else list(SEEDS)
-
-
-def series_steps(steps: int, fractions: Sequence[float] = SERIES_FRACTIONS) -> list[int]:
-    """Step counts of the "over training" runs: ``fractions`` of ``steps``, at least 1, distinct.
-
-    Parameters
-    ----------
-    steps : int
-        The profile's (or chapter's) number of steps.
-    fractions : sequence of float, default=SERIES_FRACTIONS
-        Fractions in (0, 1].
-
-    Returns
-    -------
-    list of int
-        Sorted distinct step counts; the last is ``steps``.
-    """
-    return sorted({max(1, int(round(steps * f))) for f in fractions} | {int(steps)})
 
 
 def _check_steps(series: Sequence[int] | None, steps: int) -> list[int]:
@@ -106,19 +90,24 @@ def _records(configs: list[RunConfig], extra, progress: bool | None) -> list[dic
     return [{**by_key[r.config.key()], **extra(r)} for r in runs]
 
 
-def _grid_and_visible(S: experiments.Setup, seeds: list[int], extra, progress: bool | None
-                      ) -> tuple[list[dict[str, Any]], float]:
+def _rows_of(extra, progress: bool | None, shipped: Rows | None) -> Rows:
+    """How a chapter gets its records: trained (or loaded) with ``extra`` merged in, or, with
+    ``shipped``, looked up among shipped records (chapter 14-16's numbers already in them)."""
+    return shipped if shipped is not None else (lambda configs: _records(configs, extra, progress))
+
+
+def _grid_and_visible(S: experiments.Setup, seeds: list[int], rows: Rows) -> tuple[list[dict[str, Any]], float]:
     """The grid's records plus every seed at the visible α (base width); the visible α."""
-    grid = _records(_grid_configs(S, seeds), extra, progress)
+    grid = rows(_grid_configs(S, seeds))
     curve = [r for r in grid if r["width"] == S.base.width and r["seed"] == seeds[0]]
     if not curve:  # the base width is not in the grid: its α curve at the first seed
-        curve = _records(S.grid(widths=[S.base.width], seeds=seeds[:1]), extra, progress)
+        curve = rows(S.grid(widths=[S.base.width], seeds=seeds[:1]))
         grid += curve
     vis = visible_noise(curve)
     have = {RunConfig.from_dict(r).key() for r in grid}
     more = [c for c in (S.config(noise=vis, seed=s) for s in seeds) if c.key() not in have]
     if more:
-        grid += _records(more, extra, progress)
+        grid += rows(more)
     return grid, vis
 
 
@@ -264,7 +253,7 @@ def judge_topology(grid: Sequence[dict[str, Any]], series: Sequence[dict[str, An
 def topology(profile: str = "book", *, task: str = "add", widths: Sequence[int] | None = None,
              noises: Sequence[float] | None = None, width: int | None = None, seeds: Sequence[int] | None = None,
              series_width: int | None = None, series: Sequence[int] | None = None, which: str = "uv",
-             shuffles: int = 3, progress: bool | None = False, **run: Any) -> Findings:
+             shuffles: int = 3, progress: bool | None = False, shipped: Rows | None = None, **run: Any) -> Findings:
     """Chapter 14: persistent homology of the token embeddings across α, width and training.
 
     Parameters
@@ -289,6 +278,9 @@ def topology(profile: str = "book", *, task: str = "add", widths: Sequence[int] 
         Shuffled control clouds per run.
     progress : bool or None, default=False
         Progress bars while training.
+    shipped : callable or None, default=None
+        Configs -> their shipped records (:mod:`memgen.book.shipped`): nothing is trained and
+        the records' own numbers are judged (None: train or load the runs).
     **run : Any
         Further RunConfig fields (e.g. ``steps``, ``activation``).
 
@@ -309,12 +301,12 @@ def topology(profile: str = "book", *, task: str = "add", widths: Sequence[int] 
     if series_width is not None:
         S.config(width=series_width)
     low, heavy, w = min(S.noises), max(S.noises), S.base.width
-    extra = lambda r: topology_extra(r, which=which, shuffles=shuffles)  # noqa: E731
-    grid = _records(_grid_configs(S, seeds) + S.grid(widths=[w], seeds=seeds[:1])
-                    + S.grid(widths=[w], noises=[heavy], seeds=seeds), extra, progress)
-    ser = _records(_series(S, series_width, series, [low], seeds[0]), extra, progress)
+    rows = _rows_of(lambda r: topology_extra(r, which=which, shuffles=shuffles), progress, shipped)
+    grid = rows(_grid_configs(S, seeds) + S.grid(widths=[w], seeds=seeds[:1])
+                + S.grid(widths=[w], noises=[heavy], seeds=seeds))
+    ser = rows(_series(S, series_width, series, [low], seeds[0]))
     diagrams = {}
-    for a in dict.fromkeys([low, heavy]):
+    for a in dict.fromkeys([low, heavy]) if shipped is None else ():  # they need weights
         r = sweep([S.config(noise=a, seed=seeds[0])])[0]
         clouds = dg.frequency_clouds(r.weights, r.config.task, which)
         top = max(clouds, key=lambda k: clouds[k].shape[1]) if clouds else None  # the most neurons
@@ -418,7 +410,7 @@ def judge_heavy_tails(rows: Sequence[dict[str, Any]], *, visible: float, heavy: 
 
 def heavy_tails(profile: str = "book", *, task: str = "add", widths: Sequence[int] | None = None,
                 noises: Sequence[float] | None = None, width: int | None = None, seeds: Sequence[int] | None = None,
-                progress: bool | None = False, **run: Any) -> Findings:
+                progress: bool | None = False, shipped: Rows | None = None, **run: Any) -> Findings:
     """Chapter 15: power-law exponents of the layer spectra across the width × α grid.
 
     Parameters
@@ -435,6 +427,9 @@ def heavy_tails(profile: str = "book", *, task: str = "add", widths: Sequence[in
         Seeds at the highest and at the visible α (None: 0, 1, 2).
     progress : bool or None, default=False
         Progress bars while training.
+    shipped : callable or None, default=None
+        Configs -> their shipped records (:mod:`memgen.book.shipped`): nothing is trained and
+        the records' own numbers are judged (None: train or load the runs).
     **run : Any
         Further RunConfig fields.
 
@@ -449,11 +444,12 @@ def heavy_tails(profile: str = "book", *, task: str = "add", widths: Sequence[in
     seeds = _seeds(seeds)
     S = _setup(profile, task, widths, noises, seeds, {"width": width, **run})
     heavy, w = max(S.noises), S.base.width
-    grid, vis = _grid_and_visible(S, seeds, heavy_tail_extra, progress)
+    rows = _rows_of(heavy_tail_extra, progress, shipped)
+    grid, vis = _grid_and_visible(S, seeds, rows)
     extra = [c for c in S.grid(widths=[w], noises=[heavy], seeds=seeds)
              if c.key() not in {RunConfig.from_dict(r).key() for r in grid}]
     if extra:
-        grid += _records(extra, heavy_tail_extra, progress)
+        grid += rows(extra)
     judged = _at(grid, noise=vis, width=w) + ([] if _eq(vis, heavy) else _at(grid, noise=heavy, width=w))
     g0 = [r for r in grid if r["seed"] == seeds[0]]
     corr = {"raw": spearman(values(g0, "hill_mean"), values(g0, "test_acc")),
@@ -532,7 +528,7 @@ def clustering(profile: str = "book", *, task: str = "add", widths: Sequence[int
                noises: Sequence[float] | None = None, width: int | None = None, noise: float | None = None,
                seeds: Sequence[int] | None = None, series_width: int | None = None,
                series: Sequence[int] | None = None, centres: str = "trained", progress: bool | None = False,
-               **run: Any) -> Findings:
+               shipped: Rows | None = None, **run: Any) -> Findings:
     """Chapter 16: nearest-class-centre accuracy of the hidden activations.
 
     Parameters
@@ -558,6 +554,9 @@ def clustering(profile: str = "book", *, task: str = "add", widths: Sequence[int
         pairs only (:func:`memgen.diagnostics.ncc_record`).
     progress : bool or None, default=False
         Progress bars while training.
+    shipped : callable or None, default=None
+        Configs -> their shipped records (:mod:`memgen.book.shipped`): nothing is trained and
+        the records' own numbers are judged (None: train or load the runs).
     **run : Any
         Further RunConfig fields.
 
@@ -577,10 +576,10 @@ def clustering(profile: str = "book", *, task: str = "add", widths: Sequence[int
     if series_width is not None:
         S.config(width=series_width)
     w = S.base.width
-    extra = lambda r: dg.ncc_record(r.weights, r.data, centres=centres)  # noqa: E731
-    grid = _records(_grid_configs(S, seeds) + S.grid(widths=[w], seeds=seeds[:1])
-                    + S.grid(widths=[w], noises=[alpha], seeds=seeds), extra, progress)
-    ser = _records(_series(S, series_width, series, [alpha], seeds[0]), extra, progress)
+    rows = _rows_of(lambda r: dg.ncc_record(r.weights, r.data, centres=centres), progress, shipped)
+    grid = rows(_grid_configs(S, seeds) + S.grid(widths=[w], seeds=seeds[:1])
+                + S.grid(widths=[w], noises=[alpha], seeds=seeds))
+    ser = rows(_series(S, series_width, series, [alpha], seeds[0]))
     st = {"heavy": settings_text(_at(grid, noise=alpha, width=w), profile, centres=centres),
           "series": settings_text(ser[::-1], profile, steps=", ".join(str(r["steps"]) for r in ser),
                                   centres=centres)}

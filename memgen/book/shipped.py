@@ -29,6 +29,7 @@ from .. import transformer as tfm
 from ..configs import RunConfig, get_profile
 from ..optimizers import NOISE
 from ..results import load, provenance
+from . import diagnostics as dgb
 from . import findings as fd
 from . import optimizers as opt
 from . import plots, prior_work, report, tables
@@ -253,6 +254,34 @@ def _phases(recs: Sequence[Record], source: str, task: str = "add") -> fd.Findin
                         "records": _used([by_key[c.key()] for c in grid_cfgs + prune_cfgs])})
 
 
+class _Missing(Exception):
+    """A chapter asked for a run that is not shipped (or lacks the numbers it reads)."""
+
+
+def _diagnosed(chapter: Callable[..., fd.Findings], needs: str) -> Callable[..., fd.Findings | None]:
+    """Chapters 14-16 on shipped records: the chapter's own function, its runs looked up among the
+    records that carry ``needs`` (:func:`memgen.diagnostics.diagnostic_record`) instead of trained."""
+    def judge(recs: Sequence[Record], source: str, task: str = "add") -> fd.Findings | None:
+        by_key = {r["key"]: r for r in recs if needs in r}
+        used: list[Record] = []
+
+        def rows(configs: list[RunConfig]) -> list[Record]:
+            found = [by_key.get(c.key()) for c in dict.fromkeys(configs)]
+            if any(r is None for r in found):
+                raise _Missing
+            used.extend(found)
+            return [dict(r) for r in found]
+
+        try:
+            F = chapter(source, task=task, shipped=rows)
+        except _Missing:
+            return None
+        F.data.update(p=used[0]["p"], records=_used(used))
+        return F
+
+    return judge
+
+
 #: chapter stem -> its judge on shipped records (None: the records it needs are not shipped)
 JUDGES: dict[str, Callable[..., fd.Findings | None]] = {
     "02_scaling": _scaling,
@@ -265,6 +294,9 @@ JUDGES: dict[str, Callable[..., fd.Findings | None]] = {
     "10_noise_first_images": _images,
     "11_optimizers": _optimizers,
     "12_grokking_phases": _phases,
+    "14_topology": _diagnosed(dgb.topology, "h1_mean"),
+    "15_heavy_tails": _diagnosed(dgb.heavy_tails, "pl_p_U"),
+    "16_clustering": _diagnosed(dgb.clustering, "ncc_test_acc"),
 }
 
 
@@ -364,6 +396,24 @@ def _figure(F: fd.Findings, source: str) -> tuple[go.Figure, str]:
                                        f"Test accuracy ({source} results)<br><sup>{d['short']}; seed 0</sup>")
         say = ("test accuracy over weight decay (x) and label corruption (y), each cell labelled with its phase by the "
                "chapter's rule")
+    elif chapter in ("14_topology", "15_heavy_tails", "16_clustering"):
+        w = d["width"]
+        rows = [r for r in d["grid"] if r["width"] == w]
+        series = {"14_topology": ({"h1_mean": "longest H1 bar per frequency (mean)",
+                                   "shuffled_h1_mean_mean": "shuffled control"}, "H1 persistence"),
+                  "15_heavy_tails": ({"hill_U": "Hill α of U", "hill_V": "Hill α of V", "hill_W": "Hill α of W"},
+                                     "power-law exponent (Hill)"),
+                  "16_clustering": ({"ncc_test_acc": "nearest class centre, test", "test_acc": "network output, test",
+                                     "ncc_noisy_true_acc": "nearest class centre, noisy pairs' true labels"},
+                                    "accuracy")}[chapter]
+        fig = plots.seed_lines(rows, "noise", series[0], f"Against label noise at M = {w} ({source} results)",
+                               "noise α", series[1], dash={k: "dot" for k in series[0] if k.startswith("shuffled")})
+        say = {"14_topology": "the persistence of the token circles of each key frequency against its shuffled "
+                              "control, at each α",
+               "15_heavy_tails": "the heavy-tail exponent of each layer's spectrum at each α (smaller: heavier tail)",
+               "16_clustering": "test accuracy of the nearest class centre in the hidden layer against the network's "
+                                "output, and how often a mislabelled pair sits with its true class, at each α"
+               }[chapter]
     elif chapter == "11_optimizers":
         bars = {label: {n: d["values"][n][k] for n in d["opts"]} for k, label in opt.METRICS.items()}
         fig = plots.seed_bars(bars, f"Four optimizers, one setting ({source} results)<br><sup>{d['short']}</sup>",
@@ -375,9 +425,8 @@ def _figure(F: fd.Findings, source: str) -> tuple[go.Figure, str]:
                                        f"Test accuracy of tied and untied models ({source} results)", "width M",
                                        "test accuracy", log_x=True)
         say = "test accuracy against width for the untied model and the tied one under wrong and symmetric noise"
-    if chapter not in ("04_hidden_rule", "09_transformer", "10_noise_first_images", "11_optimizers",
-                       "12_grokking_phases"):
-        # 09, 11: seed_bars draws its own chance line; 04 and 10 plot no accuracy; 12 is a heat map
+    if chapter in ("02_scaling", "03_noise_first", "05_frequency_filtration", "06_partition", "07_misspecification",
+                   "16_clustering"):  # the others plot no accuracy, a heat map, or draw their own chance line
         plots.add_chance(fig, chance)
     return fig, say
 
