@@ -46,12 +46,24 @@ Only ``add`` and ``sub`` have an a +- b - c component; ``mul`` is refused by the
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from . import train as train_module
+from .configs import RunConfig, content_key
+from .experiments import setup as make_setup
 from .fourier import dominant_frequencies, frame_order
-from .model import Weights, strength
+from .model import Weights, strength, weights_of_run
+from .store import RunStore, default_store
 from .tasks import Dataset
 
 LOSSES = ("ce", "mse")
@@ -480,3 +492,213 @@ def measures(weights: Weights, data: Dataset, freqs, loss: str = "ce") -> dict[s
 __all__ = ["COMPONENT_TASKS", "LOSSES", "embedding_spectrum", "excluded_logits", "excluded_loss", "gini",
            "key_component", "key_frequencies", "logit_loss", "measures", "residue", "restricted_logits",
            "restricted_loss", "spectrum_gini", "vote_shares"]
+
+
+# ---------------------------------------------------------------------------- over training (chapter 13)
+#: Per profile: modulus, width, steps, learning rate, weight decay and the noisy run's α.
+PROGRESS_SIZES: dict[str, dict[str, Any]] = {
+    "test": dict(p=13, width=64, steps=300, lr=1e-2, weight_decay=1.0, noise=0.3),
+    "book": dict(p=31, width=128, steps=1000, lr=1e-2, weight_decay=1.0, noise=0.3),
+    "paper": dict(p=113, width=512, steps=20_000, lr=1e-3, weight_decay=1.0, noise=0.3),
+}
+#: Accuracy at which the rule counts as formed (restricted logits on the test pairs), the
+#: network as generalizing (test) and the corrupted labels as memorized.
+FORMED = 0.9
+#: Most snapshots measured per run (thinned evenly from the recorded steps).
+MAX_SNAPSHOTS = 48
+#: Bumped when the measures change, so cached curves are recomputed.
+PROGRESS_VERSION = 1
+
+
+@contextlib.contextmanager
+def _snapshots(keep: set[int], out: dict[int, dict[str, Any]]) -> Iterator[None]:
+    """While active, copy the stacked parameters into ``out[step]`` at every recorded step in ``keep``.
+
+    The training loop records history at fixed steps (:func:`memgen.train.record_steps`) by calling
+    its ``_record``; this wraps that call and leaves training itself untouched (same numbers, same
+    run keys). A callback option in :func:`memgen.train.train_batch` would replace this wrapper.
+    """
+    original = train_module._record
+
+    def record(step, fwd, params, *args, **kwargs):
+        original(step, fwd, params, *args, **kwargs)
+        if step in keep:
+            out[step] = {k: v.detach().float().cpu().clone() for k, v in params.items()}
+
+    train_module._record = record
+    try:
+        yield
+    finally:
+        train_module._record = original
+
+
+def snapshot_steps(steps: int, max_points: int = MAX_SNAPSHOTS) -> list[int]:
+    """The recorded steps at which the measures are taken: at most ``max_points``, evenly thinned.
+
+    Parameters
+    ----------
+    steps : int
+        The run length.
+    max_points : int, default=MAX_SNAPSHOTS
+        Most snapshots.
+
+    Returns
+    -------
+    list of int
+        Sorted steps, always including 0 and ``steps``.
+    """
+    rec = train_module.record_steps(steps)
+    idx = np.unique(np.linspace(0, len(rec) - 1, min(max_points, len(rec))).round().astype(int))
+    return sorted({rec[i] for i in idx} | {0, steps})
+
+
+def _atomic_write_json(path: Path, obj: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(obj, f)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def measured_runs(configs: Sequence[RunConfig], *, min_share: float = 0.05, loss: str = "ce",
+                  progress: bool | None = False, store: RunStore | None = None) -> list[dict[str, Any]]:
+    """Train runs (one batch) while keeping snapshots, and measure each snapshot (cached).
+
+    The final runs go to the run store; the measure curves are cached next to it (under
+    ``<store>/progress/``) by a content key of the configs and the measure settings, so a
+    second call neither trains nor measures.
+
+    Parameters
+    ----------
+    configs : sequence of RunConfig
+        Runs sharing a batch key (``add`` or ``sub``).
+    min_share : float, default=0.05
+        Passed to :func:`key_frequencies` (found from each run's final weights).
+    loss : {"ce", "mse"}, default="ce"
+        The loss of the measures.
+    progress : bool or None, default=False
+        Progress bar while training.
+    store : RunStore or None, default=None
+        Where the runs and the cached curves go (None: the default store).
+
+    Returns
+    -------
+    list of dict
+        Per config: ``config`` (dict), ``key_freqs``, ``steps`` (the snapshots), each measure of
+        :func:`measures` as a list over ``steps``, and the recorded ``history``.
+
+    Raises
+    ------
+    ValueError
+        When the configs do not share a batch key or a run diverges.
+    """
+    configs = list(configs)
+    if not configs or any(c.batch_key() != configs[0].batch_key() for c in configs):
+        raise ValueError("configs=... is not allowed; give runs that share a batch key (RunConfig.batch_key)")
+    store = store or default_store()
+    key = content_key({"configs": [c.identity() for c in configs], "min_share": float(min_share), "loss": loss,
+                       "max_points": MAX_SNAPSHOTS, "version": PROGRESS_VERSION})
+    path = store.root / "progress" / f"{key}.json"
+    if path.exists() and all(c in store for c in configs):
+        try:
+            return json.loads(path.read_text())
+        except (OSError, ValueError):
+            path.unlink(missing_ok=True)
+    steps = snapshot_steps(configs[0].steps)
+    snaps: dict[int, dict[str, Any]] = {}
+    with _snapshots(set(steps), snaps):
+        runs = train_module.train_batch(configs, progress=progress)
+    out = []
+    for r, run in enumerate(runs):
+        if run.failed:
+            raise ValueError(run.failed)
+        store.save(run)
+        data = run.data
+        freqs = key_frequencies(run.weights, data.task, min_share)
+        ms = [measures(weights_of_run(snaps[s], r, run.config.activation), data, freqs, loss) for s in steps]
+        rec = {"config": run.config.to_dict(), "key_freqs": freqs.tolist(), "steps": steps, "history": run.history}
+        rec.update({k: [m[k] for m in ms] for k in ms[0]})
+        out.append(rec)
+    _atomic_write_json(path, out)
+    return out
+
+
+def first_step(steps: Sequence[int], values: Sequence[float], level: float) -> float:
+    """First step whose value is at least ``level`` (NaN when never).
+
+    Parameters
+    ----------
+    steps : sequence of int
+        The steps.
+    values : sequence of float
+        One value per step.
+    level : float
+        The level.
+
+    Returns
+    -------
+    float
+        The step, or NaN.
+    """
+    for s, v in zip(steps, values):
+        if v is not None and np.isfinite(v) and v >= level:
+            return float(s)
+    return float("nan")
+
+
+def progress_record(rec: dict[str, Any]) -> dict[str, Any]:
+    """Chapter 13's summary numbers of one :func:`measured_runs` entry.
+
+    Parameters
+    ----------
+    rec : dict
+        One entry of :func:`measured_runs`.
+
+    Returns
+    -------
+    dict
+        Config fields plus ``t_rule`` (first snapshot whose restricted logits reach
+        :data:`FORMED` on the test pairs), ``t_test`` (first snapshot whose test accuracy, from the
+        history, reaches it), ``t_mem`` (first recorded step with :data:`FORMED` of the noisy
+        labels memorized; NaN at α = 0), final accuracies, ``excluded_final`` / ``excluded_min``,
+        ``gini_start`` / ``gini_final`` and ``restricted_acc_final``.
+    """
+    h = rec["history"]
+    steps = rec["steps"]
+    hist_at = dict(zip(h["step"], h["test_acc"]))
+    test_at = [hist_at.get(s, float("nan")) for s in steps]
+    cfg = RunConfig.from_dict(rec["config"])
+    return {**rec["config"], "t_rule": first_step(steps, rec["restricted_test_acc"], FORMED),
+            "t_test": first_step(steps, test_at, FORMED),
+            "t_mem": first_step(h["step"], h["noisy_acc"], FORMED) if cfg.n_noisy else float("nan"),
+            "test_acc": h["test_acc"][-1], "train_acc": h["train_acc"][-1],
+            "noisy_acc": h["noisy_acc"][-1] if cfg.n_noisy else float("nan"),
+            "restricted_acc_final": rec["restricted_test_acc"][-1],
+            "excluded_final": rec["excluded_loss"][-1], "excluded_min": float(np.min(rec["excluded_loss"])),
+            "gini_start": rec["gini_embed"][0], "gini_final": rec["gini_embed"][-1],
+            "n_test": cfg.p**2 - cfg.n_train, "n_noisy": cfg.n_noisy, "key_freqs": rec["key_freqs"]}
+
+
+def progress_configs(profile: str, seeds: Sequence[int] = (0, 1, 2)) -> list[RunConfig]:
+    """Chapter 13's runs at its default parameters: a clean and a noisy run per seed (one batch).
+
+    Parameters
+    ----------
+    profile : {"test", "book", "paper"}
+        A key of :data:`PROGRESS_SIZES`.
+    seeds : sequence of int, default=(0, 1, 2)
+        The seeds of both runs.
+
+    Returns
+    -------
+    list of RunConfig
+        α = 0 for every seed, then the noisy α for every seed.
+    """
+    seeds = list(seeds)
+    S = make_setup(profile, seeds=seeds, **PROGRESS_SIZES[profile])
+    return [S.config(noise=a, seed=s) for a in (0.0, S.base.noise) for s in seeds]

@@ -62,6 +62,7 @@ from .metrics import METRICS, json_safe
 from .model import Weights
 from .optimizers import comparison_configs
 from .phases import phase_configs, phase_record, prune_curves
+from .progress import measured_runs, progress_configs
 from .store import RunStore, default_store, plan_batches
 from .train import Run
 
@@ -71,7 +72,7 @@ RECORD_KEYS = ("train_acc", "clean_acc", "noisy_acc", "noisy_true_acc", "test_ac
                "G_clean_acc", "G_noisy_true_acc", "R_test_acc", "R_noisy_acc", "R_clean_acc", "R_noisy_true_acc",
                "phase_error", "n_train", "n_test", "n_noisy")
 GROUPS = ("grid", "activations", "weight_decay", "tasks", "noise_first", "tied", "optimizers", "series", "phases",
-          "transformer", "images")
+          "progress", "transformer", "images")
 #: Groups whose records also carry chapters 14-16's numbers (:func:`memgen.diagnostics.diagnostic_record`).
 DIAGNOSED = ("grid", "series")
 #: Record kinds and their folders under ``results/<profile>/``.
@@ -126,6 +127,8 @@ def plan(profile: str, groups: Iterable[str] = GROUPS) -> dict[str, list[Config]
           (their full-length runs are in ``grid``);
         - ``phases``: chapter 12's Doshi et al. grid (weight decay x corruption, first seed) and
           its pruning cell over every seed (:func:`memgen.phases.phase_configs`);
+        - ``progress``: chapter 13's clean and noisy runs per seed, measured at snapshots taken
+          during training (:func:`memgen.progress.measured_runs`);
         - ``transformer``: chapter 9's one-layer Transformers (its α grid at the first seed, every
           seed at its main α; :class:`memgen.transformer.TransformerConfig`, not RunConfig);
         - ``images``: chapter 10's image networks (the paper's two α, every seed of the profile;
@@ -160,6 +163,7 @@ def plan(profile: str, groups: Iterable[str] = GROUPS) -> dict[str, list[Config]
         "transformer": lambda: tfm.sweep_configs(tfm.profile_config(profile), None, list(seeds), profile),
         "images": lambda: img.plan_configs(profile),
         "series": lambda: _series_configs(profile),
+        "progress": lambda: progress_configs(profile, seeds),
         "phases": lambda: list(dict.fromkeys(sum(phase_configs(profile, seeds), []))),
     }
     for g in GROUPS:
@@ -644,6 +648,10 @@ def produce(profile: str, groups: Iterable[str] = GROUPS, *, device: str = "auto
             if deadline is not None and time.monotonic() > deadline:
                 left += len(batch)
                 continue
+            measured = {}
+            if group == "progress":  # trained here with snapshots (then found in the store below)
+                measured = {RunConfig.from_dict(m["config"]).key(): m
+                            for m in measured_runs(batch, store=store, progress=progress)}
             for run in store.sweep(batch, progress=progress, allow_failures=True):
                 if run.failed:
                     print(f"memgen produce: not recorded: {run.failed}", file=sys.stderr)
@@ -652,6 +660,9 @@ def produce(profile: str, groups: Iterable[str] = GROUPS, *, device: str = "auto
                 rec = record_of(run, profile)
                 if group == "phases":
                     rec.update(phase_extras(run, run.config.key() in pruned))
+                if group == "progress":  # chapter 13's curves over the snapshots
+                    m = measured[run.config.key()]
+                    rec["measured"] = json_safe({k: v for k, v in m.items() if k not in ("config", "history")})
                 if group in DIAGNOSED:
                     rec.update({k: v for k, v in json_safe(diagnostic_record(run.weights, run.data,
                                                                              task=run.config.task)).items()

@@ -66,6 +66,16 @@ def test_diagnostic_chapters_judge_shipped_records_like_trained_runs(chapter):
         assert (shipped_.verdicts[k].verdict, shipped_.verdicts[k].evidence) == (v.verdict, v.evidence), k
 
 
+def test_progress_shipped_records_give_the_chapters_own_verdicts():
+    """Chapter 13: the curves measured at produce time give the verdicts the chapter gives when it trains."""
+    from memgen.book import prior_work as pw
+
+    trained, shipped_ = pw.progress_measures("test"), shipped.shipped_findings("13_progress_measures", "test")
+    assert set(shipped_.verdicts) == set(trained.verdicts)
+    for k, v in trained.verdicts.items():
+        assert (shipped_.verdicts[k].verdict, shipped_.verdicts[k].evidence) == (v.verdict, v.evidence), k
+
+
 def test_diagnostic_chapters_need_their_numbers_in_the_records():
     """A record without chapter 14's numbers (ripser missing when it was produced) leaves it unshipped."""
     recs = [{k: v for k, v in r.items() if k != "h1_mean"} for r in res.load("test")]
@@ -82,8 +92,8 @@ def test_nothing_is_judged_where_nothing_is_shipped(tmp_path, monkeypatch):
     monkeypatch.setenv("MEMGEN_RESULTS", str(tmp_path))
     assert shipped.shipped_findings("02_scaling", "paper") is None
     assert "not shipped yet" in shipped.banner("paper", [], "02_scaling").data
-    assert "does not plan" in shipped.banner("paper", [], "13_progress_measures").data
-    assert "13_progress_measures" not in shipped.JUDGES
+    assert "does not plan" in shipped.banner("paper", [], "08_explorer").data
+    assert "08_explorer" not in shipped.JUDGES
     assert "not shipped yet" in shipped.banner("paper", [], "09_transformer").data
     assert "--mnist-path" in shipped.banner("paper", [], "10_noise_first_images").data
     assert shipped.shipped_findings("09_transformer", "paper") is None

@@ -15,21 +15,14 @@ Both return :class:`memgen.book.findings.Findings` like the functions of
 
 from __future__ import annotations
 
-import contextlib
-import json
-import os
-import tempfile
-from collections.abc import Iterator, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from .. import progress as pg
-from .. import train as train_module
-from ..configs import ConfigError, RunConfig, content_key, validate_noise
+from ..configs import ConfigError, validate_noise
 from ..experiments import setup as make_setup
-from ..model import weights_of_run
 from ..phases import (  # noqa: F401
     DOSHI,
     FAILS,
@@ -46,7 +39,18 @@ from ..phases import (  # noqa: F401
     phase_record,
     prune_curves,
 )
-from ..store import default_store, sweep
+from ..progress import (  # noqa: F401
+    FORMED,
+    MAX_SNAPSHOTS,
+    PROGRESS_SIZES,
+    PROGRESS_VERSION,
+    _snapshots,
+    first_step,
+    measured_runs,
+    progress_record,
+    snapshot_steps,
+)
+from ..store import sweep
 from ..verdicts import REPRODUCED, Verdict, combine, compare, fmt_seeds, judge_above_chance, judge_at_least, undefined
 from .findings import Findings
 
@@ -301,193 +305,8 @@ def phase_heatmap(grid: Sequence[dict[str, Any]], key: str, title: str) -> Any:
 
 
 # ---------------------------------------------------------------------------- chapter 13: progress measures
-#: Per profile: modulus, width, steps, learning rate, weight decay and the noisy run's α.
-PROGRESS_SIZES: dict[str, dict[str, Any]] = {
-    "test": dict(p=13, width=64, steps=300, lr=1e-2, weight_decay=1.0, noise=0.3),
-    "book": dict(p=31, width=128, steps=1000, lr=1e-2, weight_decay=1.0, noise=0.3),
-    "paper": dict(p=113, width=512, steps=20_000, lr=1e-3, weight_decay=1.0, noise=0.3),
-}
-#: Accuracy at which the rule counts as formed (restricted logits on the test pairs), the
-#: network as generalizing (test) and the corrupted labels as memorized.
-FORMED = 0.9
-#: Most snapshots measured per run (thinned evenly from the recorded steps).
-MAX_SNAPSHOTS = 48
-#: Bumped when the measures change, so cached curves are recomputed.
-PROGRESS_VERSION = 1
-
-
-@contextlib.contextmanager
-def _snapshots(keep: set[int], out: dict[int, dict[str, Any]]) -> Iterator[None]:
-    """While active, copy the stacked parameters into ``out[step]`` at every recorded step in ``keep``.
-
-    The training loop records history at fixed steps (:func:`memgen.train.record_steps`) by calling
-    its ``_record``; this wraps that call and leaves training itself untouched (same numbers, same
-    run keys). A callback option in :func:`memgen.train.train_batch` would replace this wrapper.
-    """
-    original = train_module._record
-
-    def record(step, fwd, params, *args, **kwargs):
-        original(step, fwd, params, *args, **kwargs)
-        if step in keep:
-            out[step] = {k: v.detach().float().cpu().clone() for k, v in params.items()}
-
-    train_module._record = record
-    try:
-        yield
-    finally:
-        train_module._record = original
-
-
-def snapshot_steps(steps: int, max_points: int = MAX_SNAPSHOTS) -> list[int]:
-    """The recorded steps at which the measures are taken: at most ``max_points``, evenly thinned.
-
-    Parameters
-    ----------
-    steps : int
-        The run length.
-    max_points : int, default=MAX_SNAPSHOTS
-        Most snapshots.
-
-    Returns
-    -------
-    list of int
-        Sorted steps, always including 0 and ``steps``.
-    """
-    rec = train_module.record_steps(steps)
-    idx = np.unique(np.linspace(0, len(rec) - 1, min(max_points, len(rec))).round().astype(int))
-    return sorted({rec[i] for i in idx} | {0, steps})
-
-
-def _atomic_write_json(path: Path, obj: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
-def measured_runs(configs: Sequence[RunConfig], *, min_share: float = 0.05, loss: str = "ce",
-                  progress: bool | None = False) -> list[dict[str, Any]]:
-    """Train runs (one batch) while keeping snapshots, and measure each snapshot (cached).
-
-    The final runs go to the run store; the measure curves are cached next to it (under
-    ``<store>/progress/``) by a content key of the configs and the measure settings, so a
-    second call neither trains nor measures.
-
-    Parameters
-    ----------
-    configs : sequence of RunConfig
-        Runs sharing a batch key (``add`` or ``sub``).
-    min_share : float, default=0.05
-        Passed to :func:`memgen.progress.key_frequencies` (found from each run's final weights).
-    loss : {"ce", "mse"}, default="ce"
-        The loss of the measures.
-    progress : bool or None, default=False
-        Progress bar while training.
-
-    Returns
-    -------
-    list of dict
-        Per config: ``config`` (dict), ``key_freqs``, ``steps`` (the snapshots), each measure of
-        :func:`memgen.progress.measures` as a list over ``steps``, and the recorded ``history``.
-
-    Raises
-    ------
-    ValueError
-        When the configs do not share a batch key or a run diverges.
-    """
-    configs = list(configs)
-    if not configs or any(c.batch_key() != configs[0].batch_key() for c in configs):
-        raise ValueError("configs=... is not allowed; give runs that share a batch key (RunConfig.batch_key)")
-    store = default_store()
-    key = content_key({"configs": [c.identity() for c in configs], "min_share": float(min_share), "loss": loss,
-                       "max_points": MAX_SNAPSHOTS, "version": PROGRESS_VERSION})
-    path = store.root / "progress" / f"{key}.json"
-    if path.exists() and all(c in store for c in configs):
-        try:
-            return json.loads(path.read_text())
-        except (OSError, ValueError):
-            path.unlink(missing_ok=True)
-    steps = snapshot_steps(configs[0].steps)
-    snaps: dict[int, dict[str, Any]] = {}
-    with _snapshots(set(steps), snaps):
-        runs = train_module.train_batch(configs, progress=progress)
-    out = []
-    for r, run in enumerate(runs):
-        if run.failed:
-            raise ValueError(run.failed)
-        store.save(run)
-        data = run.data
-        freqs = pg.key_frequencies(run.weights, data.task, min_share)
-        ms = [pg.measures(weights_of_run(snaps[s], r, run.config.activation), data, freqs, loss) for s in steps]
-        rec = {"config": run.config.to_dict(), "key_freqs": freqs.tolist(), "steps": steps, "history": run.history}
-        rec.update({k: [m[k] for m in ms] for k in ms[0]})
-        out.append(rec)
-    _atomic_write_json(path, out)
-    return out
-
-
-def first_step(steps: Sequence[int], values: Sequence[float], level: float) -> float:
-    """First step whose value is at least ``level`` (NaN when never).
-
-    Parameters
-    ----------
-    steps : sequence of int
-        The steps.
-    values : sequence of float
-        One value per step.
-    level : float
-        The level.
-
-    Returns
-    -------
-    float
-        The step, or NaN.
-    """
-    for s, v in zip(steps, values):
-        if v is not None and np.isfinite(v) and v >= level:
-            return float(s)
-    return float("nan")
-
-
-def progress_record(rec: dict[str, Any]) -> dict[str, Any]:
-    """Chapter 13's summary numbers of one :func:`measured_runs` entry.
-
-    Parameters
-    ----------
-    rec : dict
-        One entry of :func:`measured_runs`.
-
-    Returns
-    -------
-    dict
-        Config fields plus ``t_rule`` (first snapshot whose restricted logits reach
-        :data:`FORMED` on the test pairs), ``t_test`` (first snapshot whose test accuracy, from the
-        history, reaches it), ``t_mem`` (first recorded step with :data:`FORMED` of the noisy
-        labels memorized; NaN at α = 0), final accuracies, ``excluded_final`` / ``excluded_min``,
-        ``gini_start`` / ``gini_final`` and ``restricted_acc_final``.
-    """
-    h = rec["history"]
-    steps = rec["steps"]
-    hist_at = dict(zip(h["step"], h["test_acc"]))
-    test_at = [hist_at.get(s, float("nan")) for s in steps]
-    cfg = RunConfig.from_dict(rec["config"])
-    return {**rec["config"], "t_rule": first_step(steps, rec["restricted_test_acc"], FORMED),
-            "t_test": first_step(steps, test_at, FORMED),
-            "t_mem": first_step(h["step"], h["noisy_acc"], FORMED) if cfg.n_noisy else float("nan"),
-            "test_acc": h["test_acc"][-1], "train_acc": h["train_acc"][-1],
-            "noisy_acc": h["noisy_acc"][-1] if cfg.n_noisy else float("nan"),
-            "restricted_acc_final": rec["restricted_test_acc"][-1],
-            "excluded_final": rec["excluded_loss"][-1], "excluded_min": float(np.min(rec["excluded_loss"])),
-            "gini_start": rec["gini_embed"][0], "gini_final": rec["gini_embed"][-1],
-            "n_test": cfg.p**2 - cfg.n_train, "n_noisy": cfg.n_noisy, "key_freqs": rec["key_freqs"]}
-
-
+# the sizes, the snapshots taken during training and each run's summary live in the core
+# (memgen.progress): `produce` records them for shipped results too
 def _progress_sizes(profile: str, params: dict[str, Any]) -> dict[str, Any]:
     if profile not in PROGRESS_SIZES:
         raise ConfigError(f"profile={profile!r} is not allowed; choose one of {', '.join(PROGRESS_SIZES)}")

@@ -25,6 +25,7 @@ from IPython.display import Markdown, display
 
 from .. import images as img
 from .. import phases as ph
+from .. import progress as pg
 from .. import transformer as tfm
 from ..configs import RunConfig, get_profile
 from ..optimizers import NOISE
@@ -254,6 +255,27 @@ def _phases(recs: Sequence[Record], source: str, task: str = "add") -> fd.Findin
                         "records": _used([by_key[c.key()] for c in grid_cfgs + prune_cfgs])})
 
 
+def _progress(recs: Sequence[Record], source: str, task: str = "add") -> fd.Findings | None:
+    """Chapter 13 on the shipped records of the ``progress`` group (each carries its ``measured``
+    curves over the snapshots), at the chapter's defaults."""
+    configs = pg.progress_configs(source)
+    by_key = {r["key"]: r for r in recs if "measured" in r}
+    if not all(c.key() in by_key for c in configs):
+        return None
+    entries = [{"config": c.to_dict(), "history": by_key[c.key()]["history"], **by_key[c.key()]["measured"]}
+               for c in configs]
+    rows = [pg.progress_record(e) for e in entries]
+    half = len(configs) // 2
+    c0 = configs[0]
+    settings = (f"profile {source}; {c0.task} mod P = {c0.p}, M = {c0.width}, {c0.activation}, {c0.loss}, "
+                f"lr {c0.lr:g}, wd {c0.weight_decay:g}, {c0.steps} steps, {half} seeds")
+    verdicts = prior_work.judge_progress(rows[:half], rows[half:], settings=settings)
+    return fd.Findings("13_progress_measures", verdicts,
+                       {"clean": entries[:half], "noisy": entries[half:], "p": c0.p, "noise": configs[-1].noise,
+                        "short": f"{c0.task} mod {c0.p}, M = {c0.width}, {c0.steps} steps",
+                        "records": _used([by_key[c.key()] for c in configs])})
+
+
 class _Missing(Exception):
     """A chapter asked for a run that is not shipped (or lacks the numbers it reads)."""
 
@@ -294,6 +316,7 @@ JUDGES: dict[str, Callable[..., fd.Findings | None]] = {
     "10_noise_first_images": _images,
     "11_optimizers": _optimizers,
     "12_grokking_phases": _phases,
+    "13_progress_measures": _progress,
     "14_topology": _diagnosed(dgb.topology, "h1_mean"),
     "15_heavy_tails": _diagnosed(dgb.heavy_tails, "pl_p_U"),
     "16_clustering": _diagnosed(dgb.clustering, "ncc_test_acc"),
@@ -396,6 +419,12 @@ def _figure(F: fd.Findings, source: str) -> tuple[go.Figure, str]:
                                        f"Test accuracy ({source} results)<br><sup>{d['short']}; seed 0</sup>")
         say = ("test accuracy over weight decay (x) and label corruption (y), each cell labelled with its phase by the "
                "chapter's rule")
+    elif chapter == "13_progress_measures":
+        fig = prior_work.progress_figure({"α = 0": d["clean"], f"α = {d['noise']:g}": d["noisy"]},
+                                         f"Progress measures over training ({source} results)<br><sup>{d['short']}"
+                                         "</sup>", d["p"])
+        say = ("the restricted and excluded losses and the accuracies over training, for the clean and the noisy run "
+               "(slider: run and seed)")
     elif chapter in ("14_topology", "15_heavy_tails", "16_clustering"):
         w = d["width"]
         rows = [r for r in d["grid"] if r["width"] == w]
