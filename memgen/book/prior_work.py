@@ -503,10 +503,10 @@ def progress_figure(groups: dict[str, Sequence[dict[str, Any]]], title: str, p: 
     n = len(fig.data)
     steps_ = [dict(method="update", label=label, args=[{"visible": [s <= j < e for j in range(n)]}])
               for label, s, e in spans]
-    fig.update_layout(sliders=[dict(active=0, steps=steps_, currentvalue=dict(prefix="run: "), pad=dict(t=50))],
-                      height=650)
+    # the slider, then the legend as rows below the plot (as the book's other slider figures)
+    fig.update_layout(sliders=[dict(active=0, steps=steps_, currentvalue=dict(prefix="run: "), pad=dict(t=50, r=40),
+                                    x=0.02, len=0.9)], height=820)
     _layout(fig, title)
-    fig.update_layout(legend=dict(orientation="v", x=1.02, y=1, yanchor="top"))
     fig.update_yaxes(type="log", dtick=1, title_text="loss (log)", row=1, col=1)
     fig.update_yaxes(range=[0, 1.05], title_text="accuracy", row=2, col=1)
     fig.update_xaxes(title_text="step", row=2, col=1)
