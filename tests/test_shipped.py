@@ -17,6 +17,10 @@ def test_every_judged_chapter_is_judged_on_shipped_records_like_on_trained_runs(
     assert all("profile test" in v.settings for k, v in F.verdicts.items() if v.settings and k != "paper")
 
 
+def test_every_chapter_of_findings_has_a_judge_on_shipped_records():
+    assert set(shipped.JUDGES) == set(fd.CHAPTERS)
+
+
 def test_shipped_verdict_keys_match_the_chapters_own(monkeypatch):
     """The intro pairs a shipped verdict with this build's by key: the keys must be the same."""
     trained = fd.filtration("test", progress=False)
