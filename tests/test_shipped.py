@@ -27,64 +27,24 @@ def test_shipped_verdict_keys_match_the_chapters_own(monkeypatch):
     assert set(shipped.shipped_findings("05_frequency_filtration", "test").verdicts) == set(trained.verdicts)
 
 
-def test_transformer_shipped_records_give_the_chapters_own_verdicts():
-    """Chapter 9 judged on its shipped test records says exactly what it says on the runs it trains."""
-    trained = fd.transformer_findings("test", progress=False)
-    shipped_ = shipped.shipped_findings("09_transformer", "test")
-    assert set(shipped_.verdicts) == set(trained.verdicts)
-    for k, v in trained.verdicts.items():
-        assert (shipped_.verdicts[k].verdict, shipped_.verdicts[k].key) == (v.verdict, v.key), k
-
-
-def test_image_shipped_records_give_the_chapters_own_verdicts():
-    """Chapter 10 judged on its shipped test records (digits) says what it says on the runs it trains."""
-    trained = fd.images_findings("test")
-    shipped_ = shipped.shipped_findings("10_noise_first_images", "test")
-    assert set(shipped_.verdicts) == set(trained.verdicts)
-    for k, v in trained.verdicts.items():
-        assert (shipped_.verdicts[k].verdict, shipped_.verdicts[k].key) == (v.verdict, v.key), k
-
-
-def test_phase_shipped_records_give_the_chapters_own_verdicts():
-    """Chapter 12 (Doshi et al.'s phases) judged on its shipped test records: the same verdicts and numbers."""
-    from memgen.book import prior_work as pw
-
-    trained = pw.grokking_phases("test")
-    shipped_ = shipped.shipped_findings("12_grokking_phases", "test")
-    assert set(shipped_.verdicts) == set(trained.verdicts)
-    for k, v in trained.verdicts.items():
-        assert (shipped_.verdicts[k].verdict, shipped_.verdicts[k].key, shipped_.verdicts[k].evidence) == \
-            (v.verdict, v.key, v.evidence), k
-    assert [r["phase"] for r in shipped_.data["grid"]] == [r["phase"] for r in trained.data["grid"]]
-
-
-@pytest.mark.parametrize("chapter", ["14_topology", "15_heavy_tails", "16_clustering"])
-def test_diagnostic_chapters_judge_shipped_records_like_trained_runs(chapter):
-    """Chapters 14-16 run their own function on the shipped records (nothing trained): same verdicts."""
-    from memgen.book import diagnostics as dgb
-
-    fn = {"14_topology": dgb.topology, "15_heavy_tails": dgb.heavy_tails, "16_clustering": dgb.clustering}[chapter]
-    trained, shipped_ = fn("test"), shipped.shipped_findings(chapter, "test")
-    assert set(shipped_.verdicts) == set(trained.verdicts)
-    for k, v in trained.verdicts.items():
-        assert (shipped_.verdicts[k].verdict, shipped_.verdicts[k].evidence) == (v.verdict, v.evidence), k
-
-
-def test_progress_shipped_records_give_the_chapters_own_verdicts():
-    """Chapter 13: the curves measured at produce time give the verdicts the chapter gives when it trains."""
-    from memgen.book import prior_work as pw
-
-    trained, shipped_ = pw.progress_measures("test"), shipped.shipped_findings("13_progress_measures", "test")
-    assert set(shipped_.verdicts) == set(trained.verdicts)
-    for k, v in trained.verdicts.items():
-        assert (shipped_.verdicts[k].verdict, shipped_.verdicts[k].evidence) == (v.verdict, v.evidence), k
-
-
 def test_diagnostic_chapters_need_their_numbers_in_the_records():
     """A record without chapter 14's numbers (ripser missing when it was produced) leaves it unshipped."""
     recs = [{k: v for k, v in r.items() if k != "h1_mean"} for r in res.load("test")]
     assert shipped.JUDGES["14_topology"](recs, "test") is None
     assert shipped.JUDGES["16_clustering"](recs, "test") is not None
+
+
+@pytest.mark.parametrize("chapter", ["09_transformer", "10_noise_first_images", "12_grokking_phases",
+                                     "13_progress_measures", "14_topology", "15_heavy_tails", "16_clustering"])
+def test_shipped_records_give_the_chapters_own_verdicts(chapter):
+    """Judged on its shipped test records, a chapter says exactly what it says on the runs it trains
+    (the same runs): same verdicts, key numbers and evidence."""
+    trained = fd.CHAPTERS[chapter][1]("test", progress=False)
+    shipped_ = shipped.shipped_findings(chapter, "test")
+    assert set(shipped_.verdicts) == set(trained.verdicts)
+    for k, v in trained.verdicts.items():
+        s = shipped_.verdicts[k]
+        assert (s.verdict, s.key, s.evidence) == (v.verdict, v.key, v.evidence), k
 
 
 def test_variants_are_judged_on_their_own_task():
