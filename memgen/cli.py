@@ -302,9 +302,10 @@ def _check_analytic(ns: argparse.Namespace) -> None:
                             f"all p**2 pairs) but only {have / 2**30:.1f} GiB is free; use a smaller p")
 
 
-_TABLE = (("task", "{:>4}"), ("activation", "{:>12}"), ("tied", "{!s:>5}"), ("width", "{:>5}"), ("noise", "{:>5.2f}"),
-          ("seed", "{:>4}"), ("steps", "{:>7}"), ("train_acc", "{:>9.3f}"), ("noisy_acc", "{:>9.3f}"),
-          ("test_acc", "{:>8.3f}"), ("G_test_acc", "{:>10.3f}"), ("R_noisy_acc", "{:>11.3f}"))
+_TABLE = (("task", "{:>4}"), ("p", "{:>3}"), ("activation", "{:>12}"), ("tied", "{!s:>5}"), ("width", "{:>5}"),
+          ("noise", "{:>5.2f}"), ("seed", "{:>4}"), ("steps", "{:>7}"), ("train_acc", "{:>9.3f}"),
+          ("noisy_acc", "{:>9.3f}"), ("test_acc", "{:>8.3f}"), ("G_test_acc", "{:>10.3f}"),
+          ("R_noisy_acc", "{:>11.3f}"))
 
 
 _TRANSFORMER_TABLE = (("task", "{:>4}"), ("noise", "{:>5.2f}"), ("seed", "{:>4}"), ("steps", "{:>6}"),

@@ -491,7 +491,8 @@ def measures(weights: Weights, data: Dataset, freqs, loss: str = "ce") -> dict[s
 
 __all__ = ["COMPONENT_TASKS", "LOSSES", "embedding_spectrum", "excluded_logits", "excluded_loss", "gini",
            "key_component", "key_frequencies", "logit_loss", "measures", "residue", "restricted_logits",
-           "restricted_loss", "spectrum_gini", "vote_shares"]
+           "restricted_loss", "spectrum_gini", "vote_shares", "FORMED", "MAX_SNAPSHOTS", "PROGRESS_SIZES",
+           "first_step", "measured_runs", "progress_configs", "progress_record", "snapshot_steps"]
 
 
 # ---------------------------------------------------------------------------- over training (chapter 13)

@@ -387,7 +387,8 @@ class Results:
         Parameters
         ----------
         record : dict
-            From :func:`record_of` (or :func:`transformer_record_of`: written under ``transformer/``).
+            From :func:`record_of`, :func:`transformer_record_of` (written under ``transformer/``) or
+            :func:`image_record_of` (under ``images/``).
         weights : Weights or None, default=None
             Shipped too when given (stored as float16).
 
@@ -554,12 +555,30 @@ def provenance(records: list[dict[str, Any]]) -> str:
     seeds = sorted({r["seed"] for r in records})
     dates = sorted({p["date"] for p in pv})
     engine = {"transformer": "Transformer engine", "images": "image engine"}.get(pv[0].get("engine"), "engine")
+    ps = sorted({r["p"] for r in records if "p" in r})
     what = (f"{records[0]['source']}, {' or '.join(map(str, steps))} full-batch epochs" if "source" in records[0]
-            else f"P = {records[0]['p']}, {' or '.join(map(str, steps))} steps")
+            else f"P = {' or '.join(map(str, ps))}, {' or '.join(map(str, steps))} steps")
     return (f"profile {pv[0]['profile']}: {what}, "
             f"seeds {seeds}, {len(records)} runs trained by memgen ({engine} {pv[0]['engine_version']}) on "
             f"{', '.join(devs)} with torch {', '.join(torches)}, "
             f"{dates[0] if dates[0] == dates[-1] else f'{dates[0]}–{dates[-1]}'}")
+
+
+def _complete(res: Results, group: str, config: Config, pruned: set[str]) -> bool:
+    """Whether ``config`` has a record with every number its group records (a record made by older
+    code, or without ripser / powerlaw that are installed now, is produced again)."""
+    if config not in res:
+        return False
+    if group not in (*DIAGNOSED, "phases", "progress"):
+        return True
+    rec = res.record(config)
+    if group == "phases":
+        return "doshi" in rec and (config.key() not in pruned or "prune" in rec)
+    if group == "progress":
+        return "measured" in rec
+    have = available()
+    return ("ncc_test_acc" in rec and ("h1_mean" in rec or not have["topology"])
+            and ("pl_p_U" in rec or not have["powerlaw"]))
 
 
 def produce(profile: str, groups: Iterable[str] = GROUPS, *, device: str = "auto",
@@ -570,8 +589,8 @@ def produce(profile: str, groups: Iterable[str] = GROUPS, *, device: str = "auto
 
     Batches are trained one after the other, in the order of :func:`plan` (the main grid first),
     and each finished batch's records are written at once, so an interrupted call keeps them and
-    the next call trains only what is missing. A run that diverges is reported on stderr and not
-    recorded (the next call tries it again).
+    the next call trains only what is missing (or a record that lacks numbers its group records
+    now). A run that diverges is reported on stderr and not recorded (the next call tries it again).
 
     Parameters
     ----------
@@ -592,8 +611,9 @@ def produce(profile: str, groups: Iterable[str] = GROUPS, *, device: str = "auto
         runs left are counted in the result. None: no limit.
     mnist_path : str or path-like or None, default=None
         MNIST's folder (the IDX files), for the ``images`` group of a profile whose shipped data is
-        MNIST (:data:`memgen.images.SHIPPED_DATA`: ``paper``); without it that group is skipped
-        with a note on stderr and its runs are counted as left.
+        MNIST (:data:`memgen.images.SHIPPED_DATA`: ``paper``; checked first, and refused at the
+        other profiles); without it that group is skipped with a note on stderr and its runs are
+        counted as left.
 
     Returns
     -------
@@ -602,60 +622,101 @@ def produce(profile: str, groups: Iterable[str] = GROUPS, *, device: str = "auto
     """
     if max_minutes is not None and not (isinstance(max_minutes, (int, float)) and max_minutes > 0):
         raise ConfigError(f"max_minutes={max_minutes!r} is not allowed; it must be a number > 0 (or None)")
+    groups = list(groups)
+    if mnist_path is not None:  # checked before hours of training, not when the images group comes up
+        if img.SHIPPED_DATA[profile] != "mnist":
+            raise ConfigError(f"mnist_path={str(mnist_path)!r} is not allowed at profile {profile}: its images are "
+                              f"{img.SHIPPED_DATA[profile]} (MNIST is the paper profile's)")
+        try:
+            img.find_mnist(mnist_path)
+        except ConfigError as e:
+            raise ConfigError("mnist_" + str(e)) from None
     res = Results(profile, root)
     store = store or default_store()
     keep = set(inspected(profile))
     deadline = None if max_minutes is None else time.monotonic() + 60 * max_minutes
-    written = present = left = 0
+    out = {"written": 0, "left": 0}
+    present = 0
+    pruned = {c.key() for c in phase_configs(profile)[1]}
+
+    def late() -> bool:
+        return deadline is not None and time.monotonic() > deadline
+
+    def skip(n: int, why: str | None = None) -> None:
+        out["left"] += n
+        if why:
+            print(f"memgen produce: not recorded: {why}", file=sys.stderr)
+
+    def write(rec: dict[str, Any], weights: Weights | None = None) -> None:
+        res.write(rec, weights)
+        out["written"] += 1
+
     for group, configs in plan(profile, groups).items():
         configs = [c if isinstance(c, img.ImageConfig) else c.replace(device=device) for c in configs]
-        todo = [c for c in configs if c not in res]
+        todo = [c for c in configs if not _complete(res, group, c, pruned)]
         present += len(configs) - len(todo)
-        if group == "images" and todo:
+        if not todo:
+            continue
+        if group == "images":
             data_name = img.SHIPPED_DATA[profile]
             if data_name == "mnist" and mnist_path is None:
                 print(f"memgen produce: images (chapter 10) at profile {profile} are trained on MNIST, which memgen "
                       "does not ship: pass --mnist-path DIR (the folder of its IDX files); skipped", file=sys.stderr)
-                left += len(todo)
+                skip(len(todo))
                 continue
             data = img.load_images(data_name, mnist_path)
             for c in todo:
-                if deadline is not None and time.monotonic() > deadline:
-                    left += 1
+                if late():
+                    skip(1)
                     continue
-                run = img.train_mlp(data, dataclasses.replace(c, device=device))
+                try:
+                    run = img.train_mlp(data, dataclasses.replace(c, device=device))
+                except ConfigError as e:  # the loss diverged: left for the next call
+                    skip(1, str(e))
+                    continue
                 run.meta["n_classes"] = data.n_classes
-                res.write(image_record_of(run, data_name, profile))
-                written += 1
+                write(image_record_of(run, data_name, profile))
             continue
         if group == "transformer":
             batches: dict[tuple, list] = {}
             for c in todo:
                 batches.setdefault(c.batch_key(), []).append(c)
             for batch in batches.values():
-                if deadline is not None and time.monotonic() > deadline:
-                    left += len(batch)
+                if late():
+                    skip(len(batch))
                     continue
-                for trun in tfm.train_or_load(batch, root=store.root / "transformers", progress=progress):
-                    res.write(transformer_record_of(trun, profile))
-                    written += 1
+                # a diverged run stops its whole batch: then each run alone, and the diverged ones are
+                # left for the next call
+                for part in ([batch] + [[c] for c in batch]) if len(batch) > 1 else [batch]:
+                    try:
+                        truns = tfm.train_or_load(part, root=store.root / "transformers", progress=progress)
+                    except ConfigError as e:
+                        if len(part) == 1:
+                            skip(1, str(e))
+                        continue
+                    for trun in truns:
+                        write(transformer_record_of(trun, profile))
+                    if part is batch:
+                        break
             continue
-        pruned = {c.key() for c in phase_configs(profile)[1]} if group == "phases" else set()
-        if group in DIAGNOSED and todo and not all(available().values()):
+        if group in DIAGNOSED and not all(available().values()):
             print("memgen produce: ripser, persim or powerlaw is not installed: the records get chapter 16's numbers "
                   "but not chapters 14-15's (pip install ripser persim powerlaw)", file=sys.stderr)
         for batch in plan_batches(todo):
-            if deadline is not None and time.monotonic() > deadline:
-                left += len(batch)
+            if late():
+                skip(len(batch))
                 continue
             measured = {}
             if group == "progress":  # trained here with snapshots (then found in the store below)
-                measured = {RunConfig.from_dict(m["config"]).key(): m
-                            for m in measured_runs(batch, store=store, progress=progress)}
+                try:
+                    measured = {RunConfig.from_dict(m["config"]).key(): m
+                                for m in measured_runs(batch, store=store, progress=progress)}
+                except ValueError as e:  # a run diverged
+                    skip(len(batch), str(e))
+                    continue
             for run in store.sweep(batch, progress=progress, allow_failures=True):
                 if run.failed:
-                    print(f"memgen produce: not recorded: {run.failed}", file=sys.stderr)
-                    left += 1
+                    skip(1, run.failed)
                     continue
                 rec = record_of(run, profile)
                 if group == "phases":
@@ -667,6 +728,5 @@ def produce(profile: str, groups: Iterable[str] = GROUPS, *, device: str = "auto
                     rec.update({k: v for k, v in json_safe(diagnostic_record(run.weights, run.data,
                                                                              task=run.config.task)).items()
                                 if k not in rec})
-                res.write(rec, run.weights if run.config in keep else None)
-                written += 1
-    return written, present, left
+                write(rec, run.weights if run.config in keep else None)
+    return out["written"], present, out["left"]

@@ -179,7 +179,6 @@ def test_image_records_need_mnist_at_the_paper_scale(tmp_path, monkeypatch, caps
     recs = res.load("test", root=tmp_path, kind="images")
     run = img.train_mlp(img.load_digits(), configs[1])
     assert recs[1]["history"]["noisy_acc"] == run.history["noisy_acc"] and recs[1]["n_classes"] == 10
-    assert recs[0]["key"] != img.record_key(configs[0], "mnist")  # the data set is part of the name
     assert "scikit-learn digits" in res.provenance(recs) and "3 full-batch epochs" in res.provenance(recs)
 
 
@@ -198,3 +197,40 @@ def test_grid_records_carry_the_diagnostics_when_their_packages_are_there(tmp_pa
     rec = res.load("test", root=tmp_path / "bare")[0]
     assert "ncc_test_acc" in rec and "h1_mean" not in rec and "hill_mean" not in rec
     assert "pip install ripser persim powerlaw" in capsys.readouterr().err
+
+
+def test_a_diverged_transformer_batch_is_left_for_the_next_call(tmp_path, monkeypatch, capsys):
+    from memgen import transformer as tfm
+
+    good, bad = tfm.profile_config("test", steps=20), tfm.profile_config("test", steps=20, lr=1e9)
+    monkeypatch.setattr(res, "plan", lambda profile, groups=res.GROUPS: {"transformer": [bad, good]})
+    written, present, left = res.produce("test", root=tmp_path, store=res.RunStore(tmp_path / "store"))
+    assert (written, present) == (1, 0) and left == 1  # the good run (its own batch) is recorded
+    assert "memgen produce: not recorded: lr=1000000000.0 is not allowed" in capsys.readouterr().err
+
+
+def test_mnist_path_is_checked_before_anything_trains(tmp_path, monkeypatch):
+    monkeypatch.setattr(res, "plan", lambda profile, groups=res.GROUPS: pytest.fail("planned before the check"))
+    with pytest.raises(res.ConfigError, match="^mnist_path='/nope' is not allowed at profile test"):
+        res.produce("test", root=tmp_path, mnist_path="/nope")
+    with pytest.raises(res.ConfigError, match="^mnist_path="):
+        res.produce("paper", root=tmp_path, mnist_path=tmp_path / "missing")
+
+
+def test_a_record_without_numbers_that_can_now_be_computed_is_produced_again(tmp_path, monkeypatch):
+    """A grid record made where ripser / powerlaw were missing gets chapters 14-15's numbers once they are there."""
+    prof = get_profile("test")
+    configs = [prof.config(width=9, noise=0.4, steps=40)]
+    monkeypatch.setattr(res, "plan", lambda profile, groups=res.GROUPS: {"grid": configs})
+    monkeypatch.setattr(res, "inspected", lambda profile: [])
+    bare = {"topology": False, "powerlaw": False}
+    monkeypatch.setattr("memgen.diagnostics.available", lambda: bare)
+    monkeypatch.setattr(res, "available", lambda: bare)
+    assert res.produce("test", root=tmp_path) == (1, 0, 0)
+    assert res.produce("test", root=tmp_path) == (0, 1, 0)  # complete for what this node can compute
+    assert "h1_mean" not in res.load("test", root=tmp_path)[0]
+    monkeypatch.undo()
+    monkeypatch.setattr(res, "plan", lambda profile, groups=res.GROUPS: {"grid": configs})
+    monkeypatch.setattr(res, "inspected", lambda profile: [])
+    assert res.produce("test", root=tmp_path) == (1, 0, 0)  # rewritten from the run store
+    assert {"h1_mean", "pl_p_U", "ncc_test_acc"} <= set(res.load("test", root=tmp_path)[0])

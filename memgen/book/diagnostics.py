@@ -2,9 +2,10 @@
 
 One function per chapter, like :mod:`memgen.book.findings`: :func:`topology`,
 :func:`heavy_tails` and :func:`clustering` take the chapter's parameters, train or load the runs
-they need through the run store, and return :class:`~memgen.book.findings.Findings` (verdicts by
-short id, the records the chapter draws, the setup), so the introduction's findings table can list
-them.
+they need through the run store (or, given ``shipped``, look them up among shipped records that
+already carry the chapter's numbers: :mod:`memgen.book.shipped`), and return
+:class:`~memgen.book.findings.Findings` (verdicts by short id, the records the chapter draws, the
+setup), so the introduction's findings table can list them.
 
 They read the width × α grid that chapter 2 trains (ReLU unless ``activation`` is given): the
 profile's widths and noise levels at the first seed, and every seed at the highest α — the runs

@@ -29,7 +29,7 @@ from .. import progress as pg
 from .. import transformer as tfm
 from ..configs import RunConfig, get_profile
 from ..optimizers import NOISE
-from ..results import load, provenance
+from ..results import PLAN_SEEDS, load, provenance
 from . import diagnostics as dgb
 from . import findings as fd
 from . import optimizers as opt
@@ -197,11 +197,11 @@ def _transformer(recs: Sequence[Record], source: str, task: str = "add") -> fd.F
     """Chapter 9 on the shipped Transformer records (``results/<source>/transformer/``) at the
     profile's main α and ``n_keep``; ``recs`` (two-layer records) are not used."""
     C = tfm.profile_config(source, task=task)
-    rows = [r for r in load(source, kind="transformer")
-            if r["task"] == task and fd._eq(r["noise"], C.noise) and r["n_keep"] == C.n_keep and r["p"] == C.p
-            and r["steps"] == C.steps]
-    if not _need(rows):
+    planned = [c for c in tfm.sweep_configs(C, [C.noise], list(PLAN_SEEDS), source) if c.noise == C.noise]
+    by_key = {r["key"]: r for r in load(source, kind="transformer") if r["n_keep"] == C.n_keep}
+    if not all(c.key() in by_key for c in planned):  # every seed of the main α, filtered as the chapter does
         return None
+    rows = [by_key[c.key()] for c in planned]
     metrics = ("train_acc", "clean_acc", "noisy_acc", "noisy_true_acc", "test_acc")
     ffs = [{"before": {k: r[k] for k in metrics}, "after": {k: r[f"ff_{k}"] for k in metrics}} for r in rows]
     r0 = rows[0]
@@ -216,12 +216,12 @@ def _transformer(recs: Sequence[Record], source: str, task: str = "add") -> fd.F
 def _images(recs: Sequence[Record], source: str, task: str = "add") -> fd.Findings | None:
     """Chapter 10 on the shipped image records (``results/<source>/images/``) at the chapter's
     defaults (the profile's network, the paper's α); ``recs`` and ``task`` are not used."""
-    want = {k: v for k, v in img.IMAGE_PROFILES[source].items() if k != "seeds"}
-    rows = [r for r in load(source, kind="images") if r["data"] == img.SHIPPED_DATA[source]
-            and all(fd._eq(r[k], v) for k, v in want.items())]
-    noises = [a for a in img.PAPER_NOISES if any(fd._eq(r["noise"], a) for r in rows)]
-    if len(noises) < len(img.PAPER_NOISES):
+    by_key = {r["key"]: r for r in load(source, kind="images")}
+    keys = [img.record_key(c, img.SHIPPED_DATA[source]) for c in img.plan_configs(source)]
+    if not all(k in by_key for k in keys):  # every planned α and seed
         return None
+    rows = [by_key[k] for k in keys]
+    noises = list(img.PAPER_NOISES)
     fields = set(img.ImageConfig.__dataclass_fields__) - {"device"}
     runs = [SimpleNamespace(config=img.ImageConfig(**{k: r[k] for k in fields}), history=r["history"]) for r in rows]
     r0 = rows[0]
