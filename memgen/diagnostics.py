@@ -663,6 +663,22 @@ def series_steps(steps: int, fractions: Any = SERIES_FRACTIONS) -> list[int]:
     return sorted({max(1, int(round(steps * f))) for f in fractions} | {int(steps)})
 
 
+def default_series_width(S: Any) -> int:
+    """Default width of the runs over training: the middle of a setup's widths (book: 129).
+
+    Parameters
+    ----------
+    S : memgen.experiments.Setup
+        The chapter's setup (its ``widths``).
+
+    Returns
+    -------
+    int
+        The middle width.
+    """
+    return int(S.widths[len(S.widths) // 2])
+
+
 def available() -> dict[str, bool]:
     """Whether the optional packages of the topology (``ripser``, ``persim``) and power-law
     (``powerlaw``) numbers are installed.

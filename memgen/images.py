@@ -433,6 +433,18 @@ class ImageConfig:
         if self.device not in DEVICES:
             raise ConfigError(f"device={self.device!r} is not allowed; choose one of {', '.join(DEVICES)}")
 
+    def identity(self) -> dict[str, Any]:
+        """The fields that determine training (every field but ``device``).
+
+        Returns
+        -------
+        dict
+            Field name to value.
+        """
+        d = dataclasses.asdict(self)
+        d.pop("device")
+        return d
+
     def label(self) -> str:
         """A short human-readable description.
 
@@ -692,9 +704,7 @@ def record_key(config: ImageConfig, data: str) -> str:
     str
         20 hex digits (:func:`memgen.configs.content_key`).
     """
-    d = dataclasses.asdict(config)
-    d.pop("device")
-    return content_key({**d, "data": data, "images_version": IMAGES_VERSION})
+    return content_key({**config.identity(), "data": data, "images_version": IMAGES_VERSION})
 
 
 @dataclass(frozen=True)

@@ -56,7 +56,7 @@ from . import transformer as tfm
 from .analysis import control_record, mirror_record, neuron_record, partition_record
 from .checkpoint import StoreError, atomic_save, checked_load
 from .configs import ENGINE_VERSION, ConfigError, RunConfig, get_profile
-from .diagnostics import available, diagnostic_record, series_steps
+from .diagnostics import available, default_series_width, diagnostic_record, series_steps
 from .experiments import summarize
 from .metrics import METRICS, json_safe
 from .model import Weights
@@ -175,7 +175,7 @@ def plan(profile: str, groups: Iterable[str] = GROUPS) -> dict[str, list[Config]
 def _series_configs(profile: str) -> list[RunConfig]:
     """Chapters 14 and 16's runs over training at their defaults (as their chapters build them)."""
     S = experiments.setup(profile, task="add", widths=None, noises=None, seeds=list(PLAN_SEEDS), width=None)
-    w = int(S.widths[len(S.widths) // 2])
+    w = default_series_width(S)
     return [S.config(width=w, noise=a, seed=PLAN_SEEDS[0], steps=s)
             for a in dict.fromkeys([min(S.noises), max(S.noises)]) for s in series_steps(S.base.steps)]
 
@@ -198,6 +198,15 @@ def inspected(profile: str) -> list[RunConfig]:
 
 
 # ---------------------------------------------------------------------------- records
+def _provenance(profile: str, meta: dict[str, Any], version: int, engine: str | None = None) -> dict[str, Any]:
+    """A record's ``provenance``: the profile, the engine and its version, and the run's ``meta``
+    (device, torch, seconds, batch size), dated today."""
+    out = {"profile": profile, "engine_version": version, "device": meta.get("device"),
+           "torch": meta.get("torch", str(torch.__version__)), "seconds": meta.get("seconds"),
+           "batch_size": meta.get("batch_size", 1), "date": datetime.date.today().isoformat()}
+    return {**out, "engine": engine} if engine else out
+
+
 def record_of(run: Run, profile: str) -> dict[str, Any]:
     """The shipped record of a finished run: flat config + metrics, history and provenance.
 
@@ -232,10 +241,7 @@ def record_of(run: Run, profile: str) -> dict[str, Any]:
     d = run.data
     rec.update(n_train=int(len(d.train_idx)), n_test=int(len(d.test_idx)), n_noisy=int(d.noisy.sum()))
     rec["history"] = run.history
-    rec["provenance"] = {"profile": profile, "engine_version": ENGINE_VERSION, "device": run.meta.get("device"),
-                         "torch": run.meta.get("torch"), "seconds": run.meta.get("seconds"),
-                         "batch_size": run.meta.get("batch_size"),
-                         "date": datetime.date.today().isoformat()}
+    rec["provenance"] = _provenance(profile, run.meta, ENGINE_VERSION)
     return json_safe(rec)
 
 
@@ -265,10 +271,7 @@ def transformer_record_of(run: tfm.TransformerRun, profile: str) -> dict[str, An
                            "power": tfm.unembed_spectrum(run.params["W_U"].float().numpy(), c.task).tolist(),
                            "n_train": int(len(d.train_idx)), "n_test": int(len(d.test_idx)),
                            "n_noisy": int(d.noisy.sum()), "history": run.history}
-    rec["provenance"] = {"profile": profile, "engine_version": tfm.TRANSFORMER_VERSION, "engine": "transformer",
-                         "device": run.meta.get("device"), "torch": run.meta.get("torch", str(torch.__version__)),
-                         "seconds": run.meta.get("seconds"), "batch_size": run.meta.get("batch_size"),
-                         "date": datetime.date.today().isoformat()}
+    rec["provenance"] = _provenance(profile, run.meta, tfm.TRANSFORMER_VERSION, "transformer")
     return json_safe(rec)
 
 
@@ -290,16 +293,11 @@ def image_record_of(run: img.ImageRun, data: str, profile: str) -> dict[str, Any
     dict
         JSON-ready; see the module docstring for its keys.
     """
-    cfg = dataclasses.asdict(run.config)
-    cfg.pop("device")
-    rec: dict[str, Any] = {**cfg, "key": img.record_key(run.config, data), "kind": "images", "data": data,
-                           "source": run.source, "n_train": run.meta["n_train"], "n_test": run.meta["n_test"],
-                           "n_noisy": run.meta["n_noisy"], "n_classes": int(run.meta.get("n_classes", 10)),
-                           "history": run.history}
-    rec["provenance"] = {"profile": profile, "engine_version": img.IMAGES_VERSION, "engine": "images",
-                         "device": run.meta.get("device"), "torch": str(torch.__version__),
-                         "seconds": run.meta.get("seconds"), "batch_size": 1,
-                         "date": datetime.date.today().isoformat()}
+    m = run.meta
+    rec: dict[str, Any] = {**run.config.identity(), "key": img.record_key(run.config, data), "kind": "images",
+                           "data": data, "source": run.source, "n_train": m["n_train"], "n_test": m["n_test"],
+                           "n_noisy": m["n_noisy"], "n_classes": int(m.get("n_classes", 10)), "history": run.history}
+    rec["provenance"] = _provenance(profile, run.meta, img.IMAGES_VERSION, "images")
     return json_safe(rec)
 
 
@@ -564,9 +562,10 @@ def provenance(records: list[dict[str, Any]]) -> str:
             f"{dates[0] if dates[0] == dates[-1] else f'{dates[0]}–{dates[-1]}'}")
 
 
-def _complete(res: Results, group: str, config: Config, pruned: set[str]) -> bool:
+def _complete(res: Results, group: str, config: Config, pruned: set[str], have: dict[str, bool]) -> bool:
     """Whether ``config`` has a record with every number its group records (a record made by older
-    code, or without ripser / powerlaw that are installed now, is produced again)."""
+    code, or without the packages of ``have`` (:func:`memgen.diagnostics.available`) that are
+    installed now, is produced again)."""
     if config not in res:
         return False
     if group not in (*DIAGNOSED, "phases", "progress"):
@@ -576,7 +575,6 @@ def _complete(res: Results, group: str, config: Config, pruned: set[str]) -> boo
         return "doshi" in rec and (config.key() not in pruned or "prune" in rec)
     if group == "progress":
         return "measured" in rec
-    have = available()
     return ("ncc_test_acc" in rec and ("h1_mean" in rec or not have["topology"])
             and ("pl_p_U" in rec or not have["powerlaw"]))
 
@@ -622,7 +620,6 @@ def produce(profile: str, groups: Iterable[str] = GROUPS, *, device: str = "auto
     """
     if max_minutes is not None and not (isinstance(max_minutes, (int, float)) and max_minutes > 0):
         raise ConfigError(f"max_minutes={max_minutes!r} is not allowed; it must be a number > 0 (or None)")
-    groups = list(groups)
     if mnist_path is not None:  # checked before hours of training, not when the images group comes up
         if img.SHIPPED_DATA[profile] != "mnist":
             raise ConfigError(f"mnist_path={str(mnist_path)!r} is not allowed at profile {profile}: its images are "
@@ -638,6 +635,7 @@ def produce(profile: str, groups: Iterable[str] = GROUPS, *, device: str = "auto
     out = {"written": 0, "left": 0}
     present = 0
     pruned = {c.key() for c in phase_configs(profile)[1]}
+    have = available()
 
     def late() -> bool:
         return deadline is not None and time.monotonic() > deadline
@@ -653,7 +651,7 @@ def produce(profile: str, groups: Iterable[str] = GROUPS, *, device: str = "auto
 
     for group, configs in plan(profile, groups).items():
         configs = [c if isinstance(c, img.ImageConfig) else c.replace(device=device) for c in configs]
-        todo = [c for c in configs if not _complete(res, group, c, pruned)]
+        todo = [c for c in configs if not _complete(res, group, c, pruned, have)]
         present += len(configs) - len(todo)
         if not todo:
             continue
@@ -699,7 +697,7 @@ def produce(profile: str, groups: Iterable[str] = GROUPS, *, device: str = "auto
                     if part is batch:
                         break
             continue
-        if group in DIAGNOSED and not all(available().values()):
+        if group in DIAGNOSED and not all(have.values()):
             print("memgen produce: ripser, persim or powerlaw is not installed: the records get chapter 16's numbers "
                   "but not chapters 14-15's (pip install ripser persim powerlaw)", file=sys.stderr)
         for batch in plan_batches(todo):

@@ -29,7 +29,7 @@ import numpy as np
 from .. import diagnostics as dg
 from .. import experiments
 from ..configs import ConfigError, RunConfig, validate_noise
-from ..diagnostics import SERIES_FRACTIONS, series_steps  # noqa: F401  (the chapters' names)
+from ..diagnostics import SERIES_FRACTIONS, default_series_width, series_steps  # noqa: F401  (the chapters' names)
 from ..store import sweep
 from ..verdicts import (
     CONTRADICTED,
@@ -156,11 +156,6 @@ def _no_rule_in_output(rows: Sequence[dict[str, Any]], key: str = "test_acc") ->
     v = judge_above_chance("", values(rows, key), n_test(r0), chance(r0), name="raw test")
     return Verdict("the raw network's test accuracy is not above chance", NOT_SHOWN if v.reproduced else REPRODUCED,
                    v.evidence, v.numbers, key=v.key)
-
-
-def default_series_width(S: experiments.Setup) -> int:
-    """Default width of the runs over training: the middle of the profile's widths (book: 129)."""
-    return int(S.widths[len(S.widths) // 2])
 
 
 def _series(S: experiments.Setup, width: int | None, steps: Sequence[int] | None, noises: Sequence[float],

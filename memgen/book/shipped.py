@@ -77,6 +77,14 @@ def _need(*groups: Sequence[Record]) -> bool:
     return all(len(g) > 0 for g in groups)
 
 
+def _pick(recs: Sequence[Record], keys: Sequence[str], needs: str = "key") -> list[Record] | None:
+    """The records named ``keys``, in that order, or None when one is not shipped or lacks ``needs``
+    (a number its chapter reads)."""
+    by_key = {r["key"]: r for r in recs}
+    found = [by_key.get(k) for k in keys]
+    return None if any(r is None or needs not in r for r in found) else found
+
+
 def _used(*groups: Sequence[Record]) -> list[Record]:
     """The distinct records a judge read (their provenance is the chapter's)."""
     return list({r["key"]: r for g in groups for r in g}.values())
@@ -198,10 +206,10 @@ def _transformer(recs: Sequence[Record], source: str, task: str = "add") -> fd.F
     profile's main α and ``n_keep``; ``recs`` (two-layer records) are not used."""
     C = tfm.profile_config(source, task=task)
     planned = [c for c in tfm.sweep_configs(C, [C.noise], list(PLAN_SEEDS), source) if c.noise == C.noise]
-    by_key = {r["key"]: r for r in load(source, kind="transformer") if r["n_keep"] == C.n_keep}
-    if not all(c.key() in by_key for c in planned):  # every seed of the main α, filtered as the chapter does
+    rows = _pick([r for r in load(source, kind="transformer") if r["n_keep"] == C.n_keep],
+                 [c.key() for c in planned])  # every seed of the main α, filtered as the chapter does
+    if rows is None:
         return None
-    rows = [by_key[c.key()] for c in planned]
     metrics = ("train_acc", "clean_acc", "noisy_acc", "noisy_true_acc", "test_acc")
     ffs = [{"before": {k: r[k] for k in metrics}, "after": {k: r[f"ff_{k}"] for k in metrics}} for r in rows]
     r0 = rows[0]
@@ -216,11 +224,10 @@ def _transformer(recs: Sequence[Record], source: str, task: str = "add") -> fd.F
 def _images(recs: Sequence[Record], source: str, task: str = "add") -> fd.Findings | None:
     """Chapter 10 on the shipped image records (``results/<source>/images/``) at the chapter's
     defaults (the profile's network, the paper's α); ``recs`` and ``task`` are not used."""
-    by_key = {r["key"]: r for r in load(source, kind="images")}
-    keys = [img.record_key(c, img.SHIPPED_DATA[source]) for c in img.plan_configs(source)]
-    if not all(k in by_key for k in keys):  # every planned α and seed
+    rows = _pick(load(source, kind="images"),  # every planned α and seed
+                 [img.record_key(c, img.SHIPPED_DATA[source]) for c in img.plan_configs(source)])
+    if rows is None:
         return None
-    rows = [by_key[k] for k in keys]
     noises = list(img.PAPER_NOISES)
     fields = set(img.ImageConfig.__dataclass_fields__) - {"device"}
     runs = [SimpleNamespace(config=img.ImageConfig(**{k: r[k] for k in fields}), history=r["history"]) for r in rows]
@@ -240,30 +247,31 @@ def _phases(recs: Sequence[Record], source: str, task: str = "add") -> fd.Findin
     """Chapter 12 on the shipped records of the ``phases`` group (they carry ``doshi`` numbers and,
     in the pruning cell, ``prune`` curves) at the profile's :data:`memgen.phases.PHASE_SIZES`."""
     grid_cfgs, prune_cfgs = ph.phase_configs(source)
-    by_key = {r["key"]: r for r in recs if "doshi" in r}
-    if not all(c.key() in by_key for c in grid_cfgs) or not all("prune" in by_key.get(c.key(), {}) for c in prune_cfgs):
+    grid_recs = _pick(recs, [c.key() for c in grid_cfgs], "doshi")
+    prune_recs = _pick(recs, [c.key() for c in prune_cfgs], "prune")
+    if grid_recs is None or prune_recs is None:
         return None
-    row = lambda c: {**c.to_dict(), **by_key[c.key()]["doshi"]}  # noqa: E731  (phase_record's fields)
-    grid, prune_rows = [row(c) for c in grid_cfgs], [row(c) for c in prune_cfgs]
-    prune = [by_key[c.key()]["prune"] for c in prune_cfgs]
+    row = lambda c, r: {**c.to_dict(), **r["doshi"]}  # noqa: E731  (phase_record's fields)
+    grid = [row(c, r) for c, r in zip(grid_cfgs, grid_recs)]
+    prune_rows = [row(c, r) for c, r in zip(prune_cfgs, prune_recs)]
+    prune = [r["prune"] for r in prune_recs]
     c0 = grid_cfgs[0]
     settings = (f"profile {source}; add mod P = {c0.p}, M = {c0.width}, x², MSE, AdamW lr {c0.lr:g}, {c0.steps} steps, "
                 "labels corrupted over all P classes")
     verdicts = prior_work.judge_phases(grid, prune_rows, prune, settings=settings)
     return fd.Findings("12_grokking_phases", verdicts,
                        {"grid": grid, "p": c0.p, "short": f"add mod {c0.p}, M = {c0.width}, x², MSE, {c0.steps} steps",
-                        "records": _used([by_key[c.key()] for c in grid_cfgs + prune_cfgs])})
+                        "records": _used(grid_recs, prune_recs)})
 
 
 def _progress(recs: Sequence[Record], source: str, task: str = "add") -> fd.Findings | None:
     """Chapter 13 on the shipped records of the ``progress`` group (each carries its ``measured``
     curves over the snapshots), at the chapter's defaults."""
     configs = pg.progress_configs(source)
-    by_key = {r["key"]: r for r in recs if "measured" in r}
-    if not all(c.key() in by_key for c in configs):
+    picked = _pick(recs, [c.key() for c in configs], "measured")
+    if picked is None:
         return None
-    entries = [{"config": c.to_dict(), "history": by_key[c.key()]["history"], **by_key[c.key()]["measured"]}
-               for c in configs]
+    entries = [{"config": c.to_dict(), "history": r["history"], **r["measured"]} for c, r in zip(configs, picked)]
     rows = [pg.progress_record(e) for e in entries]
     half = len(configs) // 2
     c0 = configs[0]
@@ -273,7 +281,7 @@ def _progress(recs: Sequence[Record], source: str, task: str = "add") -> fd.Find
     return fd.Findings("13_progress_measures", verdicts,
                        {"clean": entries[:half], "noisy": entries[half:], "p": c0.p, "noise": configs[-1].noise,
                         "short": f"{c0.task} mod {c0.p}, M = {c0.width}, {c0.steps} steps",
-                        "records": _used([by_key[c.key()] for c in configs])})
+                        "records": _used(picked)})
 
 
 class _Missing(Exception):
@@ -284,12 +292,11 @@ def _diagnosed(chapter: Callable[..., fd.Findings], needs: str) -> Callable[...,
     """Chapters 14-16 on shipped records: the chapter's own function, its runs looked up among the
     records that carry ``needs`` (:func:`memgen.diagnostics.diagnostic_record`) instead of trained."""
     def judge(recs: Sequence[Record], source: str, task: str = "add") -> fd.Findings | None:
-        by_key = {r["key"]: r for r in recs if needs in r}
         used: list[Record] = []
 
         def rows(configs: list[RunConfig]) -> list[Record]:
-            found = [by_key.get(c.key()) for c in dict.fromkeys(configs)]
-            if any(r is None for r in found):
+            found = _pick(recs, [c.key() for c in dict.fromkeys(configs)], needs)
+            if found is None:
                 raise _Missing
             used.extend(found)
             return [dict(r) for r in found]
