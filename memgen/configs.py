@@ -15,7 +15,11 @@ Profiles bundle defaults for the three settings the book runs in:
     book's verdicts say which);
 ``paper``
     the paper's own settings (P = 113, widths up to 4097, AdamW lr 1e-3 / wd 0.1, 200k steps),
-    meant for a GPU.
+    meant for a GPU;
+``paper20k``
+    the paper's P = 113 and optimizer at widths 129, 513 and 2049, trained 20k steps instead of
+    200k: what one short GPU session can produce (the results shipped with the book until the
+    ``paper`` grid is produced).
 """
 
 from __future__ import annotations
@@ -447,7 +451,7 @@ class Profile:
     Parameters
     ----------
     name : str
-        The profile's name (``test``, ``book`` or ``paper``).
+        The profile's name (``test``, ``book``, ``paper`` or ``paper20k``).
     base : dict
         RunConfig fields every run of the profile uses (p, train_frac, lr, ...).
     widths : tuple of int
@@ -531,11 +535,22 @@ PROFILES: dict[str, Profile] = {
         noise=0.8,
         description="the paper: P = 113, AdamW lr 1e-3, wd 0.1, 200k full-batch steps (GPU)",
     ),
+    "paper20k": Profile(
+        name="paper20k",
+        base=dict(p=113, train_frac=0.5, lr=1e-3, weight_decay=0.1, steps=20_000),
+        widths=(129, 513, 2049),
+        noises=(0.0, 0.2, 0.4, 0.6, 0.8),
+        seeds=(0, 1, 2),
+        width=2049,
+        noise=0.8,
+        description="the paper's P = 113 and optimizer, shortened for one GPU session: 20k full-batch steps "
+                    "(the paper: 200k), widths 129, 513, 2049",
+    ),
 }
 
 
 def get_profile(name: str) -> Profile:
-    """Return the named profile (``test``, ``book`` or ``paper``).
+    """Return the named profile (``test``, ``book``, ``paper`` or ``paper20k``).
 
     Parameters
     ----------

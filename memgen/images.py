@@ -657,13 +657,14 @@ IMAGE_PROFILES: dict[str, dict[str, Any]] = {
     "book": dict(hidden=256, epochs=30, seeds=(0, 1, 2, 3, 4), optimizer="adam", lr=1e-3),
     "paper": dict(hidden=512, epochs=50, seeds=(0, 1, 2, 3, 4), optimizer="adam", lr=1e-3),
 }
+IMAGE_PROFILES["paper20k"] = IMAGE_PROFILES["paper"]
 
 #: The noise levels of the paper's MNIST check.
 PAPER_NOISES = (0.05, 0.2)
 
 #: The data each profile's shipped results are trained on (:func:`memgen.results.produce`):
 #: the paper's scale is MNIST, which is not shipped and needs a path; the CPU profiles use digits.
-SHIPPED_DATA = {"test": "digits", "book": "digits", "paper": "mnist"}
+SHIPPED_DATA = {"test": "digits", "book": "digits", "paper": "mnist", "paper20k": "mnist"}
 
 #: Bumped whenever a change to this module changes training results (part of a record's key).
 IMAGES_VERSION = 1

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from .configs import ConfigError, RunConfig, get_profile
 
 #: Width and steps by profile when not given (small enough to train five optimizers × seeds).
-SIZE = {"test": (65, 150), "book": (129, 600), "paper": (2049, 20_000)}
+SIZE = {"test": (65, 150), "book": (129, 600), "paper": (2049, 20_000), "paper20k": (2049, 20_000)}
 #: Default learning rates of Muon and SGD (AdamW and Adam use the profile's).
 MUON_LR, SGD_LR = 0.05, 3.0
 #: The label noise α of the comparison when not given.

@@ -47,6 +47,7 @@ PHASE_SIZES: dict[str, dict[str, Any]] = {
     "paper": dict(p=97, width=500, steps=2000, weight_decays=(0.0, 1.0, 2.5, 5.0, 7.5, 10.0, 15.0, 20.0),
                   noises=(0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8), prune_wd=5.0, prune_noise=0.3),
 }
+PHASE_SIZES["paper20k"] = PHASE_SIZES["paper"]  # the Doshi et al. grid has no shorter paper-scale variant
 
 #: Test accuracy at or above which a cell generalizes.
 GENERALIZES = 0.9

@@ -502,6 +502,7 @@ PROGRESS_SIZES: dict[str, dict[str, Any]] = {
     "book": dict(p=31, width=128, steps=1000, lr=1e-2, weight_decay=1.0, noise=0.3),
     "paper": dict(p=113, width=512, steps=20_000, lr=1e-3, weight_decay=1.0, noise=0.3),
 }
+PROGRESS_SIZES["paper20k"] = PROGRESS_SIZES["paper"]  # chapter 13 trains 20k steps at the paper scale anyway
 #: Accuracy at which the rule counts as formed (restricted logits on the test pairs), the
 #: network as generalizing (test) and the corrupted labels as memorized.
 FORMED = 0.9

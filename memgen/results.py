@@ -200,8 +200,10 @@ def inspected(profile: str) -> list[RunConfig]:
 # ---------------------------------------------------------------------------- records
 def _provenance(profile: str, meta: dict[str, Any], version: int, engine: str | None = None) -> dict[str, Any]:
     """A record's ``provenance``: the profile, the engine and its version, and the run's ``meta``
-    (device, torch, seconds, batch size), dated today."""
-    out = {"profile": profile, "engine_version": version, "device": meta.get("device"),
+    (device, torch, seconds, batch size), dated today; on a GPU also the card's name (``card``)."""
+    dev = str(meta.get("device"))
+    card = {"card": torch.cuda.get_device_name(torch.device(dev))} if dev.startswith("cuda") else {}
+    out = {"profile": profile, "engine_version": version, "device": meta.get("device"), **card,
            "torch": meta.get("torch", str(torch.__version__)), "seconds": meta.get("seconds"),
            "batch_size": meta.get("batch_size", 1), "date": datetime.date.today().isoformat()}
     return {**out, "engine": engine} if engine else out
@@ -547,7 +549,7 @@ def provenance(records: list[dict[str, Any]]) -> str:
     if not records:
         return "no shipped results"
     pv = [r["provenance"] for r in records]
-    devs = sorted({str(p["device"]) for p in pv})
+    devs = sorted({str(p["device"]) + (f" ({p['card']})" if p.get("card") else "") for p in pv})
     torches = sorted({str(p["torch"]) for p in pv})
     steps = sorted({r["steps"] if "steps" in r else r["epochs"] for r in records})
     seeds = sorted({r["seed"] for r in records})

@@ -317,6 +317,7 @@ PROFILES: dict[str, dict[str, Any]] = {
                   noises=(0.0, 0.1, 0.2, 0.3, 0.4), seeds=(0, 1, 2),
                   n_keeps=(1, 2, 3, 5, 8, 10, 15, 20, 30, 40, 56)),
 }
+PROFILES["paper20k"] = PROFILES["paper"]
 
 
 def profile_config(profile: str, **overrides: Any) -> TransformerConfig:

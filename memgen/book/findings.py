@@ -165,9 +165,11 @@ def judge_scaling(grid: Sequence[dict[str, Any]], activations: Sequence[dict[str
     grid : list of dict
         ReLU records over widths (several seeds at α = ``heavy``).
     activations : list of dict
-        Records at α = ``side`` over widths, seeds and ``activation``.
+        Records at α = ``side`` over widths, seeds and ``activation`` (empty: ``ceiling`` is not
+        judged, e.g. shipped results without that sweep).
     weight_decay : list of dict
-        Records at α = ``side`` over widths, seeds and ``weight_decay``.
+        Records at α = ``side`` over widths, seeds and ``weight_decay`` (empty: neither
+        ``weight_decay`` nor ``ceiling`` is judged).
     heavy, side : float
         The α of the width claims and of the activation / weight-decay claims.
     settings : dict or None, default=None
@@ -221,6 +223,8 @@ def judge_scaling(grid: Sequence[dict[str, Any]], activations: Sequence[dict[str
             compare(f"M = {wide} beats M = {thr}", values(hr, "test_acc", width=wide),
                     values(hr, "test_acc", width=thr), a_name=f"test M={wide}", b_name=f"test M={thr}", n=n,
                     floor=(values(hr, "test_acc", width=wide), n, ch))], settings=st.get("grid", ""))
+    if not weight_decay:  # shipped results without the weight-decay sweep: those claims are not judged
+        return out
     # weight decay: the interpolation threshold per seed, as an index into the widths swept
     wds = sorted({r["weight_decay"] for r in weight_decay})
     wws = sorted({r["width"] for r in weight_decay})
@@ -238,6 +242,8 @@ def judge_scaling(grid: Sequence[dict[str, Any]], activations: Sequence[dict[str
                     v.numbers, v.settings, v.key)
     out["weight_decay"] = Verdict(v.claim, v.verdict, f"first interpolating width per seed: {ev} ({v.evidence})",
                                   v.numbers, v.settings, ev)
+    if not activations:
+        return out
     # activations: the widest width of the activation sweep
     aw = max(r["width"] for r in activations)
     ar = [r for r in activations if r["width"] == aw]

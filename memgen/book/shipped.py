@@ -29,7 +29,7 @@ from .. import progress as pg
 from .. import transformer as tfm
 from ..configs import RunConfig, get_profile
 from ..optimizers import NOISE
-from ..results import PLAN_SEEDS, load, provenance
+from ..results import PLAN_SEEDS, load, plan, provenance
 from . import diagnostics as dgb
 from . import findings as fd
 from . import optimizers as opt
@@ -52,7 +52,9 @@ def banner(source: str, recs: list[Record], chapter: str | None = None) -> Markd
             f":::{{admonition}} Results at the `{source}` scale are not shipped yet\n:class: note\n"
             f"Nothing in `results/{source}/` matches this chapter. {how}; until then the section below, "
             "trained now at CPU scale, is all this chapter shows.\n:::")
-    kind = "CPU-scale test results, not the paper's scale" if source != "paper" else "the paper's scale"
+    kind = {"paper": "the paper's scale",
+            "paper20k": "the paper's P and optimizer, training shortened to 20k steps (the paper: 200k)"
+            }.get(source, "CPU-scale test results, not the paper's scale")
     return Markdown(f":::{{admonition}} Shipped results ({kind})\n:class: note\n{provenance(recs)}. "
                     f"Read from `results/{source}/`, checksummed; nothing is trained here.\n:::")
 
@@ -85,6 +87,18 @@ def _pick(recs: Sequence[Record], keys: Sequence[str], needs: str = "key") -> li
     return None if any(r is None or needs not in r for r in found) else found
 
 
+def _planned(recs: Sequence[Record], source: str, group: str) -> bool:
+    """Whether every run that :func:`memgen.results.plan` plans for ``group`` at ``source`` is shipped."""
+    return _pick(recs, [c.key() for c in plan(source, [group])[group]]) is not None
+
+
+def _main_noise(rows: Sequence[Record], noise: float) -> float:
+    """``noise`` (a profile's main α) when ``rows`` have it, else the highest α they have: shipped
+    results may lack the main α's runs (the verdict's settings line names the α judged)."""
+    have = sorted({r["noise"] for r in rows})
+    return noise if any(fd._eq(a, noise) for a in have) else have[-1]
+
+
 def _used(*groups: Sequence[Record]) -> list[Record]:
     """The distinct records a judge read (their provenance is the chapter's)."""
     return list({r["key"]: r for g in groups for r in g}.values())
@@ -106,8 +120,9 @@ def _scaling(recs: Sequence[Record], source: str, task: str = "add") -> fd.Findi
                                                                                   prof.base["weight_decay"]))]
     wd_w = sorted({r["width"] for r in wd if fd._eq(r["weight_decay"], wd3)})
     wd = [r for r in wd if r["width"] in wd_w]
-    if not _need(act, wd):
-        return None
+    # a side sweep is judged only when every run planned for it is shipped (else its claims are "not shipped")
+    act, wd = (rows if _planned(recs, source, group) else [] for rows, group in ((act, "activations"),
+                                                                                 (wd, "weight_decay")))
     st = {"grid": fd.settings_text([r for r in grid if fd._eq(r["noise"], heavy)], source),
           "activations": fd.settings_text(act, source, activations=", ".join(sorted({r["activation"] for r in act}))),
           "weight_decay": fd.settings_text(wd, source, **{"weight decay": ", ".join(
@@ -133,7 +148,7 @@ def _hidden_rule(recs: Sequence[Record], source: str, task: str = "add") -> fd.F
     rows = [r for r in _base(recs, source, task=task, width=prof.width) if "phase_error_shuffled" in r]
     if not _need(rows):
         return None
-    vis, alpha = fd.visible_noise(rows), prof.noise
+    vis, alpha = fd.visible_noise(rows), _main_noise(rows, prof.noise)
     st = {a: fd.settings_text([r for r in rows if fd._eq(r["noise"], a)], source) for a in (vis, alpha)}
     st["both"] = fd.settings_text(rows, source)
     verdicts = fd.judge_hidden_rule(rows, noise=alpha, visible=vis, settings=st)
@@ -143,11 +158,12 @@ def _hidden_rule(recs: Sequence[Record], source: str, task: str = "add") -> fd.F
 def _filtration(recs: Sequence[Record], source: str, task: str = "add") -> fd.Findings | None:
     prof = get_profile(source)
     curve = [r for r in _base(recs, source, task=task, width=prof.width) if "vote_test_acc" in r]
-    rows = [r for r in curve if fd._eq(r["noise"], prof.noise)]
-    if not _need(rows):
+    if not _need(curve):
         return None
+    alpha = _main_noise(curve, prof.noise)
+    rows = [r for r in curve if fd._eq(r["noise"], alpha)]
     first = [r for r in curve if r["seed"] == min(x["seed"] for x in curve)]
-    verdicts = fd.judge_filtration(rows, first, noise=prof.noise, settings=fd.settings_text(rows, source),
+    verdicts = fd.judge_filtration(rows, first, noise=alpha, settings=fd.settings_text(rows, source),
                                    curve_settings=fd.settings_text(first, source))
     return fd.Findings("05_frequency_filtration", verdicts, {"curve": curve, "p": rows[0]["p"],
                                                              "records": _used(curve)})
@@ -330,6 +346,44 @@ JUDGES: dict[str, Callable[..., fd.Findings | None]] = {
 }
 
 
+#: Where a chapter's shipped section looks when its profile has nothing for it: the paper-scale
+#: runs that one short GPU session produced (shorter training, fewer widths; the banner says so).
+FALLBACK = {"paper": "paper20k"}
+
+
+def resolve(chapter: str, source: str = "paper", task: str = "add",
+            cache: dict[str, list[Record]] | None = None) -> tuple[str, fd.Findings | None]:
+    """The shipped profile a chapter's section shows, and its findings there: ``source``, or when
+    nothing at ``source`` matches the chapter, its :data:`FALLBACK` if that has the chapter's runs.
+
+    Parameters
+    ----------
+    chapter : str
+        The chapter's notebook stem.
+    source : str, default="paper"
+        The shipped profile asked for.
+    task : str, default="add"
+        The chapter's task.
+    cache : dict or None, default=None
+        Records already loaded, by profile (filled in as profiles are loaded).
+
+    Returns
+    -------
+    tuple of (str, Findings or None)
+        The profile shown and its findings (None: nothing shipped for the chapter at either).
+    """
+    cache = {} if cache is None else cache
+    F = None
+    for src in dict.fromkeys([source, FALLBACK.get(source, source)]):
+        if src not in cache:
+            cache[src] = load(src)
+        F = shipped_findings(chapter, src, task, cache[src])
+        if F is not None:
+            F.data["source"] = src
+            return src, F
+    return source, None
+
+
 def shipped_findings(chapter: str, source: str = "paper", task: str = "add",
                      recs: Sequence[Record] | None = None) -> fd.Findings | None:
     """A chapter's verdicts judged on the shipped results of ``source``.
@@ -483,8 +537,7 @@ def section(chapter: str, source: str = "paper", task: str = "add") -> None:
     """
     if not source:
         return
-    recs = load(source)
-    F = shipped_findings(chapter, source, task, recs)
+    source, F = resolve(chapter, source, task)
     display(banner(source, F.data["records"] if F is not None else [], chapter))  # the chapter's runs
     if F is None:
         return
@@ -515,14 +568,13 @@ def book_shipped(source: str = "paper", variants: Sequence[dict[str, Any]] | Non
         from .bookgen import load_variants
 
         variants = load_variants()
-    recs = load(source)  # once for the whole book
+    cache: dict[str, list[Record]] = {}  # each profile loaded once for the whole book
     out: dict[str, fd.Findings | None] = {}
     for stem in fd.CHAPTERS:
-        out[stem] = shipped_findings(stem, source, recs=recs)
+        out[stem] = resolve(stem, source, cache=cache)[1]
         for v in variants:
             if v["notebook"].removesuffix(".ipynb") == stem:
-                out[f"generated/{v['name']}"] = shipped_findings(stem, source, v["parameters"].get("task", "add"),
-                                                                 recs)
+                out[f"generated/{v['name']}"] = resolve(stem, source, v["parameters"].get("task", "add"), cache)[1]
     return out
 
 
@@ -554,9 +606,10 @@ def claims_table(entries: Sequence[tuple[str, str, fd.Findings]], shipped: dict[
     body = []
     for doc, title, f in entries:
         sf = shipped.get(doc)
+        via = "" if sf is None or sf.data.get("source", source) == source else f"<br>(`{sf.data['source']}`)"
         for k, v in f.verdicts.items():
             sv = None if sf is None else sf.verdicts.get(k)
-            cells = [f"[{title}]({doc})", v.claim, "not shipped" if sv is None else cell(sv), cell(v),
+            cells = [f"[{title}]({doc})", v.claim, "not shipped" if sv is None else cell(sv) + via, cell(v),
                      v.settings or "–"]
             body.append("| " + " | ".join(c.replace("|", "\\|").replace("\n", " ") for c in cells) + " |")
     return Markdown(head + "\n".join(body) + "\n")
