@@ -59,3 +59,13 @@ def test_every_subcommand_exits_2_with_one_line(args, fragment, tmp_path):
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and fragment in lines[0], r.stderr
     assert not list(store.rglob("*.pt"))
+
+
+def test_a_reader_that_stops_early_gets_no_traceback():
+    """``memgen results --json | head -c 100``: the closed pipe ends the command quietly."""
+    p = subprocess.Popen([sys.executable, "-m", "memgen", "results", "--profile", "test", "--json"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert p.stdout.read(100).startswith(b"{")
+    p.stdout.close()  # the output (MBs) is far larger than a pipe's buffer: the writer hits the closed end
+    err = p.stderr.read().decode()
+    assert p.wait(timeout=120) == 0 and "Traceback" not in err and "BrokenPipe" not in err, err

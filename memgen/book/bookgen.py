@@ -134,7 +134,7 @@ def stage(profile: str, out: Path, execute: bool = False) -> Path:
     if execute:  # papermill executed every chapter; the build executes only the text-notebook intro
         cfg["execute"]["execute_notebooks"] = "force"
         cfg["execute"]["exclude_patterns"] = ["*.ipynb"]
-    if profile == "paper":  # the paper's runs take far longer than a cell timeout allows
+    if profile.startswith("paper"):  # the paper's runs take far longer than a cell timeout allows
         cfg["execute"]["timeout"] = -1
     cfg["title"] = f"{cfg['title']} (profile: {profile})"
     (out / "_config.yml").write_text(yaml.safe_dump(cfg, sort_keys=False))

@@ -38,8 +38,9 @@ from . import plots, prior_work, report, tables
 Record = dict[str, Any]
 
 
-def banner(source: str, recs: list[Record], chapter: str | None = None) -> Markdown:
-    """A note saying where the shipped numbers below come from, or how to produce them."""
+def banner(source: str, recs: list[Record], chapter: str | None = None, note: str = "") -> Markdown:
+    """A note saying where the shipped numbers below come from (and ``note``: what they lack), or
+    how to produce them."""
     if not recs:
         planned = chapter is None or chapter in JUDGES
         extra = (" --groups images --mnist-path <MNIST folder>` (MNIST is not shipped with memgen; "
@@ -53,10 +54,10 @@ def banner(source: str, recs: list[Record], chapter: str | None = None) -> Markd
             f"Nothing in `results/{source}/` matches this chapter. {how}; until then the section below, "
             "trained now at CPU scale, is all this chapter shows.\n:::")
     kind = {"paper": "the paper's scale",
-            "paper20k": "the paper's P and optimizer, training shortened to 20k steps (the paper: 200k)"
+            "paper20k": "the paper's P and optimizer; 20k training steps, not the paper's 200k"
             }.get(source, "CPU-scale test results, not the paper's scale")
     return Markdown(f":::{{admonition}} Shipped results ({kind})\n:class: note\n{provenance(recs)}. "
-                    f"Read from `results/{source}/`, checksummed; nothing is trained here.\n:::")
+                    f"Read from `results/{source}/`, checksummed; nothing is trained here.{note}\n:::")
 
 
 # ---------------------------------------------------------------------------- selecting records
@@ -92,11 +93,16 @@ def _planned(recs: Sequence[Record], source: str, group: str) -> bool:
     return _pick(recs, [c.key() for c in plan(source, [group])[group]]) is not None
 
 
-def _main_noise(rows: Sequence[Record], noise: float) -> float:
+def _main_noise(rows: Sequence[Record], noise: float, data: dict[str, Any]) -> float:
     """``noise`` (a profile's main α) when ``rows`` have it, else the highest α they have: shipped
-    results may lack the main α's runs (the verdict's settings line names the α judged)."""
+    results may lack the main α's runs (the verdicts name the α judged; ``data["note"]`` says so
+    for the banner)."""
     have = sorted({r["noise"] for r in rows})
-    return noise if any(fd._eq(a, noise) for a in have) else have[-1]
+    if any(fd._eq(a, noise) for a in have):
+        return noise
+    data["note"] = (f" The runs at the main α = {noise:g} (M = {rows[0]['width']}) are not shipped yet: the "
+                    f"verdicts below are judged at α = {have[-1]:g}, the highest α shipped there.")
+    return have[-1]
 
 
 def _used(*groups: Sequence[Record]) -> list[Record]:
@@ -148,11 +154,12 @@ def _hidden_rule(recs: Sequence[Record], source: str, task: str = "add") -> fd.F
     rows = [r for r in _base(recs, source, task=task, width=prof.width) if "phase_error_shuffled" in r]
     if not _need(rows):
         return None
-    vis, alpha = fd.visible_noise(rows), _main_noise(rows, prof.noise)
+    extra: dict[str, Any] = {}
+    vis, alpha = fd.visible_noise(rows), _main_noise(rows, prof.noise, extra)
     st = {a: fd.settings_text([r for r in rows if fd._eq(r["noise"], a)], source) for a in (vis, alpha)}
     st["both"] = fd.settings_text(rows, source)
     verdicts = fd.judge_hidden_rule(rows, noise=alpha, visible=vis, settings=st)
-    return fd.Findings("04_hidden_rule", verdicts, {"rows": rows, "p": rows[0]["p"], "records": _used(rows)})
+    return fd.Findings("04_hidden_rule", verdicts, {"rows": rows, "p": rows[0]["p"], "records": _used(rows), **extra})
 
 
 def _filtration(recs: Sequence[Record], source: str, task: str = "add") -> fd.Findings | None:
@@ -160,13 +167,14 @@ def _filtration(recs: Sequence[Record], source: str, task: str = "add") -> fd.Fi
     curve = [r for r in _base(recs, source, task=task, width=prof.width) if "vote_test_acc" in r]
     if not _need(curve):
         return None
-    alpha = _main_noise(curve, prof.noise)
+    extra: dict[str, Any] = {}
+    alpha = _main_noise(curve, prof.noise, extra)
     rows = [r for r in curve if fd._eq(r["noise"], alpha)]
     first = [r for r in curve if r["seed"] == min(x["seed"] for x in curve)]
     verdicts = fd.judge_filtration(rows, first, noise=alpha, settings=fd.settings_text(rows, source),
                                    curve_settings=fd.settings_text(first, source))
     return fd.Findings("05_frequency_filtration", verdicts, {"curve": curve, "p": rows[0]["p"],
-                                                             "records": _used(curve)})
+                                                             "records": _used(curve), **extra})
 
 
 def _partition(recs: Sequence[Record], source: str, task: str = "add") -> fd.Findings | None:
@@ -538,7 +546,8 @@ def section(chapter: str, source: str = "paper", task: str = "add") -> None:
     if not source:
         return
     source, F = resolve(chapter, source, task)
-    display(banner(source, F.data["records"] if F is not None else [], chapter))  # the chapter's runs
+    display(banner(source, F.data["records"] if F is not None else [], chapter,  # the chapter's runs
+                   F.data.get("note", "") if F is not None else ""))
     if F is None:
         return
     fig, say = _figure(F, source)
