@@ -93,16 +93,15 @@ def _planned(recs: Sequence[Record], source: str, group: str) -> bool:
     return _pick(recs, [c.key() for c in plan(source, [group])[group]]) is not None
 
 
-def _main_noise(rows: Sequence[Record], noise: float, data: dict[str, Any]) -> float:
+def _main_noise(rows: Sequence[Record], noise: float) -> tuple[float, dict[str, str]]:
     """``noise`` (a profile's main α) when ``rows`` have it, else the highest α they have: shipped
-    results may lack the main α's runs (the verdicts name the α judged; ``data["note"]`` says so
-    for the banner)."""
+    results may lack the main α's runs. Also the Findings data that says so for the banner
+    (``{"note": ...}``, or nothing); the verdicts name the α judged."""
     have = sorted({r["noise"] for r in rows})
     if any(fd._eq(a, noise) for a in have):
-        return noise
-    data["note"] = (f" The runs at the main α = {noise:g} (M = {rows[0]['width']}) are not shipped yet: the "
-                    f"verdicts below are judged at α = {have[-1]:g}, the highest α shipped there.")
-    return have[-1]
+        return noise, {}
+    return have[-1], {"note": f" The runs at the main α = {noise:g} (M = {rows[0]['width']}) are not shipped yet: "
+                              f"the verdicts below are judged at α = {have[-1]:g}, the highest α shipped there."}
 
 
 def _used(*groups: Sequence[Record]) -> list[Record]:
@@ -154,8 +153,7 @@ def _hidden_rule(recs: Sequence[Record], source: str, task: str = "add") -> fd.F
     rows = [r for r in _base(recs, source, task=task, width=prof.width) if "phase_error_shuffled" in r]
     if not _need(rows):
         return None
-    extra: dict[str, Any] = {}
-    vis, alpha = fd.visible_noise(rows), _main_noise(rows, prof.noise, extra)
+    (alpha, extra), vis = _main_noise(rows, prof.noise), fd.visible_noise(rows)
     st = {a: fd.settings_text([r for r in rows if fd._eq(r["noise"], a)], source) for a in (vis, alpha)}
     st["both"] = fd.settings_text(rows, source)
     verdicts = fd.judge_hidden_rule(rows, noise=alpha, visible=vis, settings=st)
@@ -167,8 +165,7 @@ def _filtration(recs: Sequence[Record], source: str, task: str = "add") -> fd.Fi
     curve = [r for r in _base(recs, source, task=task, width=prof.width) if "vote_test_acc" in r]
     if not _need(curve):
         return None
-    extra: dict[str, Any] = {}
-    alpha = _main_noise(curve, prof.noise, extra)
+    alpha, extra = _main_noise(curve, prof.noise)
     rows = [r for r in curve if fd._eq(r["noise"], alpha)]
     first = [r for r in curve if r["seed"] == min(x["seed"] for x in curve)]
     verdicts = fd.judge_filtration(rows, first, noise=alpha, settings=fd.settings_text(rows, source),
@@ -381,7 +378,6 @@ def resolve(chapter: str, source: str = "paper", task: str = "add",
         The profile shown and its findings (None: nothing shipped for the chapter at either).
     """
     cache = {} if cache is None else cache
-    F = None
     for src in dict.fromkeys([source, FALLBACK.get(source, source)]):
         if src not in cache:
             cache[src] = load(src)
