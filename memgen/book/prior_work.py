@@ -260,6 +260,14 @@ def judge_pruning(rows: Sequence[dict[str, Any]], prune: Sequence[dict[str, Any]
 
 
 # ---------------------------------------------------------------------------- chapter 12: figures
+#: Cell labels of a wide phase grid (more than :data:`WIDE_GRID` weight decays: the full names no
+#: longer fit a cell; hovering shows them).
+SHORT_PHASES = {"coexistence": "coex", "full inversion": "full inv", "partial inversion": "part inv",
+                "memorization": "mem", "forgetting": "forget", "generalization (α = 0)": "gen",
+                "intermediate": "mid", "unclassified": "?"}
+WIDE_GRID = 5
+
+
 def phase_heatmap(grid: Sequence[dict[str, Any]], key: str, title: str) -> Any:
     """A heat map of ``key`` over weight decay (x) × corruption (y), each cell labelled with its phase.
 
@@ -275,7 +283,9 @@ def phase_heatmap(grid: Sequence[dict[str, Any]], key: str, title: str) -> Any:
     Returns
     -------
     plotly.graph_objects.Figure
-        The heat map; a cell whose phase rests on a chance-level number is marked with ``*``.
+        The heat map; a cell whose phase rests on a chance-level number is marked with ``*``. A
+        grid of more than :data:`WIDE_GRID` weight decays labels its cells with
+        :data:`SHORT_PHASES` (the full name on hover).
     """
     import plotly.graph_objects as go
 
@@ -284,22 +294,25 @@ def phase_heatmap(grid: Sequence[dict[str, Any]], key: str, title: str) -> Any:
     wds = sorted({r["weight_decay"] for r in grid})
     noises = sorted({r["noise"] for r in grid})
     at = {(r["weight_decay"], r["noise"]): r for r in grid}
-    z, text = [], []
+    name = (lambda ph: SHORT_PHASES.get(ph, ph)) if len(wds) > WIDE_GRID else (lambda ph: ph)
+    z, text, hover = [], [], []
     for a in noises:
-        zr, tr = [], []
+        zr, tr, hr = [], [], []
         for wd in wds:
             r = at.get((wd, a))
             v = None if r is None or r[key] is None or not np.isfinite(r[key]) else round(float(r[key]), 3)
             zr.append(v)
-            tr.append("" if r is None else f"{'–' if v is None else f'{v:.2f}'}<br>{r['phase']}"
-                      + ("*" if r["phase_note"] else ""))
+            value, star = ("–" if v is None else f"{v:.2f}"), ("*" if r is not None and r["phase_note"] else "")
+            tr.append("" if r is None else f"{value}<br>{name(r['phase'])}{star}")
+            hr.append("" if r is None else f"{value}<br>{r['phase']}{star}")
         z.append(zr)
         text.append(tr)
+        hover.append(hr)
     xs = [f"{w:g}" for w in wds]
     ys = [f"{a:g}" for a in noises]
-    fig = go.Figure(go.Heatmap(z=z, x=xs, y=ys, text=text, texttemplate="%{text}", zmin=0, zmax=1,
-                               colorscale="Viridis", colorbar=dict(title="accuracy"),
-                               hovertemplate="wd %{x}, α %{y}<br>%{text}<extra></extra>"))
+    fig = go.Figure(go.Heatmap(z=z, x=xs, y=ys, text=text, customdata=hover, texttemplate="%{text}", zmin=0,
+                               zmax=1, colorscale="Viridis", colorbar=dict(title="accuracy"),
+                               hovertemplate="wd %{x}, α %{y}<br>%{customdata}<extra></extra>"))
     _layout(fig, title, "weight decay", "corruption α")
     return fig.update_xaxes(type="category").update_yaxes(type="category")
 
