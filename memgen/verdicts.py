@@ -215,7 +215,7 @@ def seed_range(values: Sequence[float] | float) -> float:
     return float(v.max() - v.min()) if v.size else float("nan")
 
 
-def fmt_seeds(values: Sequence[float] | float, digits: int = 3) -> str:
+def fmt_seeds(values: Sequence[float] | float, digits: int = 3, unit: str = "seeds") -> str:
     """Mean of ``values`` with their range over seeds, e.g. ``0.733 (3 seeds: 0.720–0.750)``.
 
     Parameters
@@ -224,6 +224,8 @@ def fmt_seeds(values: Sequence[float] | float, digits: int = 3) -> str:
         One value per seed.
     digits : int, default=3
         Decimals.
+    unit : str, default="seeds"
+        What the values are one per (e.g. ``"shuffles"`` for a control's shuffled copies).
 
     Returns
     -------
@@ -236,7 +238,7 @@ def fmt_seeds(values: Sequence[float] | float, digits: int = 3) -> str:
         return "–"
     if v.size == 1:
         return f"{f[0]:.{digits}f}"
-    return f"{f.mean():.{digits}f} ({v.size} seeds: {f.min():.{digits}f}–{f.max():.{digits}f})"
+    return f"{f.mean():.{digits}f} ({v.size} {unit}: {f.min():.{digits}f}–{f.max():.{digits}f})"
 
 
 def proportion_margin(a: float, b: float, n: int) -> float:
@@ -385,7 +387,7 @@ def judge_above_chance(claim: str, acc: Sequence[float] | float, n: int, chance:
 def compare(claim: str, a: Sequence[float] | float, b: Sequence[float] | float, *,
             a_name: str = "a", b_name: str = "b", min_margin: float = 0.0, settings: str = "",
             floor: tuple[Sequence[float] | float, int, float] | None = None, n: int | None = None,
-            at_least: bool = False, digits: int = 3) -> Verdict:
+            at_least: bool = False, digits: int = 3, b_unit: str = "seeds") -> Verdict:
     """Judge the claim "``a`` is larger than ``b``" (or "at least ``b``") against the spread over seeds.
 
     Parameters
@@ -412,6 +414,8 @@ def compare(claim: str, a: Sequence[float] | float, b: Sequence[float] | float, 
         otherwise pass.
     digits : int, default=3
         Decimals in the evidence line.
+    b_unit : str, default="seeds"
+        What ``b``'s values are one per in the evidence line (e.g. ``"shuffles"``).
 
     Returns
     -------
@@ -440,13 +444,13 @@ def compare(claim: str, a: Sequence[float] | float, b: Sequence[float] | float, 
     diff = ma - mb
     why = []
     if seeds > 1:
-        why.append(f"range over {seeds} seeds")
+        why.append(f"range over {seeds} {'seeds' if av.size > 1 else b_unit}")
     else:
         why.append("one seed: no spread over seeds")
     if sampling and sampling >= margin:
         why.append(f"sampling margin on {n} pairs")
-    ev = (f"{a_name} {fmt_seeds(av, digits)} vs {b_name} {fmt_seeds(bv, digits)} (difference {diff:+.{digits}f}; "
-          f"margin {margin:.{digits}f}, {', '.join(why)})")
+    ev = (f"{a_name} {fmt_seeds(av, digits)} vs {b_name} {fmt_seeds(bv, digits, b_unit)} "
+          f"(difference {diff:+.{digits}f}; margin {margin:.{digits}f}, {', '.join(why)})")
     if not np.isfinite(diff):
         verdict = NOT_SHOWN
         ev += "; a value is missing"

@@ -254,3 +254,24 @@ def test_spearman():
     assert spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
     assert np.isnan(spearman([1, 2], [1, 2]))
     assert np.isnan(spearman([1, 1, 1], [1, 2, 3]))
+
+
+def test_topology_control_is_every_shuffled_cloud():
+    """At the heavy α the H1 signature is judged against every shuffled cloud (their spread is the
+    margin), as at α = 0: an H1 bar within the shuffles' range is not "still there" (the
+    paper20k records: 0.082 against shuffles 0.079–0.082)."""
+    from memgen.book import diagnostics as bd
+
+    def rec(noise, seed, h1, shuffled, test, g):
+        return dict(p=113, n_test=6385, width=2049, noise=noise, seed=seed, h1_mean=h1, shuffled_h1_mean=shuffled,
+                    shuffled_h1_mean_mean=float(np.mean(shuffled)), test_acc=test, G_test_acc=g)
+
+    grid = [rec(0.0, s, 0.58, [0.101, 0.103, 0.104], 1.0, 1.0) for s in range(3)]
+    grid += [rec(0.8, 0, 0.0821, [0.0802, 0.0793, 0.0796], 0.004, 1.0),
+             rec(0.8, 1, 0.0814, [0.0807, 0.0797, 0.0796], 0.005, 1.0),
+             rec(0.8, 2, 0.0823, [0.0821, 0.0812, 0.0804], 0.006, 1.0)]
+    V = bd.judge_topology(grid, [], low=0.0, heavy=0.8, width=2049)
+    assert V["circles"].reproduced and "9 shuffles" in V["circles"].evidence
+    assert V["tracks_rule"].verdict == "Contradicted" and "9 shuffles" in V["tracks_rule"].evidence
+    far = [dict(r, h1_mean=0.3) if r["noise"] == 0.8 else r for r in grid]
+    assert bd.judge_topology(far, [], low=0.0, heavy=0.8, width=2049)["tracks_rule"].reproduced
