@@ -168,8 +168,8 @@ def judge_scaling(grid: Sequence[dict[str, Any]], activations: Sequence[dict[str
         Records at α = ``side`` over widths, seeds and ``activation`` (empty: ``ceiling`` is not
         judged, e.g. shipped results without that sweep).
     weight_decay : list of dict
-        Records at α = ``side`` over widths, seeds and ``weight_decay`` (empty: neither
-        ``weight_decay`` nor ``ceiling`` is judged).
+        Records at α = ``side`` over widths, seeds and ``weight_decay`` (empty: ``weight_decay`` is
+        not judged).
     heavy, side : float
         The α of the width claims and of the activation / weight-decay claims.
     settings : dict or None, default=None
@@ -223,25 +223,24 @@ def judge_scaling(grid: Sequence[dict[str, Any]], activations: Sequence[dict[str
             compare(f"M = {wide} beats M = {thr}", values(hr, "test_acc", width=wide),
                     values(hr, "test_acc", width=thr), a_name=f"test M={wide}", b_name=f"test M={thr}", n=n,
                     floor=(values(hr, "test_acc", width=wide), n, ch))], settings=st.get("grid", ""))
-    if not weight_decay:  # shipped results without the weight-decay sweep: those claims are not judged
-        return out
-    # weight decay: the interpolation threshold per seed, as an index into the widths swept
-    wds = sorted({r["weight_decay"] for r in weight_decay})
-    wws = sorted({r["width"] for r in weight_decay})
-    seeds = sorted({r["seed"] for r in weight_decay})
-    idx = {wd: [_threshold_index([r for r in weight_decay if _eq(r["weight_decay"], wd)], wws, s) for s in seeds]
-           for wd in wds}
-    name = lambda i: f"M={wws[i]}" if i < len(wws) else f">{wws[-1]}"  # noqa: E731
-    ev = "; ".join(f"wd {wd:g}: " + ", ".join(name(i) for i in ix) for wd, ix in idx.items())
-    v = compare(f"stronger weight decay moves the interpolation threshold to larger widths (α = {side:g})",
-                idx[wds[-1]], idx[wds[0]], a_name=f"threshold index wd {wds[-1]:g}",
-                b_name=f"threshold index wd {wds[0]:g}", min_margin=0.5, digits=1,
-                settings=st.get("weight_decay", ""))
-    if all(i == len(wws) for ix in idx.values() for i in ix):
-        v = Verdict(v.claim, v.verdict, v.evidence + "; no weight decay interpolates at any width swept",
-                    v.numbers, v.settings, v.key)
-    out["weight_decay"] = Verdict(v.claim, v.verdict, f"first interpolating width per seed: {ev} ({v.evidence})",
-                                  v.numbers, v.settings, ev)
+    if weight_decay:  # shipped results may lack the weight-decay sweep: then its claim is not judged
+        # weight decay: the interpolation threshold per seed, as an index into the widths swept
+        wds = sorted({r["weight_decay"] for r in weight_decay})
+        wws = sorted({r["width"] for r in weight_decay})
+        seeds = sorted({r["seed"] for r in weight_decay})
+        idx = {wd: [_threshold_index([r for r in weight_decay if _eq(r["weight_decay"], wd)], wws, s) for s in seeds]
+               for wd in wds}
+        name = lambda i: f"M={wws[i]}" if i < len(wws) else f">{wws[-1]}"  # noqa: E731
+        ev = "; ".join(f"wd {wd:g}: " + ", ".join(name(i) for i in ix) for wd, ix in idx.items())
+        v = compare(f"stronger weight decay moves the interpolation threshold to larger widths (α = {side:g})",
+                    idx[wds[-1]], idx[wds[0]], a_name=f"threshold index wd {wds[-1]:g}",
+                    b_name=f"threshold index wd {wds[0]:g}", min_margin=0.5, digits=1,
+                    settings=st.get("weight_decay", ""))
+        if all(i == len(wws) for ix in idx.values() for i in ix):
+            v = Verdict(v.claim, v.verdict, v.evidence + "; no weight decay interpolates at any width swept",
+                        v.numbers, v.settings, v.key)
+        out["weight_decay"] = Verdict(v.claim, v.verdict, f"first interpolating width per seed: {ev} ({v.evidence})",
+                                      v.numbers, v.settings, ev)
     if not activations:
         return out
     # activations: the widest width of the activation sweep
