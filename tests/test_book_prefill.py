@@ -62,3 +62,47 @@ def test_jobs_must_be_positive(capsys):
     assert capsys.readouterr().err.strip() == "prefill: --jobs=0 is not allowed; it must be an integer >= 1"
     with pytest.raises(ValueError, match="jobs=0 is not allowed"):
         prefill([], jobs=0)
+
+
+def _alive(pid):
+    """Whether ``pid`` runs (a zombie, dead but not yet reaped, does not count)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_sigterm_stops_the_workers_and_their_kernels(tmp_path):
+    """Killing prefill (SIGTERM) leaves no worker or kernel running on: the handler it relies on is
+    its own (set whatever the parent shell ignores)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    pids = tmp_path / "pids"
+    _write(tmp_path / "slow.ipynb", f"import os, time\nopen({str(pids)!r}, 'w').write(f'{{os.getpid()}} "
+                                    f"{{os.getppid()}}')\ntime.sleep(300)")
+    code = ("import sys; from pathlib import Path; from memgen.book.prefill import prefill; "
+            f"prefill([Path({str(tmp_path / 'slow.ipynb')!r})], jobs=1, cache=Path({str(tmp_path / 'cache')!r}))")
+    proc = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True)
+    kernel = worker = None
+    try:
+        deadline = time.monotonic() + 120
+        while not (pids.exists() and pids.read_text()) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        kernel, worker = map(int, pids.read_text().split())
+        assert _alive(kernel) and _alive(worker)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 128 + signal.SIGTERM
+        assert "prefill: stopped by signal" in proc.stderr.read()
+        deadline = time.monotonic() + 20
+        while (_alive(kernel) or _alive(worker)) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not _alive(worker) and not _alive(kernel)
+    finally:  # whatever happened, nothing of this test runs on
+        proc.kill()
+        for pid in (kernel, worker):
+            if pid and _alive(pid):
+                os.kill(pid, signal.SIGKILL)

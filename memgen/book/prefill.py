@@ -15,15 +15,19 @@ dominate use both threads well), so ``make book`` runs this step only when ``JOB
 machines with more cores than one kernel's small runs can use. Notebooks whose metadata says
 ``mystnb: execution_mode: force`` (the intro, which reads every chapter's findings) are left to
 the build, which always executes them. A notebook that fails here is not cached, so the build
-executes it again and reports the error as usual.
+executes it again and reports the error as usual. Stopped by SIGTERM or SIGINT, it stops its
+workers too (their kernels follow their parent), caches nothing more and exits with 128 + the signal.
 """
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import re
+import signal
 import sys
+import threading
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from multiprocessing import get_context
@@ -98,6 +102,28 @@ def _execute(path: Path, timeout: int, threads: int = 1) -> tuple[Path, nbformat
     return path, nb, result.time, err
 
 
+def _worker_init() -> None:
+    """A worker dies of SIGTERM (whatever its parent inherited); its kernel, which polls its parent,
+    exits with it."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _stop_workers_on_signals(pool: ProcessPoolExecutor) -> dict[int, Any]:
+    """SIGTERM / SIGINT stop ``pool``'s workers and exit (128 + signal), leaving no orphan behind;
+    returns the handlers replaced, to restore."""
+
+    def stop(signum: int, frame: Any) -> None:
+        pool.shutdown(wait=False, cancel_futures=True)
+        for proc in multiprocessing.active_children():
+            proc.terminate()
+        print(f"prefill: stopped by signal {signum}; nothing more is cached", file=sys.stderr, flush=True)
+        raise SystemExit(128 + signum)
+
+    if threading.current_thread() is not threading.main_thread():  # only the main thread takes signals
+        return {}
+    return {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+
 def prefill(paths: list[Path], jobs: int = 2, cache: Path = CACHE, timeout: int = TIMEOUT) -> list[Path]:
     """Execute the notebooks not yet in ``cache``, ``jobs`` at a time, and cache them.
 
@@ -137,7 +163,9 @@ def prefill(paths: list[Path], jobs: int = 2, cache: Path = CACHE, timeout: int 
         return done
     print(f"prefill: executing {len(todo)} notebook(s), {jobs} at a time", flush=True)
     t0 = time.perf_counter()
-    with ProcessPoolExecutor(min(jobs, len(todo)), mp_context=get_context("spawn")) as pool:
+    pool = ProcessPoolExecutor(min(jobs, len(todo)), mp_context=get_context("spawn"), initializer=_worker_init)
+    before = _stop_workers_on_signals(pool)
+    try:
         threads = max(1, (os.cpu_count() or 1) // jobs)
         futures = [pool.submit(_execute, p, timeout, threads) for p in todo]
         for fut in as_completed(futures):
@@ -150,6 +178,10 @@ def prefill(paths: list[Path], jobs: int = 2, cache: Path = CACHE, timeout: int 
                                         check_validity=False, overwrite=True)
             done.append(path)
             print(f"prefill: {name} {seconds:.0f} s ({time.perf_counter() - t0:.0f} s elapsed)", flush=True)
+    finally:
+        pool.shutdown()
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
     return done
 
 
