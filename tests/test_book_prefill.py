@@ -1,6 +1,7 @@
 """The parallel pre-execution of the book's chapters into the build's jupyter-cache."""
 
 import os
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -106,3 +107,19 @@ def test_sigterm_stops_the_workers_and_their_kernels(tmp_path):
         for pid in (kernel, worker):
             if pid and _alive(pid):
                 os.kill(pid, signal.SIGKILL)
+
+
+def test_kernels_do_not_warn_about_local_tcp(tmp_path):
+    """The venv's kernel config (``_ext/ipython_kernel_config.py``, installed by ``make install``)
+    drops ipykernel's "TCP without encryption" warning from every kernel's log, and only that."""
+    import subprocess
+    import sys
+
+    from memgen.book.prefill import ROOT
+
+    installed = Path(sys.prefix) / "etc" / "ipython" / "ipython_kernel_config.py"
+    assert installed.read_text() == (ROOT / "_ext" / "ipython_kernel_config.py").read_text()
+    nb = _write(tmp_path / "k.ipynb", "import logging; logging.getLogger('IPKernelApp').warning('kept')")
+    out = subprocess.run([sys.executable, "-m", "papermill", str(nb), str(tmp_path / "out.ipynb")],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and "without encryption" not in out.stderr and "kept" in out.stderr
