@@ -216,12 +216,12 @@ def seed_range(values: Sequence[float] | float) -> float:
 
 
 def fmt_seeds(values: Sequence[float] | float, digits: int = 3, unit: str = "seeds") -> str:
-    """Mean of ``values`` with their range over seeds, e.g. ``0.733 (3 seeds: 0.720–0.750)``.
+    """Mean of ``values`` with their range, e.g. ``0.733 (3 seeds: 0.720–0.750)``.
 
     Parameters
     ----------
     values : float or sequence of float
-        One value per seed.
+        One value per seed (or per ``unit``).
     digits : int, default=3
         Decimals.
     unit : str, default="seeds"
@@ -395,7 +395,8 @@ def compare(claim: str, a: Sequence[float] | float, b: Sequence[float] | float, 
     claim : str
         The statement being judged.
     a, b : float or sequence of float
-        The two quantities, one value per seed.
+        The two quantities, one value per seed (``b``: or one per ``b_unit``, e.g. the shuffled
+        copies of a control).
     a_name, b_name : str, default="a", "b"
         Their names in the evidence line.
     min_margin : float, default=0.0
@@ -443,8 +444,9 @@ def compare(claim: str, a: Sequence[float] | float, b: Sequence[float] | float, 
     margin = max(min_margin, 0.0 if np.isnan(ra) else ra, 0.0 if np.isnan(rb) else rb, sampling)
     diff = ma - mb
     why = []
-    if seeds > 1:
-        why.append(f"range over {seeds} {'seeds' if av.size > 1 else b_unit}")
+    if seeds > 1:  # name the side whose range is the larger
+        by_b = bv.size > 1 and (av.size <= 1 or (0.0 if np.isnan(rb) else rb) > (0.0 if np.isnan(ra) else ra))
+        why.append(f"range over {bv.size} {b_unit}" if by_b else f"range over {av.size} seeds")
     else:
         why.append("one seed: no spread over seeds")
     if sampling and sampling >= margin:

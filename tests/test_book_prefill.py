@@ -74,9 +74,10 @@ def _alive(pid):
         return False
 
 
-def test_sigterm_stops_the_workers_and_their_kernels(tmp_path):
-    """Killing prefill (SIGTERM) leaves no worker or kernel running on: the handler it relies on is
-    its own (set whatever the parent shell ignores)."""
+@pytest.mark.parametrize("signame", ["SIGTERM", "SIGINT"])
+def test_a_signal_stops_the_workers_and_their_kernels(tmp_path, signame):
+    """Stopping prefill (SIGTERM, or SIGINT as Ctrl-C sends) leaves no worker or kernel running on:
+    the handler it relies on is its own (set whatever the parent shell ignores)."""
     import signal
     import subprocess
     import sys
@@ -95,8 +96,9 @@ def test_sigterm_stops_the_workers_and_their_kernels(tmp_path):
             time.sleep(0.2)
         kernel, worker = map(int, pids.read_text().split())
         assert _alive(kernel) and _alive(worker)
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=30) == 128 + signal.SIGTERM
+        sig = getattr(signal, signame)
+        proc.send_signal(sig)
+        assert proc.wait(timeout=30) == 128 + sig
         assert "prefill: stopped by signal" in proc.stderr.read()
         deadline = time.monotonic() + 20
         while (_alive(kernel) or _alive(worker)) and time.monotonic() < deadline:

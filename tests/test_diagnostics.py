@@ -273,5 +273,8 @@ def test_topology_control_is_every_shuffled_cloud():
     V = bd.judge_topology(grid, [], low=0.0, heavy=0.8, width=2049)
     assert V["circles"].reproduced and "9 shuffles" in V["circles"].evidence
     assert V["tracks_rule"].verdict == "Contradicted" and "9 shuffles" in V["tracks_rule"].evidence
+    assert "range over 9 shuffles" in V["tracks_rule"].evidence  # the shuffles' range set the margin
+    nan = [dict(r, h1_mean=float("nan")) if r["noise"] == 0.8 else r for r in grid]
+    assert bd.judge_topology(nan, [], low=0.0, heavy=0.8, width=2049)["tracks_rule"].verdict == "Not shown"
     far = [dict(r, h1_mean=0.3) if r["noise"] == 0.8 else r for r in grid]
     assert bd.judge_topology(far, [], low=0.0, heavy=0.8, width=2049)["tracks_rule"].reproduced

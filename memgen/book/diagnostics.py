@@ -220,7 +220,9 @@ def judge_topology(grid: Sequence[dict[str, Any]], series: Sequence[dict[str, An
                          [x for r in hv for x in r["shuffled_h1_mean"]], a_name="H1 per frequency",
                          b_name="shuffled", b_unit="shuffles", floor=(g, n, ch))]
         v = combine(claim, parts, settings=st.get("heavy", ""))
-        if out["circles"].reproduced and parts[0].reproduced and parts[1].reproduced and not parts[2].reproduced:
+        measured = np.isfinite(parts[2].numbers.get("difference", np.nan))  # a missing value is no evidence
+        if (out["circles"].reproduced and parts[0].reproduced and parts[1].reproduced and measured
+                and not parts[2].reproduced):
             # the signature is measurable (it is there at the lowest α) and absent where only the G part has
             # the rule: it follows the output, which contradicts the claim
             v = Verdict(claim, CONTRADICTED, v.evidence + f" · the signature is there at α = {low:g} and gone at "

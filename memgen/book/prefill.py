@@ -22,14 +22,15 @@ workers too (their kernels follow their parent), caches nothing more and exits w
 from __future__ import annotations
 
 import argparse
-import multiprocessing
 import os
 import re
 import signal
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from contextlib import contextmanager
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
@@ -106,22 +107,41 @@ def _worker_init() -> None:
     """A worker dies of SIGTERM (whatever its parent inherited); its kernel, which polls its parent,
     exits with it."""
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGTERM])
 
 
-def _stop_workers_on_signals(pool: ProcessPoolExecutor) -> dict[int, Any]:
-    """SIGTERM / SIGINT stop ``pool``'s workers and exit (128 + signal), leaving no orphan behind;
-    returns the handlers replaced, to restore."""
+class Stopped(SystemExit):
+    """Raised in the main thread by SIGTERM or SIGINT during :func:`prefill` (exit status 128 + signal)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(128 + signum)
+        self.signum = signum
+
+
+_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+def _raise_on_signals() -> dict[int, Any]:
+    """Make SIGTERM and SIGINT raise :class:`Stopped` in the main thread (the handler only raises:
+    the cleanup happens where it is caught). Returns the handlers replaced, to restore; nothing when
+    called outside the main thread, which takes no signals."""
 
     def stop(signum: int, frame: Any) -> None:
-        pool.shutdown(wait=False, cancel_futures=True)
-        for proc in multiprocessing.active_children():
-            proc.terminate()
-        print(f"prefill: stopped by signal {signum}; nothing more is cached", file=sys.stderr, flush=True)
-        raise SystemExit(128 + signum)
+        raise Stopped(signum)
 
-    if threading.current_thread() is not threading.main_thread():  # only the main thread takes signals
+    if threading.current_thread() is not threading.main_thread():
         return {}
-    return {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    return {sig: signal.signal(sig, stop) for sig in _SIGNALS}
+
+
+@contextmanager
+def _signals_blocked() -> Iterator[None]:
+    """SIGTERM and SIGINT held back (delivered at the end) while a cache entry is written whole."""
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 def prefill(paths: list[Path], jobs: int = 2, cache: Path = CACHE, timeout: int = TIMEOUT) -> list[Path]:
@@ -163,25 +183,39 @@ def prefill(paths: list[Path], jobs: int = 2, cache: Path = CACHE, timeout: int 
         return done
     print(f"prefill: executing {len(todo)} notebook(s), {jobs} at a time", flush=True)
     t0 = time.perf_counter()
-    pool = ProcessPoolExecutor(min(jobs, len(todo)), mp_context=get_context("spawn"), initializer=_worker_init)
-    before = _stop_workers_on_signals(pool)
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, [])  # the caller's, restored at the end
+    before = _raise_on_signals()
     try:
-        threads = max(1, (os.cpu_count() or 1) // jobs)
-        futures = [pool.submit(_execute, p, timeout, threads) for p in todo]
-        for fut in as_completed(futures):
-            path, nb, seconds, err = fut.result()
-            name = os.path.relpath(path) if path.is_relative_to(Path.cwd()) else path
-            if err:  # not cached: the build runs it again and reports the error in full
-                print(f"prefill: {name} failed ({err}); the book build will re-execute it", file=sys.stderr)
-                continue
-            store.cache_notebook_bundle(CacheBundleIn(nb, str(path), data={"execution_seconds": seconds}),
-                                        check_validity=False, overwrite=True)
-            done.append(path)
-            print(f"prefill: {name} {seconds:.0f} s ({time.perf_counter() - t0:.0f} s elapsed)", flush=True)
+        pool = ProcessPoolExecutor(min(jobs, len(todo)), mp_context=get_context("spawn"),
+                                   initializer=_worker_init)
+        try:
+            threads = max(1, (os.cpu_count() or 1) // jobs)
+            futures = [pool.submit(_execute, p, timeout, threads) for p in todo]
+            for fut in as_completed(futures):
+                path, nb, seconds, err = fut.result()
+                name = os.path.relpath(path) if path.is_relative_to(Path.cwd()) else path
+                if err:  # not cached: the build runs it again and reports the error in full
+                    print(f"prefill: {name} failed ({err}); the book build will re-execute it", file=sys.stderr)
+                    continue
+                with _signals_blocked():  # a cache entry is written whole or not at all
+                    store.cache_notebook_bundle(CacheBundleIn(nb, str(path), data={"execution_seconds": seconds}),
+                                                check_validity=False, overwrite=True)
+                done.append(path)
+                print(f"prefill: {name} {seconds:.0f} s ({time.perf_counter() - t0:.0f} s elapsed)", flush=True)
+            pool.shutdown()
+        except BaseException as e:  # a signal, an error, Ctrl-C: stop the workers (their kernels follow)
+            signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)  # no second signal in the middle of this
+            workers = list((getattr(pool, "_processes", None) or {}).values())  # this pool's own processes
+            pool.shutdown(wait=False, cancel_futures=True)
+            for proc in workers:
+                proc.terminate()
+            if isinstance(e, Stopped):
+                print(f"prefill: stopped by signal {e.signum}; nothing more is cached", file=sys.stderr, flush=True)
+            raise
     finally:
-        pool.shutdown()
         for sig, handler in before.items():
             signal.signal(sig, handler)
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # a signal held back now meets the old handler
     return done
 
 
