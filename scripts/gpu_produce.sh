@@ -16,9 +16,9 @@
 # ripser==0.6.15 persim==0.4.1 powerlaw==2.0.0 hopcroftkarp==1.2.4 deprecated==1.3.1`, and carry .whl.
 T0=$(date +%s); BUDGET=${BUDGET:-540}
 left() { echo $(( BUDGET - ($(date +%s) - T0) )); }
-if ls .whl/*.whl >/dev/null 2>&1; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
-  export PYTHONPATH=/tmp/site
+if ls .whl/*.whl >/dev/null 2>&1; then  # installed next to the wheels (.whl/ is git-ignored)
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target .whl/site .whl/*.whl || exit 1
+  export PYTHONPATH="$PWD/.whl/site"
 fi
 # eager steps (a compiled step's first calls would eat into a 10-minute call)
 export PYTHONUNBUFFERED=1 MEMGEN_COMPILE=${MEMGEN_COMPILE:-0} MEMGEN_PAD_WIDTHS=${MEMGEN_PAD_WIDTHS:-0}

@@ -171,6 +171,12 @@ def topology_extra(run: Any, *, which: str = "uv", shuffles: int = 3) -> dict[st
     return dg.topology_record(run.weights, task=run.config.task, which=which, shuffles=shuffles)
 
 
+def _shuffles(rows: Sequence[dict[str, Any]]) -> list[float]:
+    """The H1 signature of every shuffled control cloud of ``rows`` (the control of both α claims:
+    its spread is the shuffles' spread, not that of their per-seed means)."""
+    return [x for r in rows for x in r["shuffled_h1_mean"]]
+
+
 def judge_topology(grid: Sequence[dict[str, Any]], series: Sequence[dict[str, Any]], *, low: float, heavy: float,
                    width: int, settings: dict[str, str] | None = None) -> dict[str, Verdict]:
     """Chapter 14's claims from records with :func:`memgen.diagnostics.topology_record` keys.
@@ -205,7 +211,7 @@ def judge_topology(grid: Sequence[dict[str, Any]], series: Sequence[dict[str, An
     out["circles"] = compare(
         f"a network that has learned the rule (α = {low:g}, M = {width}) puts its tokens on a circle per key "
         "frequency: the longest H1 bar of each frequency's cloud (mean over frequencies) outlives the shuffled control",
-        values(lo, "h1_mean"), [x for r in lo for x in r["shuffled_h1_mean"]], a_name="H1 per frequency",
+        values(lo, "h1_mean"), _shuffles(lo), a_name="H1 per frequency",
         b_name="shuffled", b_unit="shuffles", floor=(values(lo, "test_acc"), n, ch), settings=st.get("low", ""))
     hv = _at(grid, noise=heavy, width=width)
     claim = (f"the H1 signature tracks the hidden rule, not the raw test accuracy: at α = {heavy:g} (M = {width}) the "
@@ -215,10 +221,8 @@ def judge_topology(grid: Sequence[dict[str, Any]], series: Sequence[dict[str, An
     else:
         g = values(hv, "G_test_acc")
         parts = [_no_rule_in_output(hv), judge_above_chance("the G part has the rule", g, n, ch, name="G test"),
-                 # the control is every shuffled cloud, as in "circles": its spread is the shuffles' spread
-                 compare("H1 per frequency above the shuffled control", values(hv, "h1_mean"),
-                         [x for r in hv for x in r["shuffled_h1_mean"]], a_name="H1 per frequency",
-                         b_name="shuffled", b_unit="shuffles", floor=(g, n, ch))]
+                 compare("H1 per frequency above the shuffled control", values(hv, "h1_mean"), _shuffles(hv),
+                         a_name="H1 per frequency", b_name="shuffled", b_unit="shuffles", floor=(g, n, ch))]
         v = combine(claim, parts, settings=st.get("heavy", ""))
         measured = np.isfinite(parts[2].numbers.get("difference", np.nan))  # a missing value is no evidence
         if (out["circles"].reproduced and parts[0].reproduced and parts[1].reproduced and measured
