@@ -2,7 +2,7 @@
 
 Examples
 --------
-    python -m memgen train --task add --p 59 --width 513 --noise 0.8 --steps 3000 --json
+    python -m memgen train --task add --p 59 --width 257 --noise 0.8 --steps 3000 --json
     python -m memgen analytic --task add --p 97 --width 200 --seed 0 --json
     python -m memgen sweep --profile book --widths 65 257 --noises 0 0.4 0.8
     python -m memgen produce --profile paper --device cuda     # on a GPU, resumable

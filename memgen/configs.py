@@ -10,7 +10,7 @@ Profiles bundle defaults for the three settings the book runs in:
 ``test``
     tiny modulus and few steps, so that every chapter executes in seconds (unit tests, nbval);
 ``book``
-    the CPU default: P = 59, widths up to 513, a few thousand full-batch steps, chosen so that a
+    the CPU default: P = 59, widths up to 257, a few thousand full-batch steps, chosen so that a
     2-core machine builds the book in minutes (too small for some of the paper's effects: the
     book's verdicts say which);
 ``paper``
@@ -518,10 +518,10 @@ PROFILES: dict[str, Profile] = {
     "book": Profile(
         name="book",
         base=dict(p=59, train_frac=0.5, lr=3e-3, weight_decay=1.0, steps=3000),
-        widths=(17, 33, 65, 129, 257, 513),
+        widths=(17, 33, 65, 129, 257),
         noises=(0.0, 0.2, 0.4, 0.6, 0.8),
         seeds=(0,),
-        width=513,
+        width=257,
         noise=0.8,
         description="CPU default: P = 59, AdamW lr 3e-3, wd 1.0, 3000 full-batch steps",
     ),
