@@ -183,6 +183,10 @@ def test_scaling_verdicts_need_an_interpolating_width_and_seeds():
     flat = [dict(r, test_acc=0.04, G_test_acc=0.04) for r in grid]
     v = judge_scaling(flat, [dict(r, test_acc=0.04) for r in act], wd, heavy=0.8, side=0.8)
     assert [k for k, x in v.items() if x.reproduced] == ["weight_decay"]  # a memorization claim
+    # every weight decay interpolates at the narrowest width: no shift can be seen, and the evidence says why
+    early = [dict(r, train_acc=1.0) for r in wd]
+    v = judge_scaling(grid, act, early, heavy=0.8, side=0.8)["weight_decay"]
+    assert v.verdict == "Not shown" and "already at the narrowest width swept (M = 9)" in v.evidence
 
 
 def test_partition_gammas_are_undefined_when_fg_is_at_chance():

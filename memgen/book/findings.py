@@ -236,8 +236,11 @@ def judge_scaling(grid: Sequence[dict[str, Any]], activations: Sequence[dict[str
                     idx[wds[-1]], idx[wds[0]], a_name=f"threshold index wd {wds[-1]:g}",
                     b_name=f"threshold index wd {wds[0]:g}", min_margin=0.5, digits=1,
                     settings=st.get("weight_decay", ""))
-        if all(i == len(wws) for ix in idx.values() for i in ix):
-            v = Verdict(v.claim, v.verdict, v.evidence + "; no weight decay interpolates at any width swept",
+        edge = {i for ix in idx.values() for i in ix}
+        if edge in ({0}, {len(wws)}):  # every threshold at one end of the sweep: a shift cannot be seen
+            why = (f"every weight decay interpolates already at the narrowest width swept (M = {wws[0]})" if edge == {0}
+                   else "no weight decay interpolates at any width swept")
+            v = Verdict(v.claim, v.verdict, f"{v.evidence}; {why}: a shift cannot be seen in this sweep",
                         v.numbers, v.settings, v.key)
         out["weight_decay"] = Verdict(v.claim, v.verdict, f"first interpolating width per seed: {ev} ({v.evidence})",
                                       v.numbers, v.settings, ev)
