@@ -104,6 +104,19 @@ def test_claims_table_has_both_columns():
     assert "not shipped" not in table.split("\n", 2)[2]  # every claim of ch05 is judged on shipped records
 
 
+def test_claims_table_names_the_shipped_claim_where_its_wording_differs():
+    from memgen.verdicts import Verdict
+
+    def findings(claims):
+        verdicts = {k: Verdict(c, "Not shown", "e", key="k") for k, c in claims.items()}
+        return fd.Findings("02_scaling", verdicts, {}, None)
+    here = findings({"ceiling": "a ceiling (widest M = 129)", "dip": "a dip"})
+    there = findings({"ceiling": "a ceiling (widest M = 2049)", "dip": "a dip"})
+    rows = shipped.claims_table([("02_scaling", "Scaling", here)], {"02_scaling": there}).data.splitlines()[2:]
+    assert rows[0].count("M = 129") == 1 and "*judged there as: a ceiling (widest M = 2049)*" in rows[0]
+    assert "judged there" not in rows[1]  # the same wording: said once
+
+
 def test_gpu_results_are_shipped_verified_and_labelled():
     """results/paper and results/paper20k were trained on a GPU: each record verifies, names its
     profile, the card and the steps it was trained for, and the shortened profile says so."""

@@ -600,8 +600,9 @@ def claims_table(entries: Sequence[tuple[str, str, fd.Findings]], shipped: dict[
     Returns
     -------
     Markdown
-        A MyST table: chapter, claim, verdict at ``source`` scale with its key number, verdict of
-        this build with its key number, the settings of this build.
+        A MyST table: chapter, claim (this build's wording), verdict at ``source`` scale with its
+        key number (and the claim as judged there, where its wording differs), verdict of this
+        build with its key number, the settings of this build.
     """
     def cell(v: Any) -> str:
         return f"{report.ICONS[v.verdict]} **{v.verdict}**" + (f"<br>{v.key}" if v.key else "")
@@ -614,7 +615,10 @@ def claims_table(entries: Sequence[tuple[str, str, fd.Findings]], shipped: dict[
         via = "" if sf is None or sf.data.get("source", source) == source else f"<br>(`{sf.data['source']}`)"
         for k, v in f.verdicts.items():
             sv = None if sf is None else sf.verdicts.get(k)
-            cells = [f"[{title}]({doc})", v.claim, "not shipped" if sv is None else cell(sv) + via, cell(v),
+            # the claim column is this build's wording; where the shipped one differs (e.g. its
+            # widths), the shipped cell says what it judged
+            there = "" if sv is None or sv.claim == v.claim else f"<br>*judged there as: {sv.claim}*"
+            cells = [f"[{title}]({doc})", v.claim, "not shipped" if sv is None else cell(sv) + via + there, cell(v),
                      v.settings or "–"]
             body.append("| " + " | ".join(c.replace("|", "\\|").replace("\n", " ") for c in cells) + " |")
     return Markdown(head + "\n".join(body) + "\n")
