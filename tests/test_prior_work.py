@@ -133,3 +133,16 @@ def test_nothing_learnable_never_says_reproduced():
     assert [v for v in F if v.verdict == REPRODUCED] == []
     G = pw.progress_measures("test", noise=0.95, lr=1e-7)
     assert [v for v in G if v.verdict == REPRODUCED] == []
+
+
+def test_phase_heatmap_fits_a_phone_column():
+    """Short phase names in the cells, the full ones on hover and in a key under the plot, and the
+    colour bar under the plot (its width left to the cells)."""
+    grid = [dict(weight_decay=wd, noise=a, test_acc=0.5, phase=ph, phase_note=False)
+            for wd, ph in ((1.0, "memorization"), (5.0, "coexistence")) for a in (0.0, 0.4)]
+    fig = pw.phase_heatmap(grid, "test_acc", "Test accuracy")
+    hm = fig.data[0]
+    assert {t.split("<br>")[1] for row in hm.text for t in row} == {"mem", "coex"}
+    assert {t.split("<br>")[1] for row in hm.customdata for t in row} == {"memorization", "coexistence"}
+    assert hm.colorbar.orientation == "h"
+    assert [a.text for a in fig.layout.annotations] == ["mem = memorization · coex = coexistence"]

@@ -260,12 +260,11 @@ def judge_pruning(rows: Sequence[dict[str, Any]], prune: Sequence[dict[str, Any]
 
 
 # ---------------------------------------------------------------------------- chapter 12: figures
-#: Cell labels of a wide phase grid (more than :data:`WIDE_GRID` weight decays: the full names no
-#: longer fit a cell; hovering shows them).
+#: Short cell labels of the phase heat maps (the full names do not fit a cell in a phone's column;
+#: hovering and the key under the plot show them).
 SHORT_PHASES = {"coexistence": "coex", "full inversion": "full inv", "partial inversion": "part inv",
                 "memorization": "mem", "forgetting": "forget", "generalization (α = 0)": "gen",
                 "intermediate": "mid", "unclassified": "?"}
-WIDE_GRID = 5
 
 
 def phase_heatmap(grid: Sequence[dict[str, Any]], key: str, title: str) -> Any:
@@ -283,9 +282,10 @@ def phase_heatmap(grid: Sequence[dict[str, Any]], key: str, title: str) -> Any:
     Returns
     -------
     plotly.graph_objects.Figure
-        The heat map; a cell whose phase rests on a chance-level number is marked with ``*``. A
-        grid of more than :data:`WIDE_GRID` weight decays labels its cells with
-        :data:`SHORT_PHASES` (the full name on hover).
+        The heat map. Each cell shows its value and its phase as in :data:`SHORT_PHASES` (the
+        full name on hover, and a key to the short names below the plot), so that the labels stay
+        legible in a phone's column; a cell whose phase rests on a chance-level number is marked
+        with ``*``. The colour bar lies under the plot, leaving its width to the cells.
     """
     import plotly.graph_objects as go
 
@@ -294,8 +294,7 @@ def phase_heatmap(grid: Sequence[dict[str, Any]], key: str, title: str) -> Any:
     wds = sorted({r["weight_decay"] for r in grid})
     noises = sorted({r["noise"] for r in grid})
     at = {(r["weight_decay"], r["noise"]): r for r in grid}
-    name = (lambda ph: SHORT_PHASES.get(ph, ph)) if len(wds) > WIDE_GRID else (lambda ph: ph)
-    z, text, hover = [], [], []
+    z, text, hover, shown = [], [], [], {}
     for a in noises:
         zr, tr, hr = [], [], []
         for wd in wds:
@@ -303,18 +302,42 @@ def phase_heatmap(grid: Sequence[dict[str, Any]], key: str, title: str) -> Any:
             v = None if r is None or r[key] is None or not np.isfinite(r[key]) else round(float(r[key]), 3)
             zr.append(v)
             value, star = ("–" if v is None else f"{v:.2f}"), ("*" if r is not None and r["phase_note"] else "")
-            tr.append("" if r is None else f"{value}<br>{name(r['phase'])}{star}")
+            if r is not None:
+                shown[r["phase"]] = SHORT_PHASES.get(r["phase"], r["phase"])
+            tr.append("" if r is None else f"{value}<br>{shown[r['phase']]}{star}")
             hr.append("" if r is None else f"{value}<br>{r['phase']}{star}")
         z.append(zr)
         text.append(tr)
         hover.append(hr)
     xs = [f"{w:g}" for w in wds]
     ys = [f"{a:g}" for a in noises]
+    key_text = _wrap_key(" · ".join(f"{short} = {full}" for full, short in shown.items() if short != full))
+    key_px = 18 * (key_text.count("<br>") + 1) if key_text else 0
+    height = 520 + key_px
+    # under the plot, from the bottom up: the key to the short names, then the colour bar
     fig = go.Figure(go.Heatmap(z=z, x=xs, y=ys, text=text, customdata=hover, texttemplate="%{text}", zmin=0,
-                               zmax=1, colorscale="Viridis", colorbar=dict(title="accuracy"),
+                               zmax=1, colorscale="Viridis",
+                               colorbar=dict(orientation="h", x=0, xanchor="left", yref="container",
+                                             y=(key_px + 8) / height, yanchor="bottom", len=1, thickness=12),
                                hovertemplate="wd %{x}, α %{y}<br>%{customdata}<extra></extra>"))
-    _layout(fig, title, "weight decay", "corruption α")
+    if key_text:
+        fig.add_annotation(text=key_text, x=0, xanchor="left", xref="paper", y=0, yref="paper", yanchor="top",
+                           yshift=-105, showarrow=False, align="left", font=dict(size=11))
+    _layout(fig, title, "weight decay", "corruption α", height=height)
+    fig.update_layout(margin_b=110 + key_px)
     return fig.update_xaxes(type="category").update_yaxes(type="category")
+
+
+def _wrap_key(text: str, width: int = 60) -> str:
+    """``text`` broken into lines of at most ``width`` characters at its " · " separators."""
+    lines, line = [], ""
+    for part in text.split(" · "):
+        if line and len(line) + 3 + len(part) > width:
+            lines.append(line)
+            line = part
+        else:
+            line = f"{line} · {part}" if line else part
+    return "<br>".join([*lines, line])
 
 
 # ---------------------------------------------------------------------------- chapter 13: progress measures
