@@ -113,7 +113,7 @@ def test_claims_table_names_the_shipped_claim_where_its_wording_differs():
     here = findings({"ceiling": "a ceiling (widest M = 129)", "dip": "a dip"})
     there = findings({"ceiling": "a ceiling (widest M = 2049)", "dip": "a dip"})
     rows = shipped.claims_table([("02_scaling", "Scaling", here)], {"02_scaling": there}).data.splitlines()[2:]
-    assert rows[0].count("M = 129") == 1 and "*judged there as: a ceiling (widest M = 2049)*" in rows[0]
+    assert rows[0].count("M = 129") == 1 and "*judged there: …widest M = 2049)*" in rows[0]
     assert "judged there" not in rows[1]  # the same wording: said once
 
 

@@ -583,6 +583,16 @@ def book_shipped(source: str = "paper", variants: Sequence[dict[str, Any]] | Non
     return out
 
 
+def _differing_tail(here: str, there: str) -> str:
+    """The part of claim ``there`` from the clause where it starts to differ from ``here`` (after
+    the last "(" or ", " before the first difference), with "…" for the common start."""
+    n = 0
+    while n < min(len(here), len(there)) and here[n] == there[n]:
+        n += 1
+    start = max(there.rfind("(", 0, n) + 1, there.rfind(", ", 0, n) + 2 if ", " in there[:n] else 0)
+    return there if start <= 0 else "…" + there[start:]
+
+
 def claims_table(entries: Sequence[tuple[str, str, fd.Findings]], shipped: dict[str, fd.Findings | None],
                  source: str = "paper") -> Markdown:
     """The introduction's table: one row per claim, with the verdict at the shipped scale and the
@@ -601,7 +611,7 @@ def claims_table(entries: Sequence[tuple[str, str, fd.Findings]], shipped: dict[
     -------
     Markdown
         A MyST table: chapter, claim (this build's wording), verdict at ``source`` scale with its
-        key number (and the claim as judged there, where its wording differs), verdict of this
+        key number (and, where its wording differs, the clause of the claim as judged there), verdict of this
         build with its key number, the settings of this build.
     """
     def cell(v: Any) -> str:
@@ -617,7 +627,8 @@ def claims_table(entries: Sequence[tuple[str, str, fd.Findings]], shipped: dict[
             sv = None if sf is None else sf.verdicts.get(k)
             # the claim column is this build's wording; where the shipped one differs (e.g. its
             # widths), the shipped cell says what it judged
-            there = "" if sv is None or sv.claim == v.claim else f"<br>*judged there as: {sv.claim}*"
+            there = ("" if sv is None or sv.claim == v.claim
+                     else f"<br>*judged there: {_differing_tail(v.claim, sv.claim)}*")
             cells = [f"[{title}]({doc})", v.claim, "not shipped" if sv is None else cell(sv) + via + there, cell(v),
                      v.settings or "–"]
             body.append("| " + " | ".join(c.replace("|", "\\|").replace("\n", " ") for c in cells) + " |")
