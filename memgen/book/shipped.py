@@ -611,8 +611,8 @@ def claims_table(entries: Sequence[tuple[str, str, fd.Findings]], shipped: dict[
     -------
     Markdown
         A MyST table: chapter, claim (this build's wording), verdict at ``source`` scale with its
-        key number (and, where its wording differs, the clause of the claim as judged there), verdict of this
-        build with its key number, the settings of this build.
+        key number (and, where its wording differs, the clause of the claim as judged there),
+        verdict of this build with its key number, the settings of this build.
     """
     def cell(v: Any) -> str:
         return f"{report.ICONS[v.verdict]} **{v.verdict}**" + (f"<br>{v.key}" if v.key else "")
