@@ -612,13 +612,14 @@ def claims_table(entries: Sequence[tuple[str, str, fd.Findings]], shipped: dict[
     Markdown
         A MyST table: chapter, claim (this build's wording), verdict at ``source`` scale with its
         key number (and, where its wording differs, the clause of the claim as judged there),
-        verdict of this build with its key number, the settings of this build.
+        verdict of this build with its key number and, in small print, its settings (four
+        columns, so that the table fits a page's column).
     """
     def cell(v: Any) -> str:
         return f"{report.ICONS[v.verdict]} **{v.verdict}**" + (f"<br>{v.key}" if v.key else "")
 
-    head = (f"| chapter | claim | at the `{source}` scale (shipped) | this build | this build's settings |\n"
-            "|---|---|---|---|---|\n")
+    head = (f"| chapter | claim | at the `{source}` scale (shipped) | this build (its settings in small print) |\n"
+            "|---|---|---|---|\n")
     body = []
     for doc, title, f in entries:
         sf = shipped.get(doc)
@@ -629,7 +630,7 @@ def claims_table(entries: Sequence[tuple[str, str, fd.Findings]], shipped: dict[
             # widths), the shipped cell says what it judged
             there = ("" if sv is None or sv.claim == v.claim
                      else f"<br>*judged there: {_differing_tail(v.claim, sv.claim)}*")
-            cells = [f"[{title}]({doc})", v.claim, "not shipped" if sv is None else cell(sv) + via + there, cell(v),
-                     v.settings or "–"]
+            cells = [f"[{title}]({doc})", v.claim, "not shipped" if sv is None else cell(sv) + via + there,
+                     cell(v) + (f"<br><small>{v.settings}</small>" if v.settings else "")]
             body.append("| " + " | ".join(c.replace("|", "\\|").replace("\n", " ") for c in cells) + " |")
     return Markdown(head + "\n".join(body) + "\n")
