@@ -278,3 +278,22 @@ def test_topology_control_is_every_shuffled_cloud():
     assert bd.judge_topology(nan, [], low=0.0, heavy=0.8, width=2049)["tracks_rule"].verdict == "Not shown"
     far = [dict(r, h1_mean=0.3) if r["noise"] == 0.8 else r for r in grid]
     assert bd.judge_topology(far, [], low=0.0, heavy=0.8, width=2049)["tracks_rule"].reproduced
+
+
+def test_cached_extra_is_computed_once_per_run_and_again_when_damaged(_isolated_store):
+    """Chapters 14-15's per-run numbers are kept next to the run: the introduction reads them."""
+    from memgen import experiments
+    from memgen.book import diagnostics as bd
+
+    run = experiments.run(RunConfig(p=23, width=16, steps=2))
+    calls = []
+
+    def extra(r):
+        calls.append(r.config.key())
+        return {"h1": 0.25, "shuffled": [0.1, 0.2], "n": 3}
+    assert bd.cached_extra(run, "topology-uv-3", extra) == {"h1": 0.25, "shuffled": [0.1, 0.2], "n": 3}
+    assert bd.cached_extra(run, "topology-uv-3", extra)["shuffled"] == [0.1, 0.2] and len(calls) == 1
+    assert bd.cached_extra(run, "heavy-tails", extra)["n"] == 3 and len(calls) == 2  # another name: computed
+    path, = _isolated_store.rglob(f"*.topology-uv-3.v{bd.EXTRA_VERSION}.pt")
+    path.write_bytes(b"damaged")
+    assert bd.cached_extra(run, "topology-uv-3", extra)["h1"] == 0.25 and len(calls) == 3

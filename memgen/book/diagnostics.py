@@ -28,9 +28,10 @@ import numpy as np
 
 from .. import diagnostics as dg
 from .. import experiments
+from ..checkpoint import StoreError, atomic_save, checked_load
 from ..configs import ConfigError, RunConfig, validate_noise
 from ..diagnostics import SERIES_FRACTIONS, default_series_width, series_steps  # noqa: F401  (the chapters' names)
-from ..store import sweep
+from ..store import default_store, sweep
 from ..verdicts import (
     CONTRADICTED,
     NOT_SHOWN,
@@ -82,19 +83,58 @@ def _grid_configs(S: experiments.Setup, seeds: list[int]) -> list[RunConfig]:
     return list(dict.fromkeys(cfg))
 
 
-def _records(configs: list[RunConfig], extra, progress: bool | None) -> list[dict[str, Any]]:
-    """:func:`memgen.experiments.table` records with ``extra(run)`` merged in, in config order."""
+#: Bumped when a cached per-run number (:func:`cached_extra`) is computed differently.
+EXTRA_VERSION = 1
+
+
+def cached_extra(run: Any, name: str, extra: Callable[[Any], dict[str, Any]]) -> dict[str, Any]:
+    """``extra(run)``, kept in the run store next to the run (``<key>.<name>.v<N>.pt``, checksummed).
+
+    A run's weights never change once stored, so its topology and power-law numbers (seconds per
+    run) are computed once: chapters 14-15 and the introduction, which re-judges every chapter,
+    then read them. A damaged file is computed again; deleting ``runs/`` removes them all.
+
+    Parameters
+    ----------
+    run : memgen.train.Run
+        A stored run.
+    name : str
+        What ``extra`` computes, with its parameters (part of the file name).
+    extra : callable
+        Run -> dict of Python numbers, strings and lists.
+
+    Returns
+    -------
+    dict
+        ``extra(run)``.
+    """
+    path = default_store().path(run.config).with_suffix(f".{name}.v{EXTRA_VERSION}.pt")
+    if path.exists():
+        try:
+            return checked_load(path)
+        except StoreError:
+            path.unlink(missing_ok=True)
+    out = extra(run)
+    atomic_save(path, out)
+    return out
+
+
+def _records(configs: list[RunConfig], extra, progress: bool | None, name: str | None) -> list[dict[str, Any]]:
+    """:func:`memgen.experiments.table` records with ``extra(run)`` merged in (kept in the store
+    under ``name`` unless it is None), in config order."""
     configs = list(dict.fromkeys(configs))
     rows = experiments.table(configs, progress=progress)
     by_key = {RunConfig.from_dict(r).key(): r for r in rows}
     runs = sweep(configs, progress=progress)
-    return [{**by_key[r.config.key()], **extra(r)} for r in runs]
+    get = extra if name is None else (lambda r: cached_extra(r, name, extra))
+    return [{**by_key[r.config.key()], **get(r)} for r in runs]
 
 
-def _rows_of(extra, progress: bool | None, shipped: Rows | None) -> Rows:
-    """How a chapter gets its records: trained (or loaded) with ``extra`` merged in, or, with
-    ``shipped``, looked up among shipped records (chapter 14-16's numbers already in them)."""
-    return shipped if shipped is not None else (lambda configs: _records(configs, extra, progress))
+def _rows_of(extra, progress: bool | None, shipped: Rows | None, name: str | None = None) -> Rows:
+    """How a chapter gets its records: trained (or loaded) with ``extra`` merged in (kept in the
+    store under ``name``, see :func:`cached_extra`), or, with ``shipped``, looked up among shipped
+    records (chapter 14-16's numbers already in them)."""
+    return shipped if shipped is not None else (lambda configs: _records(configs, extra, progress, name))
 
 
 def _grid_and_visible(S: experiments.Setup, seeds: list[int], rows: Rows) -> tuple[list[dict[str, Any]], float]:
@@ -304,7 +344,8 @@ def topology(profile: str = "book", *, task: str = "add", widths: Sequence[int] 
     if series_width is not None:
         S.config(width=series_width)
     low, heavy, w = min(S.noises), max(S.noises), S.base.width
-    rows = _rows_of(lambda r: topology_extra(r, which=which, shuffles=shuffles), progress, shipped)
+    rows = _rows_of(lambda r: topology_extra(r, which=which, shuffles=shuffles), progress, shipped,
+                    f"topology-{which}-{shuffles}")
     grid = rows(_grid_configs(S, seeds) + S.grid(widths=[w], seeds=seeds[:1])
                 + S.grid(widths=[w], noises=[heavy], seeds=seeds))
     ser = rows(_series(S, series_width, series, [low], seeds[0]))
@@ -447,7 +488,7 @@ def heavy_tails(profile: str = "book", *, task: str = "add", widths: Sequence[in
     seeds = _seeds(seeds)
     S = _setup(profile, task, widths, noises, seeds, {"width": width, **run})
     heavy, w = max(S.noises), S.base.width
-    rows = _rows_of(heavy_tail_extra, progress, shipped)
+    rows = _rows_of(heavy_tail_extra, progress, shipped, "heavy-tails")
     grid, vis = _grid_and_visible(S, seeds, rows)
     extra = [c for c in S.grid(widths=[w], noises=[heavy], seeds=seeds)
              if c.key() not in {RunConfig.from_dict(r).key() for r in grid}]
