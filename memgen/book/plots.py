@@ -49,17 +49,17 @@ def use_book_renderer() -> None:
     pio.renderers.default = "plotly_mimetype+book"
 
 
-def _wrap(title: str, width: int = TITLE_CHARS) -> str:
-    """Break a long title into lines of at most ``width`` characters (``<br>``)."""
+def _wrap(title: str, width: int = TITLE_CHARS, sep: str = " ") -> str:
+    """Break a long title into lines of at most ``width`` characters (``<br>``) at ``sep``."""
     if "<br>" in title or len(title) <= width:
         return title
     lines, cur = [], ""
-    for word in title.split(" "):
-        if cur and len(cur) + 1 + len(word) > width:
+    for word in title.split(sep):
+        if cur and len(cur) + len(sep) + len(word) > width:
             lines.append(cur)
             cur = word
         else:
-            cur = f"{cur} {word}" if cur else word
+            cur = f"{cur}{sep}{word}" if cur else word
     return "<br>".join(lines + [cur])
 
 

@@ -289,7 +289,7 @@ def phase_heatmap(grid: Sequence[dict[str, Any]], key: str, title: str) -> Any:
     """
     import plotly.graph_objects as go
 
-    from .plots import _layout
+    from .plots import _layout, _wrap
 
     wds = sorted({r["weight_decay"] for r in grid})
     noises = sorted({r["noise"] for r in grid})
@@ -311,7 +311,7 @@ def phase_heatmap(grid: Sequence[dict[str, Any]], key: str, title: str) -> Any:
         hover.append(hr)
     xs = [f"{w:g}" for w in wds]
     ys = [f"{a:g}" for a in noises]
-    key_text = _wrap_key(" · ".join(f"{short} = {full}" for full, short in shown.items() if short != full))
+    key_text = _wrap(" · ".join(f"{short} = {full}" for full, short in shown.items() if short != full), 60, " · ")
     key_px = 18 * (key_text.count("<br>") + 1) if key_text else 0
     height = 520 + key_px
     # under the plot, from the bottom up: the key to the short names, then the colour bar
@@ -326,18 +326,6 @@ def phase_heatmap(grid: Sequence[dict[str, Any]], key: str, title: str) -> Any:
     _layout(fig, title, "weight decay", "corruption α", height=height)
     fig.update_layout(margin_b=110 + key_px)
     return fig.update_xaxes(type="category").update_yaxes(type="category")
-
-
-def _wrap_key(text: str, width: int = 60) -> str:
-    """``text`` broken into lines of at most ``width`` characters at its " · " separators."""
-    lines, line = [], ""
-    for part in text.split(" · "):
-        if line and len(line) + 3 + len(part) > width:
-            lines.append(line)
-            line = part
-        else:
-            line = f"{line} · {part}" if line else part
-    return "<br>".join([*lines, line])
 
 
 # ---------------------------------------------------------------------------- chapter 13: progress measures
