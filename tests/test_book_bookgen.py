@@ -20,6 +20,17 @@ def test_variants_file_is_valid_and_generates_prepared_notebooks(tmp_path):
     assert first_md.source.startswith("# " + variants[0]["title"])
 
 
+def test_committed_variants_are_generated_from_the_current_chapters_and_variants_file(tmp_path):
+    """book/generated/ is what `make generate` writes (a stale copy would build old parameters)."""
+    made = generate("book", out=tmp_path / "generated")
+    for path in made:
+        committed = ROOT / "book" / "generated" / path.name
+        assert committed.exists(), f"{committed} is missing: run make generate"
+        new, old = (nbformat.read(p, as_version=4) for p in (path, committed))
+        assert [c.source for c in new.cells] == [c.source for c in old.cells], f"{committed} is stale: make generate"
+        assert new.metadata.papermill.parameters == old.metadata.papermill.parameters
+
+
 def test_every_chapter_has_a_parameters_cell_and_no_outputs():
     for path in sorted((ROOT / "book").glob("*.ipynb")):
         nb = nbformat.read(path, as_version=4)
