@@ -284,6 +284,7 @@ def test_cached_extra_is_computed_once_per_run_and_again_when_damaged(_isolated_
     """Chapters 14-15's per-run numbers are kept next to the run: the introduction reads them."""
     from memgen import experiments
     from memgen.book import diagnostics as bd
+    from memgen.store import default_store
 
     run = experiments.run(RunConfig(p=23, width=16, steps=2))
     calls = []
@@ -297,3 +298,11 @@ def test_cached_extra_is_computed_once_per_run_and_again_when_damaged(_isolated_
     path, = _isolated_store.rglob(f"*.topology-uv-3.v{bd.EXTRA_VERSION}.pt")
     path.write_bytes(b"damaged")
     assert bd.cached_extra(run, "topology-uv-3", extra)["h1"] == 0.25 and len(calls) == 3
+    # the run trained again (its entry replaced): its numbers are computed again
+    entry = default_store().path(run.config)
+    entry.unlink()
+    run = experiments.run(RunConfig(p=23, width=16, steps=2))
+    assert bd.cached_extra(run, "topology-uv-3", extra)["n"] == 3 and len(calls) == 4
+    assert bd.cached_extra(run, "topology-uv-3", extra)["n"] == 3 and len(calls) == 4
+    with pytest.raises(ValueError, match="name='a/b' is not allowed"):
+        bd.cached_extra(run, "a/b", extra)

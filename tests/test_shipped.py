@@ -113,8 +113,14 @@ def test_claims_table_names_the_shipped_claim_where_its_wording_differs():
     here = findings({"ceiling": "a ceiling (widest M = 129)", "dip": "a dip"})
     there = findings({"ceiling": "a ceiling (widest M = 2049)", "dip": "a dip"})
     rows = shipped.claims_table([("02_scaling", "Scaling", here)], {"02_scaling": there}).data.splitlines()[2:]
-    assert rows[0].count("M = 129") == 1 and "*judged there: …widest M = 2049)*" in rows[0]
+    assert rows[0].count("M = 129") == 1 and "*judged there: …widest M = 2049*" in rows[0]
     assert "judged there" not in rows[1]  # the same wording: said once
+    # the clause is cut only inside a bracket still open, or after a ", " in it; else the whole claim
+    tail = shipped._differing_tail
+    assert tail("f(x) rises then y", "f(x) rises then z") == "f(x) rises then z"
+    assert tail("grows at α = 0.8", "grows at α = 0.6") == "grows at α = 0.6"
+    assert tail("a ceiling (M = 129, wd 1)", "a ceiling (M = 2049, wd 1)") == "…M = 2049, wd 1"
+    assert tail("a long claim (M = 1)", "a long claim") == "a long claim"  # differs after it ends
 
 
 def test_gpu_results_are_shipped_verified_and_labelled():

@@ -21,6 +21,7 @@ The metrics themselves are in :mod:`memgen.diagnostics`; the verdicts use the on
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -28,7 +29,7 @@ import numpy as np
 
 from .. import diagnostics as dg
 from .. import experiments
-from ..checkpoint import StoreError, atomic_save, checked_load
+from ..checkpoint import MAGIC, StoreError, atomic_save, checked_load
 from ..configs import ConfigError, RunConfig, validate_noise
 from ..diagnostics import SERIES_FRACTIONS, default_series_width, series_steps  # noqa: F401  (the chapters' names)
 from ..store import default_store, sweep
@@ -92,14 +93,17 @@ def cached_extra(run: Any, name: str, extra: Callable[[Any], dict[str, Any]]) ->
 
     A run's weights never change once stored, so its topology and power-law numbers (seconds per
     run) are computed once: chapters 14-15 and the introduction, which re-judges every chapter,
-    then read them. A damaged file is computed again; deleting ``runs/`` removes them all.
+    then read them. The file names the checksum of the run entry it was computed from: a run
+    trained again (its entry damaged and replaced) gets its numbers computed again, and so does a
+    damaged file. A store that cannot be written to only loses the caching. Changing how
+    ``extra`` computes needs :data:`EXTRA_VERSION` bumped (or ``runs/`` deleted).
 
     Parameters
     ----------
     run : memgen.train.Run
         A stored run.
     name : str
-        What ``extra`` computes, with its parameters (part of the file name).
+        What ``extra`` computes, with its parameters (part of the file name; letters, digits, "-").
     extra : callable
         Run -> dict of Python numbers, strings and lists.
 
@@ -108,15 +112,35 @@ def cached_extra(run: Any, name: str, extra: Callable[[Any], dict[str, Any]]) ->
     dict
         ``extra(run)``.
     """
-    path = default_store().path(run.config).with_suffix(f".{name}.v{EXTRA_VERSION}.pt")
+    if not name.replace("-", "").isalnum():
+        raise ValueError(f"name={name!r} is not allowed; use letters, digits and '-'")
+    entry = default_store().path(run.config)
+    path = entry.parent / f"{entry.stem}.{name}.v{EXTRA_VERSION}.pt"
+    digest = _entry_digest(entry)
     if path.exists():
         try:
-            return checked_load(path)
+            saved = checked_load(path)
+            if digest is not None and saved.get("entry") == digest:
+                return saved["data"]
         except StoreError:
-            path.unlink(missing_ok=True)
+            pass
     out = extra(run)
-    atomic_save(path, out)
+    if digest is not None:
+        try:
+            atomic_save(path, {"entry": digest, "data": out})
+        except OSError as e:  # a read-only store: computed, not kept
+            warnings.warn(f"run store: cannot keep {path.name} ({e}); computing it each time", stacklevel=2)
     return out
+
+
+def _entry_digest(entry: Any) -> str | None:
+    """The SHA-256 in the header of a run entry (None when there is no readable entry)."""
+    try:
+        with open(entry, "rb") as f:
+            head = f.read(len(MAGIC) + 65)
+    except OSError:
+        return None
+    return head[len(MAGIC):-1].decode() if head.startswith(MAGIC) and len(head) == len(MAGIC) + 65 else None
 
 
 def _records(configs: list[RunConfig], extra, progress: bool | None, name: str | None) -> list[dict[str, Any]]:

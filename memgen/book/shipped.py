@@ -584,13 +584,31 @@ def book_shipped(source: str = "paper", variants: Sequence[dict[str, Any]] | Non
 
 
 def _differing_tail(here: str, there: str) -> str:
-    """The part of claim ``there`` from the clause where it starts to differ from ``here`` (after
-    the last "(" or ", " before the first difference), with "…" for the common start."""
+    """Claim ``there`` from the clause where it starts to differ from ``here``, "…" for the common
+    start: the clause begins after the innermost bracket still open at the first difference, or
+    after a later ", " inside it (a bracket closed by the end is dropped with it). ``there`` whole
+    when no such clause exists or the two differ only after ``there`` ends."""
     n = 0
     while n < min(len(here), len(there)) and here[n] == there[n]:
         n += 1
-    start = max(there.rfind("(", 0, n) + 1, there.rfind(", ", 0, n) + 2 if ", " in there[:n] else 0)
-    return there if start <= 0 else "…" + there[start:]
+    if n >= len(there) or "$" in there:  # nothing of its own to show, or math that must not be split
+        return there
+    opens, start = [], 0
+    for i, ch in enumerate(there[:n]):
+        if ch == "(":
+            opens.append(i)
+            start = i + 1
+        elif ch == ")" and opens:
+            opens.pop()
+            start = 0 if not opens else opens[-1] + 1
+        elif there.startswith(", ", i) and i + 2 <= n:
+            start = i + 2
+    if start <= 0:
+        return there
+    tail = there[start:]
+    if opens and tail.endswith(")") and tail.count(")") > tail.count("("):
+        tail = tail[:-1]
+    return "…" + tail
 
 
 def claims_table(entries: Sequence[tuple[str, str, fd.Findings]], shipped: dict[str, fd.Findings | None],
@@ -628,7 +646,7 @@ def claims_table(entries: Sequence[tuple[str, str, fd.Findings]], shipped: dict[
             sv = None if sf is None else sf.verdicts.get(k)
             # the claim column is this build's wording; where the shipped one differs (e.g. its
             # widths), the shipped cell says what it judged
-            there = ("" if sv is None or sv.claim == v.claim
+            there = ("" if sv is None or not sv.claim or sv.claim == v.claim
                      else f"<br>*judged there: {_differing_tail(v.claim, sv.claim)}*")
             cells = [f"[{title}]({doc})", v.claim, "not shipped" if sv is None else cell(sv) + via + there,
                      cell(v) + (f"<br><small>{v.settings}</small>" if v.settings else "")]
