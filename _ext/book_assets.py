@@ -2,7 +2,8 @@
 
 Chapters emit figures as a div + Plotly.newPlot call (memgen.plots.use_book_renderer); this
 extension makes every page load _static/plotly.min.js, written at the end of the build from the
-installed plotly package, so its version always matches.
+installed plotly package, so its version always matches. It also ships the book's few CSS rules
+(_static/memgen.css): the introduction's findings table as one card per claim on a phone.
 """
 
 from pathlib import Path
@@ -15,6 +16,28 @@ def _write_plotly(app, exc):
         out = Path(app.outdir) / "_static" / "plotly.min.js"
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(get_plotlyjs(), encoding="utf-8")
+
+
+#: On a narrow screen the findings table (memgen.book.shipped.claims_table, in a ``claims-table``
+#: container) becomes one card per claim: every cell a full-width line, the verdict columns named.
+CSS = """
+@media (max-width: 720px) {
+  .claims-table table, .claims-table tbody, .claims-table tr, .claims-table td { display: block; width: 100%; }
+  .claims-table thead { display: none; }
+  .claims-table tr { border-top: 2px solid var(--pst-color-border, #ccc); padding: 0.4em 0; }
+  .claims-table td { border: none; padding: 0.1em 0.2em; }
+  .claims-table td:nth-of-type(1) { font-weight: bold; }
+  .claims-table td:nth-of-type(3)::before { content: "shipped results: "; font-style: italic; }
+  .claims-table td:nth-of-type(4)::before { content: "this build: "; font-style: italic; }
+}
+"""
+
+
+def _write_css(app, exc):
+    if exc is None and app.builder.format == "html":
+        out = Path(app.outdir) / "_static" / "memgen.css"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(CSS, encoding="utf-8")
 
 
 def _dedupe_scripts(app, pagename, templatename, context, doctree):
@@ -33,6 +56,8 @@ def _dedupe_scripts(app, pagename, templatename, context, doctree):
 
 def setup(app):
     app.add_js_file("plotly.min.js")
+    app.add_css_file("memgen.css")
     app.connect("html-page-context", _dedupe_scripts, priority=900)
     app.connect("build-finished", _write_plotly)
+    app.connect("build-finished", _write_css)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -181,3 +181,18 @@ def test_figures_fit_a_phone(browser, base_url, path):
     page.screenshot(path=str(SHOTS / ("phone_" + path.replace("/", "_") + ".png")), full_page=True)
     page.close()
     assert widths and max(widths) <= 390
+
+
+def test_findings_table_is_a_table_on_a_page_and_cards_on_a_phone(browser, base_url):
+    """The introduction's claims table: table cells at 1280 px, one card per claim (full-width
+    blocks, the verdict columns named) at 390 px (_ext/book_assets.py's CSS)."""
+    page, errors, _ = open_page(browser, base_url, "book/intro.html")
+    cell = "() => getComputedStyle(document.querySelector('.claims-table td')).display"
+    assert page.evaluate(cell) == "table-cell"
+    page.set_viewport_size({"width": 390, "height": 900})
+    assert page.evaluate(cell) == "block"
+    label = page.evaluate("() => getComputedStyle(document.querySelector('.claims-table td:nth-of-type(4)'),"
+                          " '::before').content")
+    wide = page.evaluate("() => document.documentElement.scrollWidth")
+    page.close()
+    assert label == '"this build: "' and wide <= 390 and errors == []

@@ -651,4 +651,5 @@ def claims_table(entries: Sequence[tuple[str, str, fd.Findings]], shipped: dict[
             cells = [f"[{title}]({doc})", v.claim, "not shipped" if sv is None else cell(sv) + via + there,
                      cell(v) + (f"<br><small>{v.settings}</small>" if v.settings else "")]
             body.append("| " + " | ".join(c.replace("|", "\\|").replace("\n", " ") for c in cells) + " |")
-    return Markdown(head + "\n".join(body) + "\n")
+    # in a container the book's CSS (_ext/book_assets.py) turns into one card per claim on a phone
+    return Markdown(":::{container} claims-table\n" + head + "\n".join(body) + "\n:::\n")
