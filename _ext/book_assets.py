@@ -8,16 +8,6 @@ installed plotly package, so its version always matches. It also ships the book'
 
 from pathlib import Path
 
-
-def _write_plotly(app, exc):
-    if exc is None and app.builder.format == "html":
-        from plotly.offline import get_plotlyjs
-
-        out = Path(app.outdir) / "_static" / "plotly.min.js"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(get_plotlyjs(), encoding="utf-8")
-
-
 #: On a narrow screen the findings table (memgen.book.shipped.claims_table, in a ``claims-table``
 #: container) becomes one card per claim: every cell a full-width line, the verdict columns named.
 CSS = """
@@ -33,11 +23,15 @@ CSS = """
 """
 
 
-def _write_css(app, exc):
+def _write_static(app, exc):
+    """At the end of an HTML build: _static/plotly.min.js (from the installed plotly) and memgen.css."""
     if exc is None and app.builder.format == "html":
-        out = Path(app.outdir) / "_static" / "memgen.css"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(CSS, encoding="utf-8")
+        from plotly.offline import get_plotlyjs
+
+        static = Path(app.outdir) / "_static"
+        static.mkdir(parents=True, exist_ok=True)
+        (static / "plotly.min.js").write_text(get_plotlyjs(), encoding="utf-8")
+        (static / "memgen.css").write_text(CSS, encoding="utf-8")
 
 
 def _dedupe_scripts(app, pagename, templatename, context, doctree):
@@ -58,6 +52,5 @@ def setup(app):
     app.add_js_file("plotly.min.js")
     app.add_css_file("memgen.css")
     app.connect("html-page-context", _dedupe_scripts, priority=900)
-    app.connect("build-finished", _write_plotly)
-    app.connect("build-finished", _write_css)
+    app.connect("build-finished", _write_static)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -19,6 +19,8 @@ from typing import Any
 import torch
 
 MAGIC = b"MEMGEN-RUN 1\n"
+#: Bytes before the payload: MAGIC, the payload's SHA-256 in hex and a newline.
+HEADER = len(MAGIC) + 65
 #: A temporary file of :func:`atomic_save` older than this (seconds) belongs to a writer that died
 #: (a save takes seconds); :func:`remove_stale_temps` removes it.
 STALE_TMP_SECONDS = 300
@@ -76,7 +78,7 @@ def checked_load(path: str | os.PathLike) -> Any:
         When the header is missing, the checksum does not match or the payload is unreadable.
     """
     raw = Path(path).read_bytes()
-    head = len(MAGIC) + 65
+    head = HEADER
     if not raw.startswith(MAGIC) or len(raw) < head or raw[head - 1:head] != b"\n":
         raise StoreError(f"{path}: not a memgen store file (bad header)")
     digest, payload = raw[len(MAGIC):head - 1], raw[head:]
@@ -86,6 +88,29 @@ def checked_load(path: str | os.PathLike) -> Any:
         return torch.load(io.BytesIO(payload), weights_only=True)
     except Exception as e:  # pragma: no cover - checksum already guards this
         raise StoreError(f"{path}: unreadable payload ({e})") from e
+
+
+def stored_digest(path: str | os.PathLike) -> str | None:
+    """The SHA-256 a file written by :func:`atomic_save` names in its header (the payload is not
+    read or checked).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file.
+
+    Returns
+    -------
+    str or None
+        The hex digest; None when the file is missing, unreadable or has no such header.
+    """
+    try:
+        with open(path, "rb") as f:
+            head = f.read(HEADER)
+    except OSError:
+        return None
+    ok = head.startswith(MAGIC) and len(head) == HEADER and head.endswith(b"\n")
+    return head[len(MAGIC):-1].decode() if ok else None
 
 
 def remove_stale_temps(root: str | os.PathLike, older_than: float = STALE_TMP_SECONDS) -> list[Path]:

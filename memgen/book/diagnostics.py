@@ -29,7 +29,7 @@ import numpy as np
 
 from .. import diagnostics as dg
 from .. import experiments
-from ..checkpoint import MAGIC, StoreError, atomic_save, checked_load
+from ..checkpoint import StoreError, atomic_save, checked_load, stored_digest
 from ..configs import ConfigError, RunConfig, validate_noise
 from ..diagnostics import SERIES_FRACTIONS, default_series_width, series_steps  # noqa: F401  (the chapters' names)
 from ..store import default_store, sweep
@@ -116,7 +116,7 @@ def cached_extra(run: Any, name: str, extra: Callable[[Any], dict[str, Any]]) ->
         raise ValueError(f"name={name!r} is not allowed; use letters, digits and '-'")
     entry = default_store().path(run.config)
     path = entry.parent / f"{entry.stem}.{name}.v{EXTRA_VERSION}.pt"
-    digest = _entry_digest(entry)
+    digest = stored_digest(entry)
     if path.exists():
         try:
             saved = checked_load(path)
@@ -131,16 +131,6 @@ def cached_extra(run: Any, name: str, extra: Callable[[Any], dict[str, Any]]) ->
         except OSError as e:  # a read-only store: computed, not kept
             warnings.warn(f"run store: cannot keep {path.name} ({e}); computing it each time", stacklevel=2)
     return out
-
-
-def _entry_digest(entry: Any) -> str | None:
-    """The SHA-256 in the header of a run entry (None when there is no readable entry)."""
-    try:
-        with open(entry, "rb") as f:
-            head = f.read(len(MAGIC) + 65)
-    except OSError:
-        return None
-    return head[len(MAGIC):-1].decode() if head.startswith(MAGIC) and len(head) == len(MAGIC) + 65 else None
 
 
 def _records(configs: list[RunConfig], extra, progress: bool | None, name: str | None) -> list[dict[str, Any]]:
