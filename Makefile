@@ -15,7 +15,7 @@ PARAMS ?=
 LAB_ARGS ?=
 TEST_BOOK := _build/test-book
 
-.PHONY: lab install book generate chapter test test-unit test-book test-nb test-pages lint bench clean clean-all strip
+.PHONY: lab install book generate chapter mnist test test-unit test-book test-nb test-pages lint bench clean clean-all strip
 
 install: $(STAMP)
 
@@ -51,6 +51,11 @@ generate: install
 ##   make chapter NB=book/05_frequency_filtration.ipynb PARAMS="-p noise 0.6 -p width 257"
 chapter: install
 	$(PY) -m memgen.book.bookgen chapter $(NB) --out out $(PARAMS)
+
+## MNIST's four IDX files, checksummed, into data/mnist (for chapter 10 at the paper's scale:
+## `make chapter NB=book/10_noise_first_images.ipynb PARAMS="-p data mnist -p mnist_path $PWD/data/mnist"`)
+mnist: install
+	$(PY) -m memgen fetch-mnist --dest data/mnist
 
 ## Live use: JupyterLab on the chapters with the project's kernel (sliders retrain or load runs).
 ## JupyterLab is installed into the venv on first use (it is not needed to build or test the book).
@@ -100,4 +105,4 @@ clean:
 	rm -rf _build/html _build/jupyter_execute _build/test-book _build/nbval-runs _build/test-runs out
 
 clean-all: clean
-	rm -rf _build runs $(VENV)
+	rm -rf _build runs data $(VENV)

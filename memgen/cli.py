@@ -1,4 +1,5 @@
-"""Command line: ``python -m memgen train | sweep | analytic | profiles | produce | results | transformer``.
+"""Command line: ``python -m memgen <command>``, the commands being train, sweep, analytic, profiles,
+produce, results, transformer and fetch-mnist.
 
 Examples
 --------
@@ -8,6 +9,7 @@ Examples
     python -m memgen produce --profile paper --device cuda     # on a GPU, resumable
     python -m memgen results --profile paper --table
     python -m memgen transformer --p 23 --noise 0.3 --steps 300 --json   # FF of a Transformer's W_U
+    python -m memgen fetch-mnist --dest data/mnist                        # chapter 10's MNIST, checksummed
 
 Bad arguments exit with status 2 and one line naming the argument and what is allowed.
 """
@@ -20,6 +22,7 @@ import sys
 from collections.abc import Sequence
 
 from .configs import ACTIVATIONS, INITS, LOSSES, NOISE_MODES, OPTIMIZERS, PROFILES, TASKS, ConfigError
+from .fetch import FetchError
 from .results import GROUPS as RESULT_GROUPS
 from .results import ResultsError
 from .store import SweepError
@@ -136,6 +139,10 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--mnist-path", default=None, metavar="DIR",
                     help="MNIST's folder (its IDX files) for the images group at profile paper (chapter 10)")
 
+    fm = sub.add_parser("fetch-mnist", help="download MNIST's four IDX files, checksummed (chapter 10)")
+    fm.add_argument("--dest", default="data/mnist", metavar="DIR",
+                    help="the folder to fill (default data/mnist); give it to produce --mnist-path")
+
     _transformer_args(sub.add_parser(
         "transformer", help="train (or load) a one-layer Transformer; accuracies before/after FF of W_U"))
     return parser
@@ -233,6 +240,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _results(ns) if ns.command == "results" else _produce(ns)
         if ns.command == "transformer":
             return _transformer(ns)
+        if ns.command == "fetch-mnist":
+            from .fetch import fetch_mnist
+
+            print(f"MNIST's IDX files, checksummed, are in {fetch_mnist(ns.dest)}")
+            return 0
         from .experiments import setup, summarize, table
         from .store import train_or_load
 
@@ -256,7 +268,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"M={r['width']:5d} noise={r['noise']:.2f} seed={r['seed']}  "
                       f"test={r['test_acc']:.3f} noisy={noisy} FF-G test={r['G_test_acc']:.3f}")
         return 0
-    except (ConfigError, DivergenceError, ResourceError, ResultsError) as e:
+    except (ConfigError, DivergenceError, ResourceError, ResultsError, FetchError) as e:
         print(f"memgen: error: {e}", file=sys.stderr)
         return 2
     except SweepError as e:  # one line: how many failed, and the first reason

@@ -661,7 +661,8 @@ def produce(profile: str, groups: Iterable[str] = GROUPS, *, device: str = "auto
             data_name = img.SHIPPED_DATA[profile]
             if data_name == "mnist" and mnist_path is None:
                 print(f"memgen produce: images (chapter 10) at profile {profile} are trained on MNIST, which memgen "
-                      "does not ship: pass --mnist-path DIR (the folder of its IDX files); skipped", file=sys.stderr)
+                      "does not ship: pass --mnist-path DIR (the folder of its IDX files; `python -m memgen "
+                      "fetch-mnist` downloads them into data/mnist); skipped", file=sys.stderr)
                 skip(len(todo))
                 continue
             data = img.load_images(data_name, mnist_path)

@@ -43,8 +43,8 @@ def banner(source: str, recs: list[Record], chapter: str | None = None, note: st
     how to produce them."""
     if not recs:
         planned = chapter is None or chapter in JUDGES
-        extra = (" --groups images --mnist-path <MNIST folder>` (MNIST is not shipped with memgen; "
-                 "the command is resumable"
+        extra = (" --groups images --mnist-path data/mnist` after `make mnist`, which downloads MNIST's "
+                 "files, checksummed (memgen does not ship them); the command is resumable"
                  if chapter == "10_noise_first_images" and img.SHIPPED_DATA.get(source) == "mnist" else "` (resumable")
         how = (f"They are produced on a GPU with `python -m memgen produce --profile {source} --device cuda{extra}) "
                "and committed" if planned else
