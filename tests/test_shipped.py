@@ -190,3 +190,16 @@ def test_chapter_2_leaves_out_the_side_sweeps_that_are_not_fully_shipped():
                                      and fd._eq(r["noise"], heavy))]
     part = shipped.shipped_findings("02_scaling", "test", recs=no_wd)  # the activation sweep is judged alone
     assert set(part.verdicts) == {"bigger", "g_bigger", "dip", "ceiling"}
+
+
+def test_chapter_10s_mnist_records_name_the_cpu_they_were_trained_on():
+    """Chapter 10's paper scale (all of MNIST) trains on a CPU in minutes: its records say so, and
+    the chapter judges them."""
+    recs = res.load("paper", kind="images")
+    assert len(recs) == 10 and {(r["noise"], r["seed"]) for r in recs} == {(a, s) for a in (0.05, 0.2)
+                                                                          for s in range(5)}
+    assert all(r["data"] == "mnist" and (r["n_train"], r["n_test"]) == (60_000, 10_000)
+               and r["provenance"]["device"] == "cpu" and "card" not in r["provenance"] for r in recs)
+    assert "MNIST (60000 training / 10000 test images" in res.provenance(recs) and " on cpu " in res.provenance(recs)
+    F = shipped.shipped_findings("10_noise_first_images", "paper")
+    assert F is not None and all("profile paper" in v.settings for k, v in F.verdicts.items() if k != "paper")
