@@ -203,3 +203,10 @@ def test_chapter_10s_mnist_records_name_the_cpu_they_were_trained_on():
     assert "MNIST (60000 training / 10000 test images" in res.provenance(recs) and " on cpu " in res.provenance(recs)
     F = shipped.shipped_findings("10_noise_first_images", "paper")
     assert F is not None and all("profile paper" in v.settings for k, v in F.verdicts.items() if k != "paper")
+
+
+def test_chapter_10s_shipped_figure_names_the_data(monkeypatch):
+    shown = []
+    monkeypatch.setattr(shipped, "display", shown.append)
+    shipped.section("10_noise_first_images", "paper")
+    assert "<sup>MNIST (60000 training / 10000 test images" in shown[1].layout.title.text

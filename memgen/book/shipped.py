@@ -260,7 +260,7 @@ def _images(recs: Sequence[Record], source: str, task: str = "add") -> fd.Findin
     verdicts = {f"noise_first_{a:g}": v for a, v in zip(noises, V["noise_first"])}
     verdicts.update(clean_ahead=V["clean_ahead"], paper=V["paper"])
     return fd.Findings("10_noise_first_images", verdicts,
-                       {"runs": runs, "noises": noises, "p": r0["n_classes"], "source": r0["source"],
+                       {"runs": runs, "noises": noises, "p": r0["n_classes"], "data": r0["source"],
                         "epochs": r0["epochs"], "records": _used(rows)})
 
 
@@ -472,7 +472,7 @@ def _figure(F: fd.Findings, source: str) -> tuple[go.Figure, str]:
         gap = {f"α = {a:g}": img.curves(d["runs"], a, "noisy_acc") - img.curves(d["runs"], a, "clean_acc")
                for a in d["noises"]}
         fig = plots.seed_array_lines(range(d["epochs"] + 1), gap,
-                                     f"Noisy minus clean, per epoch ({source} results)<br><sup>{d['source']}</sup>",
+                                     f"Noisy minus clean, per epoch ({source} results)<br><sup>{d['data']}</sup>",
                                      "epoch (= full-batch step)", "noisy − clean training accuracy",
                                      colors=dict(zip(gap, ("#2ca02c", "#9467bd"))))
         fig.add_hline(y=0, line_color="black", line_width=1)
