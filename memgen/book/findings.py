@@ -38,7 +38,7 @@ from ..analysis import (
     partition_record,
     random_concentration,
 )
-from ..configs import RunConfig
+from ..configs import RunConfig, get_profile
 from ..experiments import Setup
 from ..store import sweep
 from ..verdicts import REPRODUCED, Verdict, combine, compare, fmt_seeds, judge_above_chance, judge_at_least, undefined
@@ -270,11 +270,10 @@ def scaling(profile: str = "book", *, task: str = "add", noises: Sequence[float]
 
     Trains (or loads) the width × α grid at the first seed, every seed at the highest α, and the
     activation and weight-decay sweeps at α = ``side_noise`` (default: the highest α) over every
-    seed. ``side_widths`` (default: every other width, counting down from the second widest) are
-    the activation sweep's: it stops below the widest width, whose two extra activations over three
-    seeds cost the CPU build more than two minutes; the shipped results judge the activations at the
-    paper's widths. ``wd_widths`` (default: the widths up to the fourth) locate the interpolation
-    threshold.
+    seed. ``side_widths`` are the activation sweep's (default: the profile's ``activation_widths``
+    when ``widths`` is not given, else every other width; the ``book`` profile stops below its
+    widest width, which would cost its CPU build two more minutes). ``wd_widths`` (default: the
+    widths up to the fourth) locate the interpolation threshold.
 
     Returns
     -------
@@ -285,7 +284,8 @@ def scaling(profile: str = "book", *, task: str = "add", noises: Sequence[float]
     S = experiments.setup(profile, task=task, widths=widths, noises=list(noises), seeds=seeds, **run)
     heavy = max(S.noises)
     side = heavy if side_noise is None else float(side_noise)
-    side_w = list(side_widths) if side_widths else (list(S.widths[-2::-2][::-1]) or list(S.widths))
+    own = get_profile(profile).activation_widths if widths is None else ()  # the profile's, for its widths
+    side_w = list(side_widths or own or S.widths[::2])
     wd_w = list(wd_widths) if wd_widths else list(S.widths[:4])
     wds = sorted({round(S.base.weight_decay * f, 6) for f in wd_factors})
     for a in activations:

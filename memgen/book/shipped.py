@@ -43,11 +43,12 @@ def banner(source: str, recs: list[Record], chapter: str | None = None, note: st
     how to produce them."""
     if not recs:
         planned = chapter is None or chapter in JUDGES
-        extra = (" --groups images --mnist-path data/mnist` after `make mnist`, which downloads MNIST's "
-                 "files, checksummed (memgen does not ship them); the command is resumable"
-                 if chapter == "10_noise_first_images" and img.SHIPPED_DATA.get(source) == "mnist" else "` (resumable")
-        how = (f"They are produced on a GPU with `python -m memgen produce --profile {source} --device cuda{extra}) "
-               "and committed" if planned else
+        mnist = chapter == "10_noise_first_images" and img.SHIPPED_DATA.get(source) == "mnist"
+        how = (f"They are produced with `make mnist` (it downloads MNIST's files, checksummed; memgen does not "
+               f"ship them) and `python -m memgen produce --profile {source} --groups images --mnist-path "
+               "data/mnist` (a CPU is enough; resumable) and committed" if planned and mnist else
+               f"They are produced on a GPU with `python -m memgen produce --profile {source} --device cuda` "
+               "(resumable) and committed" if planned else
                "`python -m memgen produce` does not plan this chapter's runs yet")
         return Markdown(
             f":::{{admonition}} Results at the `{source}` scale are not shipped yet\n:class: note\n"
