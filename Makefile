@@ -53,7 +53,7 @@ chapter: install
 	$(PY) -m memgen.book.bookgen chapter $(NB) --out out $(PARAMS)
 
 ## MNIST's four IDX files, checksummed, into data/mnist (for chapter 10 at the paper's scale:
-## `make chapter NB=book/10_noise_first_images.ipynb PARAMS="-p data mnist -p mnist_path $PWD/data/mnist"`)
+## `make chapter NB=book/10_noise_first_images.ipynb PARAMS="-p data mnist"`)
 mnist: install
 	$(PY) -m memgen fetch-mnist --dest data/mnist
 

