@@ -809,10 +809,12 @@ def setup_images(profile: str = "book", *, data: str = "digits", mnist_path: str
     if data not in SOURCES:
         raise ConfigError(f"data={data!r} is not allowed; choose one of {', '.join(SOURCES)}")
     if data == "mnist" and mnist_path is None:
-        if not all((DEFAULT_MNIST / name).is_file() for name in MNIST_FILES.values()):
+        try:
+            find_mnist(DEFAULT_MNIST)
+        except ConfigError:
             raise ConfigError("mnist_path=None is not allowed with data='mnist' before `make mnist` has fetched "
                               "MNIST into the repository's data/mnist; run it, or give the folder holding "
-                              "train-images-idx3-ubyte[.gz] and the other MNIST IDX files")
+                              "train-images-idx3-ubyte[.gz] and the other MNIST IDX files") from None
         mnist_path = DEFAULT_MNIST
     try:
         images = load_images(data, mnist_path)

@@ -38,7 +38,7 @@ from ..analysis import (
     partition_record,
     random_concentration,
 )
-from ..configs import RunConfig, get_profile
+from ..configs import RunConfig
 from ..experiments import Setup
 from ..store import sweep
 from ..verdicts import REPRODUCED, Verdict, combine, compare, fmt_seeds, judge_above_chance, judge_at_least, undefined
@@ -284,7 +284,7 @@ def scaling(profile: str = "book", *, task: str = "add", noises: Sequence[float]
     S = experiments.setup(profile, task=task, widths=widths, noises=list(noises), seeds=seeds, **run)
     heavy = max(S.noises)
     side = heavy if side_noise is None else float(side_noise)
-    own = get_profile(profile).activation_widths if widths is None else ()  # the profile's, for its widths
+    own = S.profile.activation_widths if widths is None else ()  # the profile's, for its widths
     side_w = list(side_widths or own or S.widths[::2])
     wd_w = list(wd_widths) if wd_widths else list(S.widths[:4])
     wds = sorted({round(S.base.weight_decay * f, 6) for f in wd_factors})
