@@ -136,6 +136,9 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--max-minutes", type=float, default=None, metavar="M",
                     help="start no new batch after M minutes (a machine lent for a limited time); "
                          "run again to continue")
+    pr.add_argument("--batch-neurons", type=int, default=None, metavar="N",
+                    help="most neurons (runs x width) per batch (default 16384); fewer make smaller "
+                         "checkpoints, which scripts/gpu_produce.sh carries between lent machines")
     pr.add_argument("--mnist-path", default=None, metavar="DIR",
                     help="MNIST's folder (its IDX files) for the images group at profile paper (chapter 10)")
 
@@ -381,7 +384,8 @@ def _produce(ns: argparse.Namespace) -> int:
                 print(f"  {c.label()} " + (f"steps={c.steps}" if hasattr(c, "steps") else f"epochs={c.epochs}"))
         return 0
     written, present, left = produce(ns.profile, ns.groups, device=ns.device, progress=ns.progress or None,
-                                     max_minutes=ns.max_minutes, mnist_path=ns.mnist_path)
+                                     max_minutes=ns.max_minutes, mnist_path=ns.mnist_path,
+                                     **({} if ns.batch_neurons is None else {"batch_neurons": ns.batch_neurons}))
     more = f"; {left} run(s) left: run the same command again to continue" if left else ""
     print(f"results/{ns.profile}: {written} record(s) written, {present} already present{more}")
     return 0

@@ -63,7 +63,7 @@ from .model import Weights
 from .optimizers import comparison_configs
 from .phases import phase_configs, phase_record, prune_curves
 from .progress import measured_runs, progress_configs
-from .store import RunStore, default_store, plan_batches
+from .store import MAX_BATCH_NEURONS, RunStore, default_store, plan_batches
 from .train import Run
 
 FORMAT = 1
@@ -584,7 +584,8 @@ def _complete(res: Results, group: str, config: Config, pruned: set[str], have: 
 def produce(profile: str, groups: Iterable[str] = GROUPS, *, device: str = "auto",
             root: str | os.PathLike | None = None, store: RunStore | None = None,
             progress: bool | None = None, max_minutes: float | None = None,
-            mnist_path: str | os.PathLike | None = None) -> tuple[int, int, int]:
+            mnist_path: str | os.PathLike | None = None,
+            batch_neurons: int = MAX_BATCH_NEURONS) -> tuple[int, int, int]:
     """Train (through the run store) and record every planned run that has no record yet.
 
     Batches are trained one after the other, in the order of :func:`plan` (the main grid first),
@@ -614,12 +615,20 @@ def produce(profile: str, groups: Iterable[str] = GROUPS, *, device: str = "auto
         MNIST (:data:`memgen.images.SHIPPED_DATA`: ``paper``; checked first, and refused at the
         other profiles); without it that group is skipped with a note on stderr and its runs are
         counted as left.
+    batch_neurons : int, default=MAX_BATCH_NEURONS
+        Most neurons (runs × width) trained as one batch (:func:`memgen.store.plan_batches`). A
+        batch of 5000 steps or more checkpoints every tenth of its steps into the store
+        (``checkpoints/``) and resumes from there; a smaller cap keeps that file small enough to
+        carry from one lent machine to the next (``scripts/gpu_produce.sh``).
 
     Returns
     -------
     tuple of int
         (records written now, records already present, runs left for a later call).
     """
+    if isinstance(batch_neurons, bool) or not isinstance(batch_neurons, int) or batch_neurons < 1:
+        raise ConfigError(f"batch_neurons={batch_neurons!r} is not allowed; it must be an integer >= 1 "
+                          "(runs × width per batch)")
     if max_minutes is not None and not (isinstance(max_minutes, (int, float)) and max_minutes > 0):
         raise ConfigError(f"max_minutes={max_minutes!r} is not allowed; it must be a number > 0 (or None)")
     if mnist_path is not None:  # checked before hours of training, not when the images group comes up
@@ -703,7 +712,7 @@ def produce(profile: str, groups: Iterable[str] = GROUPS, *, device: str = "auto
         if group in DIAGNOSED and not all(have.values()):
             print("memgen produce: ripser, persim or powerlaw is not installed: the records get chapter 16's numbers "
                   "but not chapters 14-15's (pip install ripser persim powerlaw)", file=sys.stderr)
-        for batch in plan_batches(todo):
+        for batch in plan_batches(todo, batch_neurons):
             if late():
                 skip(len(batch))
                 continue

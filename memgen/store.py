@@ -320,19 +320,22 @@ def _check_identity(path: Path, entry: object, config: RunConfig) -> None:
         raise StoreError(f"{path}: holds the run of another config (differs in {', '.join(diff)})")
 
 
-def plan_batches(configs: list[RunConfig]) -> list[list[RunConfig]]:
+def plan_batches(configs: list[RunConfig], max_neurons: int = MAX_BATCH_NEURONS) -> list[list[RunConfig]]:
     """Group configs that can share a batch, in chunks small enough to store progressively.
 
     Parameters
     ----------
     configs : list of RunConfig
         The runs to train.
+    max_neurons : int, default=MAX_BATCH_NEURONS
+        Most neurons (runs × width) per batch; a smaller cap makes smaller checkpoints
+        (≈ 4 kB per neuron at P = 113: weights and AdamW state in float32).
 
     Returns
     -------
     list of list of RunConfig
         Batches of configs with one :meth:`~memgen.configs.RunConfig.batch_key`, each of at most
-        :data:`MAX_BATCH_NEURONS` neurons and :data:`MAX_BATCH_BYTES` estimated bytes (a single
+        ``max_neurons`` neurons and :data:`MAX_BATCH_BYTES` estimated bytes (a single
         run may exceed them). Where :func:`~memgen.train.pad_widths_up_to` allows (by default on
         CUDA, up to width 1025), runs that differ only in width share batches, widest first, each
         batch padded to its widest run.
@@ -345,7 +348,7 @@ def plan_batches(configs: list[RunConfig]) -> list[list[RunConfig]]:
     for group in groups.values():
         chunk: list[RunConfig] = []
         for c in sorted(group, key=lambda c: -c.width):  # widest first: a chunk's width is its first run's
-            if chunk and ((len(chunk) + 1) * chunk[0].width > MAX_BATCH_NEURONS
+            if chunk and ((len(chunk) + 1) * chunk[0].width > max_neurons
                           or estimate_bytes(chunk + [c]) > MAX_BATCH_BYTES):
                 batches.append(chunk)
                 chunk = []

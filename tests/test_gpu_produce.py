@@ -1,0 +1,101 @@
+"""scripts/gpu_produce.sh carries a long batch's checkpoint from one lent machine to the next:
+it sends the store's checkpoints back in parts, joins parts carried in .ckpt/ into the store, and
+`produce` then resumes the batch where it stopped. Run here on the CPU, with no GPU step."""
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from memgen import results as res
+from memgen import train as T
+from memgen.configs import get_profile
+from memgen.store import RunStore, plan_batches
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "gpu_produce.sh"
+
+
+def script(cwd: Path, **env: str) -> str:
+    """Run the script with no produce step (STEPS empty) in ``cwd``; its output."""
+    out = subprocess.run(["bash", str(SCRIPT)], cwd=cwd, capture_output=True, text=True, timeout=60,
+                         env={**os.environ, "STEPS": "", "OUT": str(cwd / "out"),
+                              "MEMGEN_STORE": str(cwd / "runs"), **env})
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
+def test_checkpoints_go_back_in_parts_and_come_back_whole(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    (a / "runs" / "checkpoints").mkdir(parents=True)
+    data = os.urandom(10_000)
+    (a / "runs" / "checkpoints" / "abc.pt").write_bytes(data)
+    log = script(a, PART_BYTES="4096")
+    parts = sorted((a / "out").glob("ck-abc.pt.*"))
+    assert [p.name for p in parts] == ["ck-abc.pt.00", "ck-abc.pt.01", "ck-abc.pt.02"]
+    assert all(p.stat().st_size <= 4096 for p in parts) and "sent as 3 part(s)" in log
+    (b / ".ckpt").mkdir(parents=True)
+    for p in parts:
+        shutil.copy(p, b / ".ckpt")
+    log = script(b)
+    assert (b / "runs" / "checkpoints" / "abc.pt").read_bytes() == data
+    assert "checkpoint abc.pt restored from .ckpt" in log
+    # too many parts for the 8 files the device returns: not sent, and said in one line
+    log = script(a, PART_BYTES="1024")
+    assert "checkpoint abc.pt not sent: 10 part(s)" in log and "lower BATCH_NEURONS" in log
+    assert not list((a / "out").glob("ck-*.pt.0[3-9]"))
+
+
+def test_an_interrupted_batch_resumes_on_another_machine(tmp_path, monkeypatch, capfd):
+    prof = get_profile("test")
+    # 5000 steps: a batch that long checkpoints every 500 steps
+    configs = [prof.config(width=9, noise=a, steps=5000) for a in (0.0, 0.4)]
+    monkeypatch.setattr(res, "plan", lambda profile, groups=res.GROUPS: {"grid": configs})
+    monkeypatch.setattr(res, "inspected", lambda profile: [])
+    assert len(plan_batches(configs)) == 1 and len(plan_batches(configs, 9)) == 2  # the cap splits batches
+
+    # machine a: the first batch is stopped (SIGINT at the budget) after its checkpoint at step 1000
+    a, b = tmp_path / "a", tmp_path / "b"
+    orig = T._save_checkpoint
+
+    def save_then_stop(*args, **kw):
+        orig(*args, **kw)
+        if args[2] == 1000:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(T, "_save_checkpoint", save_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        res.produce("test", root=a / "results", store=RunStore(a / "runs"), batch_neurons=9)
+    monkeypatch.setattr(T, "_save_checkpoint", orig)
+    script(a)
+
+    # machine b: the parts carried in .ckpt, joined into the store; produce resumes at step 1000
+    (b / ".ckpt").mkdir(parents=True)
+    for p in (a / "out").glob("ck-*"):
+        shutil.copy(p, b / ".ckpt")
+    script(b)
+    capfd.readouterr()
+    assert res.produce("test", root=b / "results", store=RunStore(b / "runs"), batch_neurons=9) == (2, 0, 0)
+    err = capfd.readouterr().err
+    assert "memgen: resuming 1 run(s)" in err and "at step 1000 of 5000" in err
+    assert not list((b / "runs" / "checkpoints").glob("*.pt"))  # a finished batch leaves none behind
+
+    # the same records as one machine training without a stop
+    c = tmp_path / "c"
+    assert res.produce("test", root=c / "results", store=RunStore(c / "runs"), batch_neurons=9) == (2, 0, 0)
+    resumed, whole = res.load("test", root=b / "results"), res.load("test", root=c / "results")
+    assert [r["history"] for r in resumed] == [r["history"] for r in whole]
+    assert [r["test_acc"] for r in resumed] == [r["test_acc"] for r in whole]
+
+
+def test_batch_neurons_is_validated(tmp_path, capsys):
+    from memgen.cli import main
+
+    for bad in (0, -3, 2.5, True):
+        with pytest.raises(res.ConfigError, match=f"batch_neurons={bad!r} is not allowed"):
+            res.produce("test", root=tmp_path, batch_neurons=bad)
+    assert main(["produce", "--profile", "test", "--batch-neurons", "0"]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1].endswith(
+        "batch_neurons=0 is not allowed; it must be an integer >= 1 (runs × width per batch)")
+    assert not (tmp_path / "test").exists()  # refused before anything is written
