@@ -139,6 +139,10 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--batch-neurons", type=int, default=None, metavar="N",
                     help="most neurons (runs x width) per batch (default 16384); fewer make smaller "
                          "checkpoints, which scripts/gpu_produce.sh carries between lent machines")
+    pr.add_argument("--widths", type=int, nargs="+", default=None, metavar="M",
+                    help="only the planned runs of these widths (runs without a width are kept)")
+    pr.add_argument("--noises", type=float, nargs="+", default=None, metavar="A",
+                    help="only the planned runs at these label-noise levels")
     pr.add_argument("--mnist-path", default=None, metavar="DIR",
                     help="MNIST's folder (its IDX files) for the images group at profile paper (chapter 10)")
 
@@ -373,11 +377,11 @@ def _results(ns: argparse.Namespace) -> int:
 
 
 def _produce(ns: argparse.Namespace) -> int:
-    from .results import Results, plan, produce
+    from .results import Results, plan, produce, select
 
     if ns.dry_run:
         res = Results(ns.profile)
-        for group, configs in plan(ns.profile, ns.groups).items():
+        for group, configs in select(plan(ns.profile, ns.groups), ns.widths, ns.noises).items():
             todo = [c for c in configs if c not in res]
             print(f"{group}: {len(todo)} of {len(configs)} run(s) to train")
             for c in todo:
@@ -385,6 +389,7 @@ def _produce(ns: argparse.Namespace) -> int:
         return 0
     written, present, left = produce(ns.profile, ns.groups, device=ns.device, progress=ns.progress or None,
                                      max_minutes=ns.max_minutes, mnist_path=ns.mnist_path,
+                                     widths=ns.widths, noises=ns.noises,
                                      **({} if ns.batch_neurons is None else {"batch_neurons": ns.batch_neurons}))
     more = f"; {left} run(s) left: run the same command again to continue" if left else ""
     print(f"results/{ns.profile}: {written} record(s) written, {present} already present{more}")

@@ -172,6 +172,54 @@ def plan(profile: str, groups: Iterable[str] = GROUPS) -> dict[str, list[Config]
     return out
 
 
+def select(planned: dict[str, list[Config]], widths: Iterable[int] | None = None,
+           noises: Iterable[float] | None = None) -> dict[str, list[Config]]:
+    """The planned runs of the given widths and noise levels only (the headline cells first, when
+    a lent machine has minutes rather than hours).
+
+    Parameters
+    ----------
+    planned : dict of str to list
+        Runs by group, as from :func:`plan`.
+    widths : iterable of int or None, default=None
+        Keep the runs of these widths; runs without a width (Transformers, image networks) are
+        kept. None: every width.
+    noises : iterable of float or None, default=None
+        Keep the runs at these α. None: every α.
+
+    Returns
+    -------
+    dict of str to list
+        The same groups, each with the runs kept (a group left empty is dropped).
+
+    Raises
+    ------
+    ConfigError
+        When a width is not an integer >= 1, an α is not in [0, 1), or nothing planned is kept.
+    """
+    ws = None if widths is None else list(widths)
+    ns = None if noises is None else list(noises)
+    if ws is not None and (not ws or any(isinstance(w, bool) or not isinstance(w, int) or w < 1 for w in ws)):
+        raise ConfigError(f"widths={ws!r} is not allowed; give one or more integers >= 1")
+    if ns is not None and (not ns or any(isinstance(a, bool) or not isinstance(a, (int, float)) or not 0 <= a < 1
+                                         for a in ns)):
+        raise ConfigError(f"noises={ns!r} is not allowed; give one or more α in [0, 1)")
+
+    def keep(c: Config) -> bool:
+        width = getattr(c, "width", None)
+        return ((ws is None or width is None or width in ws)
+                and (ns is None or any(abs(c.noise - a) < 1e-9 for a in ns)))
+
+    out = {g: [c for c in cs if keep(c)] for g, cs in planned.items()}
+    out = {g: cs for g, cs in out.items() if cs}
+    if not out:
+        have_w = sorted({c.width for cs in planned.values() for c in cs if getattr(c, "width", None)})
+        have_a = sorted({c.noise for cs in planned.values() for c in cs})
+        raise ConfigError(f"widths={ws!r}, noises={ns!r} select no planned run; planned widths {have_w}, "
+                          f"α {have_a}")
+    return out
+
+
 def _series_configs(profile: str) -> list[RunConfig]:
     """Chapters 14 and 16's runs over training at their defaults (as their chapters build them)."""
     S = experiments.setup(profile, task="add", widths=None, noises=None, seeds=list(PLAN_SEEDS), width=None)
@@ -585,7 +633,8 @@ def produce(profile: str, groups: Iterable[str] = GROUPS, *, device: str = "auto
             root: str | os.PathLike | None = None, store: RunStore | None = None,
             progress: bool | None = None, max_minutes: float | None = None,
             mnist_path: str | os.PathLike | None = None,
-            batch_neurons: int = MAX_BATCH_NEURONS) -> tuple[int, int, int]:
+            batch_neurons: int = MAX_BATCH_NEURONS, widths: Iterable[int] | None = None,
+            noises: Iterable[float] | None = None) -> tuple[int, int, int]:
     """Train (through the run store) and record every planned run that has no record yet.
 
     Batches are trained one after the other, in the order of :func:`plan` (the main grid first),
@@ -620,6 +669,9 @@ def produce(profile: str, groups: Iterable[str] = GROUPS, *, device: str = "auto
         batch of 5000 steps or more checkpoints every tenth of its steps into the store
         (``checkpoints/``) and resumes from there; a smaller cap keeps that file small enough to
         carry from one lent machine to the next (``scripts/gpu_produce.sh``).
+    widths, noises : iterable or None, default=None
+        Produce only the planned runs of these widths and α (:func:`select`); the counts returned
+        are over those. None: all.
 
     Returns
     -------
@@ -639,6 +691,7 @@ def produce(profile: str, groups: Iterable[str] = GROUPS, *, device: str = "auto
             img.find_mnist(mnist_path)
         except ConfigError as e:
             raise ConfigError("mnist_" + str(e)) from None
+    planned = select(plan(profile, groups), widths, noises)  # checked before anything is trained
     res = Results(profile, root)
     store = store or default_store()
     keep = set(inspected(profile))
@@ -660,7 +713,7 @@ def produce(profile: str, groups: Iterable[str] = GROUPS, *, device: str = "auto
         res.write(rec, weights)
         out["written"] += 1
 
-    for group, configs in plan(profile, groups).items():
+    for group, configs in planned.items():
         configs = [c if isinstance(c, img.ImageConfig) else c.replace(device=device) for c in configs]
         todo = [c for c in configs if not _complete(res, group, c, pruned, have)]
         present += len(configs) - len(todo)

@@ -5,7 +5,8 @@
 #
 # STEPS: space-separated "MINUTES,PROFILE,GROUP[,GROUP...]": each runs
 # `python3 -m memgen produce --max-minutes MINUTES --profile PROFILE --batch-neurons BATCH_NEURONS
-# --groups GROUP...` (no new batch after MINUTES), stopped with SIGINT when BUDGET seconds are
+# --groups GROUP... $PRODUCE_ARGS` (no new batch after MINUTES; PRODUCE_ARGS, e.g. "--widths 129 513
+# 2049 --noises 0.2 0.8", picks the headline cells first), stopped with SIGINT when BUDGET seconds are
 # spent (finished batches are kept: the next call trains only what is missing). The results come
 # back as $OUT/results.tgz: untar it at the repository root and commit results/ before the next
 # call, whose checkout is what it resumes from. Give the call a limit of at least BUDGET + 60 s
@@ -49,7 +50,7 @@ step() {  # step MINUTES PROFILE GROUP...
   # SIGINT at the budget (finished batches are kept), SIGKILL 20 s later if that is not heeded;
   # progress-bar redraws are dropped from the log, everything else streams through
   timeout -k 20 -s INT "$l" python3 -m memgen produce --device "${DEV:-cuda}" --max-minutes "$1" --profile "$2" \
-    --batch-neurons "$BATCH_NEURONS" --groups "${@:3}" 2>&1 | tr '\r' '\n' \
+    --batch-neurons "$BATCH_NEURONS" --groups "${@:3}" $PRODUCE_ARGS 2>&1 | tr '\r' '\n' \
     | grep --line-buffered -v -E '(step/s|s/step|it/s|s/it)\]$|^[[:space:]]*$'
   return 0
 }

@@ -36,6 +36,23 @@ def test_produce_is_resumable_and_records_verify(tmp_path, tiny_plan):
     assert "P = 23" in res.provenance(recs) and "cpu" in res.provenance(recs)
 
 
+def test_produce_can_select_widths_and_noises(tmp_path, tiny_plan, monkeypatch, capsys):
+    assert res.produce("test", root=tmp_path, widths=[9], noises=[0.4]) == (1, 0, 0)
+    assert [r["noise"] for r in res.load("test", root=tmp_path)] == [0.4]
+    assert res.produce("test", root=tmp_path, noises=[0.0, 0.4]) == (1, 1, 0)  # the rest, later
+    for kw, msg in ((dict(widths=[5]), r"widths=\[5\], noises=None select no planned run; planned widths \[9\]"),
+                    (dict(widths=[0]), r"widths=\[0\] is not allowed; give one or more integers >= 1"),
+                    (dict(noises=[1.0]), r"noises=\[1.0\] is not allowed; give one or more α in \[0, 1\)")):
+        with pytest.raises(res.ConfigError, match=msg):
+            res.produce("test", root=tmp_path / "x", **kw)
+    assert not (tmp_path / "x").exists()  # refused before anything is written
+    monkeypatch.setenv("MEMGEN_RESULTS", str(tmp_path / "cli"))
+    assert main(["produce", "--profile", "test", "--widths", "9", "--noises", "0.4", "--dry-run"]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == "grid: 1 of 1 run(s) to train"
+    assert main(["produce", "--profile", "test", "--widths", "5"]) == 2
+    assert "select no planned run" in capsys.readouterr().err
+
+
 def test_produce_stops_starting_batches_after_max_minutes_and_skips_diverged_runs(tmp_path, monkeypatch, capsys):
     prof = get_profile("test")
     configs = [prof.config(width=w, noise=0.4, steps=30) for w in (5, 9)]
