@@ -25,7 +25,7 @@ from .configs import ACTIVATIONS, INITS, LOSSES, NOISE_MODES, OPTIMIZERS, PROFIL
 from .fetch import FetchError
 from .results import GROUPS as RESULT_GROUPS
 from .results import ResultsError
-from .store import SweepError
+from .store import MAX_BATCH_NEURONS, SweepError
 from .train import DivergenceError, ResourceError
 
 
@@ -137,8 +137,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="start no new batch after M minutes (a machine lent for a limited time); "
                          "run again to continue")
     pr.add_argument("--batch-neurons", type=int, default=None, metavar="N",
-                    help="most neurons (runs x width) per batch (default 16384); fewer make smaller "
-                         "checkpoints, which scripts/gpu_produce.sh carries between lent machines")
+                    help=f"most neurons (runs x width) per batch (default and most {MAX_BATCH_NEURONS}); fewer "
+                         "make smaller checkpoints, which scripts/gpu_produce.sh carries between lent machines")
     pr.add_argument("--widths", type=int, nargs="+", default=None, metavar="M",
                     help="only the planned runs of these widths (runs without a width are kept)")
     pr.add_argument("--noises", type=float, nargs="+", default=None, metavar="A",

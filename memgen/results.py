@@ -40,6 +40,7 @@ import dataclasses
 import datetime
 import hashlib
 import json
+import numbers
 import os
 import sys
 import tempfile
@@ -665,10 +666,12 @@ def produce(profile: str, groups: Iterable[str] = GROUPS, *, device: str = "auto
         other profiles); without it that group is skipped with a note on stderr and its runs are
         counted as left.
     batch_neurons : int, default=MAX_BATCH_NEURONS
-        Most neurons (runs × width) trained as one batch (:func:`memgen.store.plan_batches`). A
-        batch of 5000 steps or more checkpoints every tenth of its steps into the store
-        (``checkpoints/``) and resumes from there; a smaller cap keeps that file small enough to
-        carry from one lent machine to the next (``scripts/gpu_produce.sh``).
+        Most neurons (runs × width) trained as one batch (:func:`memgen.store.plan_batches`; at
+        most :data:`~memgen.store.MAX_BATCH_NEURONS`). A batch of 5000 steps or more checkpoints
+        every tenth of its steps into the store (``checkpoints/``) and resumes from there; a
+        smaller cap keeps that file small enough to carry from one lent machine to the next
+        (``scripts/gpu_produce.sh``). The groups ``progress``, ``transformer`` and ``images`` are
+        neither capped nor checkpointed.
     widths, noises : iterable or None, default=None
         Produce only the planned runs of these widths and α (:func:`select`); the counts returned
         are over those. None: all.
@@ -678,9 +681,10 @@ def produce(profile: str, groups: Iterable[str] = GROUPS, *, device: str = "auto
     tuple of int
         (records written now, records already present, runs left for a later call).
     """
-    if isinstance(batch_neurons, bool) or not isinstance(batch_neurons, int) or batch_neurons < 1:
-        raise ConfigError(f"batch_neurons={batch_neurons!r} is not allowed; it must be an integer >= 1 "
-                          "(runs × width per batch)")
+    if (isinstance(batch_neurons, bool) or not isinstance(batch_neurons, numbers.Integral)
+            or not 1 <= batch_neurons <= MAX_BATCH_NEURONS):
+        raise ConfigError(f"batch_neurons={batch_neurons!r} is not allowed; it must be an integer from 1 to "
+                          f"{MAX_BATCH_NEURONS}")
     if max_minutes is not None and not (isinstance(max_minutes, (int, float)) and max_minutes > 0):
         raise ConfigError(f"max_minutes={max_minutes!r} is not allowed; it must be a number > 0 (or None)")
     if mnist_path is not None:  # checked before hours of training, not when the images group comes up

@@ -860,7 +860,8 @@ def _resume(path, configs, params, opt, st: _LoopState) -> int:
     alive, failed, hist, gen = st.alive, st.failed, st.hist, st.gen
     try:
         ck = checked_load(path)
-    except StoreError:
+    except StoreError as e:
+        print(f"memgen: not resuming from {path}: {e}; the batch starts over", file=sys.stderr)
         os.remove(path)
         return 0
     if ck["keys"] != [c.key() for c in configs]:

@@ -34,17 +34,40 @@ def test_checkpoints_go_back_in_parts_and_come_back_whole(tmp_path):
     log = script(a, PART_BYTES="4096")
     parts = sorted((a / "out").glob("ck-abc.pt.*"))
     assert [p.name for p in parts] == ["ck-abc.pt.00", "ck-abc.pt.01", "ck-abc.pt.02"]
-    assert all(p.stat().st_size <= 4096 for p in parts) and "sent as 3 part(s)" in log
+    assert all(p.stat().st_size <= 4096 for p in parts) and "abc.pt sent as 3 part(s)" in log
     (b / ".ckpt").mkdir(parents=True)
     for p in parts:
         shutil.copy(p, b / ".ckpt")
-    log = script(b)
+    (b / ".ckpt" / "ck-abc.pt.05").write_bytes(b"stray")  # after a gap: not joined, and said
+    log = script(b, PART_BYTES="4096")
     assert (b / "runs" / "checkpoints" / "abc.pt").read_bytes() == data
-    assert "checkpoint abc.pt restored from .ckpt" in log
-    # too many parts for the 8 files the device returns: not sent, and said in one line
-    log = script(a, PART_BYTES="1024")
-    assert "checkpoint abc.pt not sent: 10 part(s)" in log and "lower BATCH_NEURONS" in log
-    assert not list((a / "out").glob("ck-*.pt.0[3-9]"))
+    assert "checkpoint abc.pt restored from 3 part(s) in .ckpt (10000 bytes)" in log
+    assert "1 more after a gap ignored" in log
+    # nothing resumed it (no produce step): it goes back, and the log says it is as restored
+    assert "abc.pt is as restored: no batch resumed it" in log
+    assert sorted(p.name for p in (b / "out").glob("ck-*")) == [p.name for p in parts]
+
+
+def test_the_newest_checkpoints_go_back_first_within_the_limits(tmp_path):
+    ck = tmp_path / "runs" / "checkpoints"
+    ck.mkdir(parents=True)
+    for i, name in enumerate(["new.pt", "old.pt", "older.pt"]):
+        (ck / name).write_bytes(os.urandom(3000))
+        os.utime(ck / name, (1e9 - i * 3600, 1e9 - i * 3600))
+    # 7 files at most: 3 parts each, so the oldest is not sent
+    log = script(tmp_path, PART_BYTES="1000")
+    assert sorted({p.name.rsplit(".", 1)[0] for p in (tmp_path / "out").glob("ck-*")}) == ["ck-new.pt", "ck-old.pt"]
+    assert "checkpoint older.pt not sent: 3 part(s), 3000 bytes" in log
+    # the bytes sent back are capped too: only the newest fits 4000 bytes
+    shutil.rmtree(tmp_path / "out")
+    log = script(tmp_path, MAX_SEND_BYTES="4000")
+    assert [p.name for p in (tmp_path / "out").glob("ck-*")] == ["ck-new.pt.00"]
+    assert "old.pt not sent" in log and "older.pt not sent" in log
+    for bad in ("0", "-5", "15m"):
+        out = subprocess.run(["bash", str(SCRIPT)], cwd=tmp_path, capture_output=True, text=True, timeout=60,
+                             env={**os.environ, "STEPS": "", "PART_BYTES": bad})
+        assert out.returncode == 2 and out.stderr.strip() == (
+            f"gpu_produce.sh: PART_BYTES={bad} is not allowed; it must be an integer >= 1")
 
 
 def test_an_interrupted_batch_resumes_on_another_machine(tmp_path, monkeypatch, capfd):
@@ -89,13 +112,26 @@ def test_an_interrupted_batch_resumes_on_another_machine(tmp_path, monkeypatch, 
     assert [r["test_acc"] for r in resumed] == [r["test_acc"] for r in whole]
 
 
-def test_batch_neurons_is_validated(tmp_path, capsys):
+def test_batch_neurons_is_validated(tmp_path, monkeypatch, capsys):
     from memgen.cli import main
 
-    for bad in (0, -3, 2.5, True):
+    monkeypatch.setenv("MEMGEN_RESULTS", str(tmp_path / "results"))
+    monkeypatch.setenv("MEMGEN_STORE", str(tmp_path / "runs"))
+    for bad in (0, -3, 2.5, True, 16385):
         with pytest.raises(res.ConfigError, match=f"batch_neurons={bad!r} is not allowed"):
-            res.produce("test", root=tmp_path, batch_neurons=bad)
+            res.produce("test", batch_neurons=bad)
     assert main(["produce", "--profile", "test", "--batch-neurons", "0"]) == 2
     assert capsys.readouterr().err.strip().splitlines()[-1].endswith(
-        "batch_neurons=0 is not allowed; it must be an integer >= 1 (runs × width per batch)")
-    assert not (tmp_path / "test").exists()  # refused before anything is written
+        "batch_neurons=0 is not allowed; it must be an integer from 1 to 16384")
+    assert not (tmp_path / "results").exists() and not (tmp_path / "runs").exists()  # nothing written
+
+
+def test_a_damaged_carried_checkpoint_is_said_and_the_batch_starts_over(tmp_path, capfd):
+    c = get_profile("test").config(width=9, noise=0.4, steps=30)
+    ck = tmp_path / "ck.pt"
+    ck.write_bytes(b"half a checkpoint")  # e.g. a part missing when the parts were joined
+    capfd.readouterr()
+    run = T.train_batch([c], progress=False, checkpoint_path=ck, checkpoint_every=10)[0]
+    err = capfd.readouterr().err
+    assert f"memgen: not resuming from {ck}: " in err and "the batch starts over" in err
+    assert run.history["step"][0] == 0 and run.history["step"][-1] == 30 and not ck.exists()
