@@ -680,6 +680,13 @@ def produce(profile: str, groups: Iterable[str] = GROUPS, *, device: str = "auto
     -------
     tuple of int
         (records written now, records already present, runs left for a later call).
+
+    Raises
+    ------
+    ConfigError
+        Before anything is trained or written: ``max_minutes``, ``batch_neurons``, ``widths`` or
+        ``noises`` out of range, a selection that keeps no planned run, or an ``mnist_path`` that
+        is refused at ``profile`` or holds no MNIST files.
     """
     if (isinstance(batch_neurons, bool) or not isinstance(batch_neurons, numbers.Integral)
             or not 1 <= batch_neurons <= MAX_BATCH_NEURONS):
