@@ -6,9 +6,10 @@
   encryption" is dropped from the logs; every other kernel message is kept.
 * jsonschema's optional IRI format checker is not loaded. Every chapter imports plotly, plotly
   imports nbformat, and nbformat imports jsonschema, which loads ``rfc3987_syntax`` when it is
-  installed (jupyter-events pulls it in). That package builds an Earley parser at import:
-  2.7 s of every kernel's start on the 2-core build machine, about a minute of a cold
-  ``make book``. No chapter validates IRIs, and nbformat never checks that format.
+  installed: JupyterLab's jupyter-events pulls it in (``make lab``), ``make book`` and
+  ``make test`` alone do not. That package builds an Earley parser at import, 2.7 s of every
+  kernel's start on the 2-core build machine. No chapter validates IRIs, and nbformat never
+  checks that format.
 """
 
 import logging

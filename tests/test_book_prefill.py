@@ -114,9 +114,9 @@ def test_a_signal_stops_the_workers_and_their_kernels(tmp_path, signame):
 def test_kernels_do_not_warn_about_local_tcp(tmp_path):
     """The venv's kernel config (``_ext/ipython_kernel_config.py``, installed by ``make install``)
     drops ipykernel's "TCP without encryption" warning from every kernel's log, and only that; and
-    its kernels skip jsonschema's IRI format checker (``rfc3987_syntax``, 2.7 s per kernel start)
-    while plotly, nbformat and notebook validation work as before."""
-    import importlib.util
+    its kernels skip jsonschema's IRI format checker (``rfc3987_syntax``, 2.7 s per kernel start
+    where ``make lab`` installed it) while plotly, nbformat and notebook validation work as before.
+    Without the config the kernel prints the module, or ``absent`` where it is not installed."""
     import subprocess
     import sys
 
@@ -124,8 +124,6 @@ def test_kernels_do_not_warn_about_local_tcp(tmp_path):
 
     installed = Path(sys.prefix) / "etc" / "ipython" / "ipython_kernel_config.py"
     assert installed.read_text() == (ROOT / "_ext" / "ipython_kernel_config.py").read_text()
-    # installed in the venv (jupyter-events' jsonschema extra), so the check below can fail
-    assert importlib.util.find_spec("rfc3987_syntax") is not None
     code = ("import logging, sys; logging.getLogger('IPKernelApp').warning('kept')\n"
             "import plotly.io, nbformat, nbformat.v4\n"
             "nbformat.validate(nbformat.v4.new_notebook())\n"
