@@ -136,7 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--max-minutes", type=float, default=None, metavar="M",
                     help="start no new batch after M minutes (a machine lent for a limited time); "
                          "run again to continue")
-    pr.add_argument("--batch-neurons", type=int, default=None, metavar="N",
+    pr.add_argument("--batch-neurons", type=int, default=MAX_BATCH_NEURONS, metavar="N",
                     help=f"most neurons (runs x width) per batch (default and most {MAX_BATCH_NEURONS}); fewer "
                          "make smaller checkpoints, which scripts/gpu_produce.sh carries between lent machines")
     pr.add_argument("--widths", type=int, nargs="+", default=None, metavar="M",
@@ -389,8 +389,7 @@ def _produce(ns: argparse.Namespace) -> int:
         return 0
     written, present, left = produce(ns.profile, ns.groups, device=ns.device, progress=ns.progress or None,
                                      max_minutes=ns.max_minutes, mnist_path=ns.mnist_path,
-                                     widths=ns.widths, noises=ns.noises,
-                                     **({} if ns.batch_neurons is None else {"batch_neurons": ns.batch_neurons}))
+                                     batch_neurons=ns.batch_neurons, widths=ns.widths, noises=ns.noises)
     more = f"; {left} run(s) left: run the same command again to continue" if left else ""
     print(f"results/{ns.profile}: {written} record(s) written, {present} already present{more}")
     return 0
