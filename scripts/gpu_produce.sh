@@ -22,7 +22,8 @@
 # the next call, replace .ckpt/ (git-ignored) with them:
 #   rm -rf .ckpt && mkdir .ckpt && cp <files_at>/ck-*.pt.* .ckpt/
 # and carry .ckpt (with .whl). The script joins the parts into the store, where `produce` resumes
-# the batch at its last checkpoint. The checkpoint is named after the batch's runs: keep STEPS'
+# the batch at its last checkpoint (a store still holding a later checkpoint of the same batch, on a
+# machine kept warm since the last call, keeps its own). The checkpoint is named after the batch's runs: keep STEPS'
 # groups, PRODUCE_ARGS, BATCH_NEURONS, DEV and MEMGEN_PAD_WIDTHS as they were until that batch
 # has finished, or it is planned differently and starts over (the script's last lines say which
 # restored checkpoints were not resumed). BATCH_NEURONS (default 8200 runs × width: 4 runs at
@@ -40,6 +41,15 @@ for v in BUDGET BATCH_NEURONS PART_BYTES MAX_SEND_BYTES; do
   [[ ${!v} =~ ^[1-9][0-9]*$ ]] || { echo "gpu_produce.sh: $v=${!v} is not allowed; it must be an integer >= 1" >&2; exit 2; }
 done
 left() { echo $(( BUDGET - ($(date +%s) - T0) )); }
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+ck_step() {  # the step a store checkpoint was saved at; -1 when it is damaged or not one
+  "${PYTHON:-python3}" -c 'import sys; sys.path.insert(0, sys.argv[1])
+from memgen.checkpoint import checked_load
+try:
+    print(int(checked_load(sys.argv[2])["step"]))
+except Exception:
+    print(-1)' "$REPO" "$1" 2>/dev/null || echo -1
+}
 # checkpoints carried from the last call: parts .00, .01, ... joined in order into the store;
 # they are dated before this call, so that the end can tell which ones no batch resumed
 restored=()
@@ -51,6 +61,13 @@ for first in "$CKPT_IN"/ck-*.pt.00; do
   while [ -e "$base.$(printf %02d $i)" ]; do cat "$base.$(printf %02d $i)" >> "$dest.part" || exit 1; i=$((i + 1)); done
   extra=$(ls "$base".[0-9][0-9] | wc -l)
   [ "$extra" -eq "$i" ] || echo "== checkpoint $name: parts .00-.$(printf %02d $((i - 1))) joined, $((extra - i)) more after a gap ignored"
+  if [ -e "$dest" ]; then  # a machine still warm from the last call: keep the later of the two
+    have=$(ck_step "$dest"); got=$(ck_step "$dest.part")
+    if [ "$have" -ge 0 ] && [ "$have" -ge "$got" ]; then
+      rm -f "$dest.part"; echo "== checkpoint $name: the store's copy (step $have) is not older than $CKPT_IN's (step $got): kept"
+      continue
+    fi
+  fi
   mv "$dest.part" "$dest" && touch -d "@$((T0 - 1))" "$dest" && restored+=("$dest")
   echo "== checkpoint $name restored from $i part(s) in $CKPT_IN ($(wc -c < "$dest") bytes)"
 done

@@ -74,3 +74,17 @@ def test_profile_activation_widths_are_among_its_widths():
         assert set(prof.activation_widths) <= set(prof.widths), prof.name
     book = PROFILES["book"]
     assert book.activation_widths and max(book.activation_widths) < max(book.widths)
+
+
+def test_profile_side_sweeps_of_chapter_2():
+    """The weight-decay sweep's widths belong to the grid (sharing its runs at wd 1); the book's
+    side sweeps are trimmed for its build (one activation seed, widths up to 65), the GPU profiles'
+    are whole."""
+    from memgen.configs import PROFILES
+
+    for prof in PROFILES.values():
+        assert set(prof.wd_widths) <= set(prof.widths) and prof.activation_seeds >= 0, prof.name
+    book = PROFILES["book"]
+    assert book.activation_seeds == 1 and book.wd_widths == (17, 33, 65)
+    for name in ("paper", "paper20k"):
+        assert PROFILES[name].activation_seeds == 0 and PROFILES[name].wd_widths == ()

@@ -135,3 +135,26 @@ def test_a_damaged_carried_checkpoint_is_said_and_the_batch_starts_over(tmp_path
     err = capfd.readouterr().err
     assert f"memgen: not resuming from {ck}: " in err and "the batch starts over" in err
     assert run.history["step"][0] == 0 and run.history["step"][-1] == 30 and not ck.exists()
+
+
+def test_a_carried_checkpoint_never_replaces_a_later_one_in_the_store(tmp_path):
+    """On a machine still warm from the last call, the store may hold a later checkpoint than .ckpt."""
+    import sys
+
+    from memgen.checkpoint import atomic_save, checked_load
+
+    store = tmp_path / "runs" / "checkpoints" / "abc.pt"
+    atomic_save(store, {"step": 2000})
+    (tmp_path / ".ckpt").mkdir()
+    carried = tmp_path / ".ckpt" / "ck-abc.pt.00"
+    atomic_save(carried, {"step": 1000})
+    log = script(tmp_path, PYTHON=sys.executable)
+    assert "checkpoint abc.pt: the store's copy (step 2000) is not older than .ckpt's (step 1000): kept" in log
+    assert checked_load(store)["step"] == 2000 and "restored" not in log
+    atomic_save(carried, {"step": 3000})  # a later one replaces it
+    log = script(tmp_path, PYTHON=sys.executable)
+    assert checked_load(store)["step"] == 3000 and "abc.pt restored from 1 part(s)" in log
+    store.write_bytes(b"damaged")  # a damaged store copy is replaced too
+    log = script(tmp_path, PYTHON=sys.executable)
+    assert checked_load(store)["step"] == 3000 and "abc.pt restored from 1 part(s)" in log
+    assert not list(store.parent.glob("*.part"))

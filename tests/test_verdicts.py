@@ -206,3 +206,22 @@ def test_partition_gammas_are_undefined_when_fg_is_at_chance():
     assert not flat["random_control"].reproduced and not flat["scores"].reproduced
     good = judge_partition([row(s, 0.5 + 0.01 * s, 0.05) for s in range(3)])
     assert good["gammas"].reproduced and good["random_control"].reproduced and good["scores"].reproduced
+
+
+def test_scaling_side_sweeps_follow_the_profile_unless_given():
+    """Chapter 2's activation sweep trains the profile's seeds (every one at ``test``), or those
+    ``side_seeds`` names; a bad ``side_seeds`` is one clear error."""
+    from memgen.book.findings import scaling
+    from memgen.configs import ConfigError
+
+    kw = dict(noises=[0.8], widths=[9], side_widths=[9], activations=["relu", "gelu"], wd_factors=[1.0],
+              wd_widths=[9], seeds=[0, 1], steps=50)
+    F = scaling("test", **kw)
+    assert sorted({(r["activation"], r["seed"]) for r in F.data["activations"]}) == [
+        ("gelu", 0), ("gelu", 1), ("relu", 0), ("relu", 1)]
+    F = scaling("test", side_seeds=[1], **kw)
+    assert sorted({(r["activation"], r["seed"]) for r in F.data["activations"]}) == [("gelu", 1), ("relu", 1)]
+    assert "seed 1" in F.verdicts["ceiling"].settings
+    for bad in ("1", [-1], []):
+        with pytest.raises(ConfigError, match=r"^side_seeds=.* is not allowed"):
+            scaling("test", side_seeds=bad, **kw)

@@ -265,14 +265,16 @@ def scaling(profile: str = "book", *, task: str = "add", noises: Sequence[float]
             side_noise: float | None = None, activations: Sequence[str] = ("relu", "quadratic", "gelu"),
             wd_factors: Sequence[float] = (1.0, 3.0),
             wd_widths: Sequence[int] | None = None, seeds: Sequence[int] | None = None,
-            progress: bool | None = None, **run: Any) -> Findings:
+            side_seeds: Sequence[int] | None = None, progress: bool | None = None, **run: Any) -> Findings:
     """Chapter 2: width, double descent, weight decay and activations.
 
     Trains (or loads) the width × α grid at the first seed, every seed at the highest α, and the
     activation and weight-decay sweeps at α = ``side_noise`` (default: the highest α) over every
     seed. ``side_widths`` are the activation sweep's (default: the profile's ``activation_widths``
     when ``widths`` is not given, else every other width; the ``book`` profile stops below its
-    widest width, which would cost its CPU build two more minutes). ``wd_widths`` (default: the
+    widest width, which would cost its CPU build two more minutes) and ``side_seeds`` its seeds
+    (default: the first ``activation_seeds`` of the profile, one for ``book``, else every seed).
+    ``wd_widths`` (default: the profile's ``wd_widths`` when ``widths`` is not given, else the
     widths up to the fourth) locate the interpolation threshold.
 
     Returns
@@ -286,12 +288,16 @@ def scaling(profile: str = "book", *, task: str = "add", noises: Sequence[float]
     side = heavy if side_noise is None else float(side_noise)
     own = S.profile.activation_widths if widths is None else ()  # the profile's, for its widths
     side_w = list(side_widths or own or S.widths[::2])
-    wd_w = list(wd_widths) if wd_widths else list(S.widths[:4])
+    own_wd = S.profile.wd_widths if widths is None else ()
+    wd_w = list(wd_widths or own_wd or S.widths[:4])
+    own_seeds = seeds[:S.profile.activation_seeds or None]
+    act_seeds = list(experiments._grid("side_seeds", side_seeds, lambda s: S.config(seed=s).seed, "integers >= 0")
+                     or own_seeds)
     wds = sorted({round(S.base.weight_decay * f, 6) for f in wd_factors})
     for a in activations:
         S.config(activation=a)
     grid_cfg = S.grid(seeds=seeds[:1]) + S.grid(noises=[heavy], seeds=seeds[1:]) if len(seeds) > 1 else S.grid()
-    act_cfg = [c for a in activations for c in S.grid(widths=side_w, noises=[side], activation=a)]
+    act_cfg = [c for a in activations for c in S.grid(widths=side_w, noises=[side], activation=a, seeds=act_seeds)]
     wd_cfg = [c for wd in wds for c in S.grid(widths=wd_w, noises=[side], weight_decay=wd)]
     # one sweep: runs that differ only in seed, noise or weight decay train as one batch
     rows = experiments.table(grid_cfg + act_cfg + wd_cfg, progress=progress)
