@@ -65,7 +65,7 @@ for first in "$CKPT_IN"/ck-*.pt.00; do
     have=$(ck_step "$dest"); got=$(ck_step "$dest.part")
     if [ "$have" -ge 0 ] && [ "$have" -ge "$got" ]; then
       rm -f "$dest.part"; echo "== checkpoint $name: the store's copy (step $have) is not older than $CKPT_IN's (step $got): kept"
-      continue
+      restored+=("$dest"); continue  # dated before this call too: the end says if no batch resumed it
     fi
   fi
   mv "$dest.part" "$dest" && touch -d "@$((T0 - 1))" "$dest" && restored+=("$dest")

@@ -145,12 +145,20 @@ def test_a_carried_checkpoint_never_replaces_a_later_one_in_the_store(tmp_path):
 
     store = tmp_path / "runs" / "checkpoints" / "abc.pt"
     atomic_save(store, {"step": 2000})
+    os.utime(store, (1e9, 1e9))  # saved in the last call
     (tmp_path / ".ckpt").mkdir()
     carried = tmp_path / ".ckpt" / "ck-abc.pt.00"
     atomic_save(carried, {"step": 1000})
     log = script(tmp_path, PYTHON=sys.executable)
     assert "checkpoint abc.pt: the store's copy (step 2000) is not older than .ckpt's (step 1000): kept" in log
-    assert checked_load(store)["step"] == 2000 and "restored" not in log
+    assert checked_load(store)["step"] == 2000 and "restored from" not in log
+    assert "abc.pt is as restored: no batch resumed it" in log  # the kept one is watched like the others
+    log = script(tmp_path, PYTHON=sys.executable)  # the same step: the store's copy stays
+    assert "the store's copy (step 2000) is not older than .ckpt's (step 1000)" in log
+    carried.write_bytes(b"damaged")  # a damaged carried copy never replaces a good one
+    log = script(tmp_path, PYTHON=sys.executable)
+    assert "the store's copy (step 2000) is not older than .ckpt's (step -1): kept" in log
+    assert checked_load(store)["step"] == 2000
     atomic_save(carried, {"step": 3000})  # a later one replaces it
     log = script(tmp_path, PYTHON=sys.executable)
     assert checked_load(store)["step"] == 3000 and "abc.pt restored from 1 part(s)" in log

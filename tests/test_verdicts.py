@@ -225,3 +225,22 @@ def test_scaling_side_sweeps_follow_the_profile_unless_given():
     for bad in ("1", [-1], []):
         with pytest.raises(ConfigError, match=r"^side_seeds=.* is not allowed"):
             scaling("test", side_seeds=bad, **kw)
+
+
+def test_scaling_uses_the_profiles_trimmed_side_sweeps(monkeypatch):
+    """A profile's ``activation_seeds`` trims the activation sweep whatever the seeds; its
+    ``wd_widths`` apply only to its own widths (``widths`` not given)."""
+    import dataclasses
+
+    from memgen.book.findings import scaling
+    from memgen.configs import PROFILES
+
+    trimmed = dataclasses.replace(PROFILES["test"], widths=(9, 17), activation_seeds=1, wd_widths=(9,))
+    monkeypatch.setitem(PROFILES, "test", trimmed)
+    kw = dict(noises=[0.8], side_widths=[9], activations=["relu", "gelu"], wd_factors=[1.0, 3.0],
+              seeds=[0, 1], steps=50)
+    F = scaling("test", **kw)
+    assert {r["seed"] for r in F.data["activations"]} == {0}
+    assert {r["width"] for r in F.data["weight_decay"]} == {9} and {r["seed"] for r in F.data["weight_decay"]} == {0, 1}
+    F = scaling("test", widths=[9, 17], **kw)  # the caller's widths: the first four of them
+    assert {r["width"] for r in F.data["weight_decay"]} == {9, 17} and {r["seed"] for r in F.data["activations"]} == {0}

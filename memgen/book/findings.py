@@ -15,7 +15,8 @@ Records from shipped results (``memgen.results``) have the same keys, so a chapt
 results trained elsewhere with the same functions. ``n_test`` and ``n_noisy`` are read from the
 record when present and otherwise derived from its config fields.
 
-Every difference is judged over several seeds (``seeds``, three by default) and every accuracy
+Every difference is judged over several seeds (``seeds``, three by default; the ``book`` profile's
+activation sweep of chapter 2, one: :attr:`memgen.configs.Profile.activation_seeds`) and every accuracy
 against chance 1/P with a 95% interval on the number of pairs evaluated; see
 :mod:`memgen.verdicts`.
 """
@@ -269,13 +270,15 @@ def scaling(profile: str = "book", *, task: str = "add", noises: Sequence[float]
     """Chapter 2: width, double descent, weight decay and activations.
 
     Trains (or loads) the width × α grid at the first seed, every seed at the highest α, and the
-    activation and weight-decay sweeps at α = ``side_noise`` (default: the highest α) over every
-    seed. ``side_widths`` are the activation sweep's (default: the profile's ``activation_widths``
+    activation and weight-decay sweeps at α = ``side_noise`` (default: the highest α): the
+    weight-decay sweep over every seed, the activation sweep over ``side_seeds``.
+    ``side_widths`` are the activation sweep's (default: the profile's ``activation_widths``
     when ``widths`` is not given, else every other width; the ``book`` profile stops below its
-    widest width, which would cost its CPU build two more minutes) and ``side_seeds`` its seeds
-    (default: the first ``activation_seeds`` of the profile, one for ``book``, else every seed).
-    ``wd_widths`` (default: the profile's ``wd_widths`` when ``widths`` is not given, else the
-    widths up to the fourth) locate the interpolation threshold.
+    widest width, which would cost its CPU build two more minutes). ``side_seeds`` (default: the
+    first ``activation_seeds`` of ``seeds`` when the profile sets it, whatever ``widths`` and
+    ``seeds`` are given; one for ``book``; else every seed). ``wd_widths`` (default: the profile's
+    ``wd_widths`` when ``widths`` is not given and the profile sets them, else the widths up to
+    the fourth) locate the interpolation threshold.
 
     Returns
     -------
