@@ -45,7 +45,7 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +56,7 @@ from . import images as img
 from . import transformer as tfm
 from .analysis import control_record, mirror_record, neuron_record, partition_record
 from .checkpoint import StoreError, atomic_save, checked_load
-from .configs import ENGINE_VERSION, ConfigError, RunConfig, get_profile
+from .configs import ENGINE_VERSION, ConfigError, RunConfig, get_profile, validate_noise, validate_width
 from .diagnostics import available, default_series_width, diagnostic_record, series_steps
 from .experiments import summarize
 from .metrics import METRICS, json_safe
@@ -173,6 +173,16 @@ def plan(profile: str, groups: Iterable[str] = GROUPS) -> dict[str, list[Config]
     return out
 
 
+def _all_valid(values: list[Any], check: Callable[[Any], Any]) -> bool:
+    """True when ``values`` is not empty and ``check`` accepts each of them."""
+    try:
+        for v in values:
+            check(v)
+    except ConfigError:
+        return False
+    return bool(values)
+
+
 def select(planned: dict[str, list[Config]], widths: Iterable[int] | None = None,
            noises: Iterable[float] | None = None) -> dict[str, list[Config]]:
     """The planned runs of the given widths and noise levels only (the headline cells first, when
@@ -200,10 +210,9 @@ def select(planned: dict[str, list[Config]], widths: Iterable[int] | None = None
     """
     ws = None if widths is None else list(widths)
     ns = None if noises is None else list(noises)
-    if ws is not None and (not ws or any(isinstance(w, bool) or not isinstance(w, int) or w < 1 for w in ws)):
+    if ws is not None and not _all_valid(ws, validate_width):
         raise ConfigError(f"widths={ws!r} is not allowed; give one or more integers >= 1")
-    if ns is not None and (not ns or any(isinstance(a, bool) or not isinstance(a, (int, float)) or not 0 <= a < 1
-                                         for a in ns)):
+    if ns is not None and not _all_valid(ns, validate_noise):
         raise ConfigError(f"noises={ns!r} is not allowed; give one or more α in [0, 1)")
 
     def keep(c: Config) -> bool:
