@@ -22,7 +22,7 @@ install: $(STAMP)
 $(STAMP): requirements.txt pyproject.toml _ext/ipython_kernel_config.py
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -m pip install -q --no-compile -r requirements.txt
 	$(PY) -m pip install -q --no-deps -e .
 	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (memgen)" >/dev/null
 	mkdir -p $(VENV)/etc/ipython && cp _ext/ipython_kernel_config.py $(VENV)/etc/ipython/
