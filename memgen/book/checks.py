@@ -7,8 +7,8 @@ profile without an expectation it prints an explicit SKIPPED line. ``expect(cond
 profile)`` is the plain form for a condition computed in the chapter.
 
 The ``book`` profile's numbers are trained on the build machine's CPU, and the last bits of a
-float32 sum depend on its vector kernels (AVX2 or AVX-512) and its BLAS code path: the same seeds
-then train slightly different networks. A claim whose measured difference lies near its margin
+float32 sum depend on the vector kernels and BLAS code path torch picks for that CPU: the same
+seeds then train slightly different networks. A claim whose measured difference lies near its margin
 can change its verdict from one machine to the next (two 2-core build machines, 2026-11-26: six
 of the book's claims did, by one step each: chapters 6, 9, 13, 15 (two) and 16). Such a claim's
 expectation is the tuple of the verdicts measured on the build machines, so the build fails only

@@ -15,8 +15,9 @@ Records from shipped results (``memgen.results``) have the same keys, so a chapt
 results trained elsewhere with the same functions. ``n_test`` and ``n_noisy`` are read from the
 record when present and otherwise derived from its config fields.
 
-Every difference is judged over several seeds (``seeds``, three by default; the ``book`` profile's
-activation sweep of chapter 2, one: :attr:`memgen.configs.Profile.activation_seeds`) and every accuracy
+Every difference between runs is judged over several seeds (``seeds``, three by default; the
+``book`` profile's activation sweep of chapter 2, one: :attr:`memgen.configs.Profile.activation_seeds`;
+the run chapters 14 and 16 follow over training, the first seed) and every accuracy
 against chance 1/P with a 95% interval on the number of pairs evaluated; see
 :mod:`memgen.verdicts`.
 """
