@@ -10,7 +10,10 @@ The ``book`` profile's numbers are trained on the build machine's CPU, and the l
 float32 sum depend on the vector kernels and BLAS code path torch picks for that CPU: the same
 seeds then train slightly different networks. A claim whose measured difference lies near its margin
 can change its verdict from one machine to the next (two 2-core build machines, 2026-11-26: six
-of the book's claims did, by one step each: chapters 6, 9, 13, 15 (two) and 16). Such a claim's
+of the book's claims did, by one step each: chapters 6, 9, 13, 15 (two) and 16; on the AVX-512
+machine, torch's AVX2 kernels (``ATEN_CPU_CAPABILITY=avx2``) give the older machine's verdicts at
+five of them (at the sixth, chapter 15's power law, the AVX-512 one); the thread count changes
+nothing). Such a claim's
 expectation is the tuple of the verdicts measured on the build machines, so the build fails only
 on a verdict no machine has given; the page shows the verdict of the machine that built it.
 """
