@@ -34,3 +34,8 @@ def test_expect_verdicts_counts_checks_and_needs_every_expected_verdict():
     assert checks.expect_verdicts(got, "book", expected) == 2
     with pytest.raises(AssertionError, match="expected a verdict 'c'"):
         checks.expect_verdicts(got, "paper", expected)
+
+
+def test_an_expectation_must_name_verdict_words():
+    with pytest.raises(ValueError, match="book=.*Reproducd.*is not allowed"):
+        checks.expect_verdict(verdict("Reproduced"), "book", book=("Reproduced", "Reproducd"))

@@ -20,6 +20,8 @@ on a verdict no machine has given; the page shows the verdict of the machine tha
 
 from __future__ import annotations
 
+from ..verdicts import VERDICTS
+
 CHECKED_PROFILES = ("book", "paper")
 
 
@@ -48,6 +50,10 @@ def expect_verdict(verdict, profile: str, **expected: str | tuple[str, ...]) -> 
         print(f"SKIPPED (no expectation under profile {profile}): {verdict.claim}")
         return False
     allowed = expected[profile] if isinstance(expected[profile], tuple) else (expected[profile],)
+    unknown = [w for w in allowed if w not in VERDICTS]
+    if unknown:
+        raise ValueError(f"{profile}={expected[profile]!r} is not allowed; "
+                         f"each word must be one of {', '.join(VERDICTS)}")
     assert verdict.verdict in allowed, (f"under profile {profile!r} expected {' or '.join(allowed)} but got "
                                         f"{verdict.verdict}: {verdict.claim}. {verdict.evidence}")
     print(f"CHECKED ({profile}): {verdict.verdict}: {verdict.claim}")

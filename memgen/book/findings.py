@@ -17,7 +17,8 @@ record when present and otherwise derived from its config fields.
 
 Every difference between runs is judged over several seeds (``seeds``, three by default; the
 ``book`` profile's activation sweep of chapter 2, one: :attr:`memgen.configs.Profile.activation_seeds`;
-the run chapters 14 and 16 follow over training, the first seed) and every accuracy
+chapter 10, five; chapter 12's phase grid and the run chapters 14 and 16 follow over training, the
+first seed) and every accuracy
 against chance 1/P with a 95% interval on the number of pairs evaluated; see
 :mod:`memgen.verdicts`.
 """

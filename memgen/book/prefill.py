@@ -9,7 +9,7 @@
     ``jupyter-book build`` that follows (``make book``) then finds every chapter cached, exactly
     as if it had executed them itself, one after the other.
 
-Measured on the 2-core build machine, two single-threaded kernels side by side built the book no
+Measured on the older 2-core build machine, two single-threaded kernels side by side built the book no
 sooner than one kernel with two threads (22 min 22 s against 22 min 49 s: the wide runs that
 dominate use both threads well), so ``make book`` runs this step only when ``JOBS`` > 1, for
 machines with more cores than one kernel's small runs can use. Notebooks whose metadata says
