@@ -17,8 +17,8 @@ nothing). As a stand-in for a third CPU, the whole ``book`` profile was also tra
 torch's generic kernels and MKL's compatible code path (``ATEN_CPU_CAPABILITY=default
 MKL_CBWR=COMPATIBLE``): one more claim moved by one step (chapter 12's IPR pruning). Such a claim's
 expectation is the tuple of the verdicts measured on the build machines (and that stand-in), so
-the build fails only
-on a verdict no machine has given; the page shows the verdict of the machine that built it.
+the build fails only on a verdict no machine has given; the page shows the verdict of the machine
+that built it.
 """
 
 from __future__ import annotations
