@@ -124,20 +124,41 @@ def setup(profile: str = "book", *, widths: list[int] | None = None,
     if base.task == "mul" and base.p < 3:  # training would work; the analyses would not
         raise ConfigError(f"p={base.p} is not allowed for task='mul' here: the Fourier analyses need p >= 3 "
                           "(the discrete-log frame of p=2 has no nonzero frequency)")
-    widths = _grid("widths", widths, lambda w: base.replace(width=w).width, "integers >= 1")
-    noises = _grid("noises", noises, validate_noise, "numbers in [0, 1)")
+    widths = checked_grid("widths", widths, lambda w: base.replace(width=w).width, "integers >= 1")
+    noises = checked_grid("noises", noises, validate_noise, "numbers in [0, 1)")
     for a in noises or ():
         base.replace(noise=a)  # the noisy count must fit this split too
-    seeds = _grid("seeds", seeds, lambda s: base.replace(seed=s).seed, "integers >= 0")
+    seeds = checked_grid("seeds", seeds, lambda s: base.replace(seed=s).seed, "integers >= 0")
     return Setup(prof, base, widths or prof.widths, noises if noises is not None else prof.noises,
                  seeds or prof.seeds)
 
 
-def _grid(name: str, values: Any, check: Callable[[Any], Any], what: str) -> tuple | None:
-    """A grid parameter of :func:`setup` as a tuple of checked values (None stays None).
+def checked_grid(name: str, values: Any, check: Callable[[Any], Any], what: str) -> tuple | None:
+    """A grid parameter (of :func:`setup`, or a chapter's own) as a tuple of checked values.
 
     It must be a non-empty list (or tuple, or 1-D array) of values ``check`` accepts; anything
     else (a scalar, a string, an empty list, a bad element) is a ConfigError naming ``name``.
+
+    Parameters
+    ----------
+    name : str
+        The parameter's name, for the error message.
+    values : list, tuple, 1-D array or None
+        The values given; None stays None (the caller's default).
+    check : callable
+        Returns a value checked (and normalised), or raises ConfigError.
+    what : str
+        What each value must be, in words (e.g. ``"integers >= 0"``).
+
+    Returns
+    -------
+    tuple or None
+        The checked values, or None.
+
+    Raises
+    ------
+    ConfigError
+        ``<name>=<values> is not allowed; it must be a non-empty list of <what>``.
     """
     if values is None:
         return None

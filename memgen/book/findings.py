@@ -18,9 +18,8 @@ record when present and otherwise derived from its config fields.
 Every difference between runs is judged over several seeds (``seeds``, three by default; the
 ``book`` profile's activation sweep of chapter 2, one: :attr:`memgen.configs.Profile.activation_seeds`;
 chapter 10, five; chapter 12's phase grid and the run chapters 14 and 16 follow over training, the
-first seed) and every accuracy
-against chance 1/P with a 95% interval on the number of pairs evaluated; see
-:mod:`memgen.verdicts`.
+first seed) and every accuracy against chance 1/P with a 95% interval on the number of pairs
+evaluated; see :mod:`memgen.verdicts`.
 """
 
 from __future__ import annotations
@@ -296,8 +295,8 @@ def scaling(profile: str = "book", *, task: str = "add", noises: Sequence[float]
     own_wd = S.profile.wd_widths if widths is None else ()
     wd_w = list(wd_widths or own_wd or S.widths[:4])
     own_seeds = seeds[:S.profile.activation_seeds or None]
-    act_seeds = list(experiments._grid("side_seeds", side_seeds, lambda s: S.config(seed=s).seed, "integers >= 0")
-                     or own_seeds)
+    given = experiments.checked_grid("side_seeds", side_seeds, lambda s: S.config(seed=s).seed, "integers >= 0")
+    act_seeds = list(given or own_seeds)
     wds = sorted({round(S.base.weight_decay * f, 6) for f in wd_factors})
     for a in activations:
         S.config(activation=a)
