@@ -176,7 +176,9 @@ def test_a_chapter_shows_the_paper_profile_else_its_shortened_gpu_results(tmp_pa
     assert src == "paper20k" and all("profile paper20k" in v.settings for v in F.verdicts.values() if v.settings)
     entries = [("05_frequency_filtration", "FF", fd.filtration("test", progress=False))]
     table = shipped.claims_table(entries, {"05_frequency_filtration": F}, "paper").data
-    assert "(`paper20k`)" in table
+    rows = [line for line in table.splitlines() if line.startswith("| [")]
+    # every shipped cell names the settings it was judged at, in small print
+    assert rows and all(row.split(" | ")[2].count("<small>profile paper20k;") == 1 for row in rows)
     assert shipped.resolve("05_frequency_filtration", "test")[0] == "test"  # no fallback for other profiles
     monkeypatch.setenv("MEMGEN_RESULTS", str(tmp_path))
     assert shipped.resolve("05_frequency_filtration", "paper") == ("paper", None)
@@ -240,3 +242,44 @@ def test_chapter_10s_shipped_figure_names_the_data(monkeypatch):
     monkeypatch.setattr(shipped, "display", shown.append)
     shipped.section("10_noise_first_images", "paper")
     assert "<sup>MNIST (60000 training / 10000 test images" in shown[1].layout.title.text
+
+
+def test_a_level_never_reached_is_said_to_be_censored():
+    """Chapter 3 counts a clean subset that never reaches 50% at the last step; its evidence says so."""
+    order = [{"width": w, "seed": s, "noisy 50%": n, "clean 50%": c, "noisy 90%": n, "clean 90%": c}
+             for w, n, c in ((9, 100.0, float("nan")), (33, 50.0, 80.0)) for s in (0, 1)]
+    gaps = [{"width": w, "seed": s, "gap": 0.0} for w in (9, 33) for s in (0, 1)]
+    v = fd.judge_noise_first(order, gaps, steps=500)["noisy_first"]
+    assert "clean: step (500 = not reached in 2 seeds) 500" in v.evidence
+    assert v.evidence.count("not reached") == 1  # M = 33 reached it in both seeds
+
+
+def test_partition_claims_say_when_the_partition_found_nothing():
+    """At α = 0.8 (paper20k, ×) the strength-ranked f^G is no better than a random subset: γ is
+    undefined, and the FF-beats-partition comparison says its partition found nothing."""
+    src, F = shipped.resolve("06_partition", "paper", task="mul")
+    assert src == "paper20k" and F.verdicts["random_control"].verdict != "Reproduced"
+    gammas = F.verdicts["gammas"]
+    assert gammas.verdict == "Not shown" and "does not beat a random subset" in gammas.evidence
+    assert "the partition itself found nothing here" in F.verdicts["ff_beats_partition"].evidence
+
+
+def test_phase_claims_judge_the_clearest_cell_and_pruning_needs_a_memorizing_network():
+    from memgen.book import prior_work as pw
+    src, F = shipped.resolve("12_grokking_phases", "paper")
+    coex = [r for r in F.data["grid"] if r["phase"] == "coexistence"]
+    best = max(coex, key=lambda r: min(r["test_acc"] - pw.GENERALIZES, r["mem_acc"] - pw.MEMORIZES))
+    v = F.verdicts["coexistence"]
+    assert f"wd = {best['weight_decay']:g}, α = {best['noise']:g}, its most clearly coexistence cell" in v.claim
+    assert v.verdict == "Reproduced"  # that cell is above both levels beyond its sampling interval
+    prune = F.verdicts["ipr_pruning"]  # the shipped pruning cell is in full inversion: nothing to prune
+    assert prune.verdict == "Not shown" and "nothing for pruning to restore or forget" in prune.evidence
+
+
+def test_transformer_note_lists_its_settings_and_the_shipped_alpha_sweep():
+    src, F = shipped.resolve("09_transformer", "paper")
+    v = next(iter(F.verdicts.values()))
+    assert "weight decay 1" in v.settings and "train fraction 0.8" in v.settings and "d_model 128" in v.settings
+    recs = [r for r in res.load(src, kind="transformer") if r["seed"] == 0]
+    assert len(recs) > 1 and all(f"α = {r['noise']:g}: {r['test_acc']:.3f} → {r['ff_test_acc']:.3f}" in F.data["note"]
+                                 for r in recs)

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -348,12 +348,18 @@ def judge_noise_first(order: Sequence[dict[str, Any]], gaps: Sequence[dict[str, 
         out["noisy_first"] = undefined(claim, f"only {len(fit50)} width(s) fit half the noisy labels within "
                                               f"{steps} steps in every seed", settings=settings)
     else:
+        # a clean subset that never reaches 50% is counted at the last step, and the evidence says so
+        def not_reached(w: int) -> str:
+            k = int(np.isnan(values(order, "clean 50%", width=w)).sum())
+            return f" ({steps} = not reached in {k} seed{'s' if k > 1 else ''})" if k else ""
         out["noisy_first"] = combine(claim, [
             compare(f"M = {w}", cens(values(order, "clean 50%", width=w)), values(order, "noisy 50%", width=w),
-                    a_name="clean: step", b_name="noisy: step", min_margin=1.0, digits=0) for w in fit50],
+                    a_name="clean: step" + not_reached(w), b_name="noisy: step", min_margin=1.0, digits=0)
+            for w in fit50],
             settings=settings,
             key=", ".join(f"M={w}: noisy {fmt_seeds(values(order, 'noisy 50%', width=w), 0)} vs clean "
-                          f"{fmt_seeds(cens(values(order, 'clean 50%', width=w)), 0)}" for w in fit50[-1:]))
+                          f"{fmt_seeds(cens(values(order, 'clean 50%', width=w)), 0)}{not_reached(w)}"
+                          for w in fit50[-1:]))
     fit90 = [w for w in widths if np.all(np.isfinite(values(order, "noisy 90%", width=w)))]
     claim = "larger models memorize faster (fewer steps to 90% on the noisy labels)"
     if len(fit90) < 2:
@@ -660,6 +666,11 @@ def judge_partition(rows: Sequence[dict[str, Any]], *, settings: str = "") -> di
     if not g_ok:
         out["gammas"] = undefined(claim, f"γ_G is undefined: f^G is not above chance even at its best fraction "
                                          f"({fmt_seeds(gi)} at {fr[i]:.0%} kept; chance {ch:.3f})", settings=settings)
+    elif not out["random_control"].reproduced:
+        out["gammas"] = undefined(claim, f"γ_G is undefined: at its best fraction ({fr[i]:.0%} kept) f^G does not "
+                                         f"beat a random subset of the same size ({fmt_seeds(gi)} vs "
+                                         f"{fmt_seeds(ri)}), so the score has found no generalizing neurons",
+                                  settings=settings)
     elif not np.all(np.isfinite(sums)):
         out["gammas"] = undefined(claim, "γ_R is undefined in some seed: no f^R keeps 90% of the memorized labels",
                                   settings=settings)
@@ -687,8 +698,13 @@ def judge_partition(rows: Sequence[dict[str, Any]], *, settings: str = "") -> di
     best_part = np.maximum(best["strength"], best["ipr"])
     ffw = curve("ff_whole_test")
     out["ff_beats_partition"] = compare("frequency filtration beats the best neuron partition", ffw, best_part,
-                                        a_name="FF test", b_name="best f^G test", n=n, floor=(ffw, n, ch),
-                                        settings=settings)
+                                        a_name="FF test", b_name="best f^G test (either score)", n=n,
+                                        floor=(ffw, n, ch), settings=settings)
+    if not out["random_control"].reproduced:  # a true comparison, but with a partition that found nothing
+        v = out["ff_beats_partition"]
+        out["ff_beats_partition"] = replace(v, evidence=v.evidence + (
+            "; the partition itself found nothing here: its f^G does not beat a random subset of the same size "
+            "(see the random control)"))
     out["ff_whole"] = compare("filtering the whole network beats filtering f^G, the top half of the neurons (the "
                               "rule is spread over many neurons)", ffw, curve("ff_sub_test"),
                               a_name="FF(whole) test", b_name="FF(f^G) test", n=n, floor=(ffw, n, ch),

@@ -164,8 +164,9 @@ def judge_phases(grid: Sequence[dict[str, Any]], prune_rows: Sequence[dict[str, 
         if not cells:
             out[key] = undefined(claim, f"no cell of the grid is in the {phase} phase by the rule", settings=settings)
             return
-        r = max(cells, key=lambda r: (r["noise"], r["test_acc"]))
-        where = f"at wd = {r['weight_decay']:g}, α = {r['noise']:g}"
+        # the cell that is most clearly in the phase: the largest smaller excess over the two levels
+        r = max(cells, key=lambda r: (min(r["test_acc"] - GENERALIZES, r[second] - MEMORIZES), r["noise"]))
+        where = f"at wd = {r['weight_decay']:g}, α = {r['noise']:g}, its most clearly {phase} cell"
         out[key] = combine(f"{claim} ({where})", [
             judge_at_least("generalizes", r["test_acc"], r["n_test"], GENERALIZES, name="test accuracy"),
             judge_at_least(level_name, r[second], r["n_changed"], MEMORIZES, name=level_name)],
@@ -245,6 +246,11 @@ def judge_pruning(rows: Sequence[dict[str, Any]], prune: Sequence[dict[str, Any]
     if nc == 0:
         return undefined("keeping only the high-IPR neurons restores test accuracy and forgets the corrupted labels",
                          "the pruning cell has no corrupted label (α = 0)", settings=st)
+    if np.all(full_test >= GENERALIZES) and np.all(full_mem < 0.5):
+        return undefined("keeping only the high-IPR neurons restores test accuracy and forgets the corrupted labels",
+                         f"the full network at the pruning cell already generalizes (test {fmt_seeds(full_test)}) and "
+                         f"has not memorized the corrupted labels ({fmt_seeds(full_mem)}): there is nothing for "
+                         "pruning to restore or forget (Doshi et al. prune networks that memorize)", settings=st)
     ipr_t, ipr_m, rnd_t = col("ipr_test"), col("ipr_mem"), col("random_test")
     return combine(
         f"keeping only the high-IPR neurons ({fr:.0%} of them) restores test accuracy and forgets the corrupted "

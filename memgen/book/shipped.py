@@ -235,12 +235,22 @@ def _transformer(recs: Sequence[Record], source: str, task: str = "add") -> fd.F
     metrics = ("train_acc", "clean_acc", "noisy_acc", "noisy_true_acc", "test_acc")
     ffs = [{"before": {k: r[k] for k in metrics}, "after": {k: r[f"ff_{k}"] for k in metrics}} for r in rows]
     r0 = rows[0]
-    where = (f"profile {source}: {task}, P = {r0['p']}, d_model {r0['d_model']}, {r0['steps']} steps; "
-             f"α = {C.noise:g}, n_keep = {C.n_keep}, seeds {[r['seed'] for r in rows]}")
+    where = (f"profile {source}: {task}, P = {r0['p']}, train fraction {r0['train_frac']:g}, one-layer "
+             f"Transformer (d_model {r0['d_model']}, {r0['n_heads']} heads, d_mlp {r0['d_mlp']}), AdamW lr "
+             f"{r0['lr']:g}, weight decay {r0['weight_decay']:g}, {r0['steps']} steps; α = {C.noise:g}, "
+             f"n_keep = {C.n_keep}, seeds {[r['seed'] for r in rows]}")
+    # the other shipped α (one seed each): test accuracy before → after filtration, in the note
+    sweep = sorted((r for r in load(source, kind="transformer") if r["n_keep"] == C.n_keep and r["seed"] == r0["seed"]
+                    and r["task"] == task), key=lambda r: r["noise"])
+    note = ("" if len(sweep) < 2 else
+            f" Test accuracy before → after filtration across the shipped α (seed {r0['seed']}): "
+            + "; ".join(f"α = {r['noise']:g}: {r['test_acc']:.3f} → {r['ff_test_acc']:.3f}" for r in sweep)
+            + f". The verdicts below are judged at α = {C.noise:g}, over its seeds.")
     V = tfm.judge_filtration(ffs, n_train=r0["n_train"], n_test=r0["n_test"], n_noisy=r0["n_noisy"], p=r0["p"],
                              settings=where)
     return fd.Findings("09_transformer", {k: V[k] for k in ("memorized", "test", "noisy", "split")},
-                       {"ff": ffs, "p": r0["p"], "noise": C.noise, "n_keep": C.n_keep, "records": _used(rows)})
+                       {"ff": ffs, "p": r0["p"], "noise": C.noise, "n_keep": C.n_keep, "records": _used(rows),
+                        "note": note})
 
 
 def _images(recs: Sequence[Record], source: str, task: str = "add") -> fd.Findings | None:
@@ -459,7 +469,9 @@ def _figure(F: fd.Findings, source: str) -> tuple[go.Figure, str]:
                                      f"Partition curves ({source} results)", "fraction of neurons kept",
                                      "accuracy", chance=chance, yrange=[0, 1.05],
                                      dash={"random subset test": "dot"})
-        say = "test accuracy of the top-strength neurons f^G against a random subset of the same size"
+        say = ("test accuracy of the top-strength neurons f^G against a random subset of the same size, and how "
+               "many of the memorized noisy labels the remaining neurons f^R still fit, by the fraction kept "
+               f"(α = {rows[0]['noise']:g}, the noise level shipped for this chapter)")
     elif chapter == "09_transformer":
         names = {"clean_acc": "clean train", "noisy_acc": "noisy train (memorized labels)", "test_acc": "test"}
         bars = {side_name: {label: [f[side][k] for f in d["ff"]] for k, label in names.items()}
@@ -484,13 +496,14 @@ def _figure(F: fd.Findings, source: str) -> tuple[go.Figure, str]:
         fig = prior_work.phase_heatmap(d["grid"], "test_acc",
                                        f"Test accuracy ({source} results)<br><sup>{d['short']}; seed 0</sup>")
         say = ("test accuracy over weight decay (x) and label corruption (y), each cell labelled with its phase by the "
-               "chapter's rule")
+               "chapter's rule; a `*` marks a cell whose phase rests on a number at chance level (1/P), and the "
+               "hover text says which")
     elif chapter == "13_progress_measures":
         fig = prior_work.progress_figure({"α = 0": d["clean"], f"α = {d['noise']:g}": d["noisy"]},
                                          f"Progress measures over training ({source} results)<br><sup>{d['short']}"
                                          "</sup>", d["p"])
         say = ("the restricted and excluded losses and the accuracies over training, for the clean and the noisy run "
-               "(slider: run and seed)")
+               "(slider: the clean and the noisy run; mean over seeds, error bars from the lowest to the highest seed)")
     elif chapter in ("14_topology", "15_heavy_tails", "16_clustering"):
         w = d["width"]
         rows = [r for r in d["grid"] if r["width"] == w]
@@ -630,7 +643,8 @@ def claims_table(entries: Sequence[tuple[str, str, fd.Findings]], shipped: dict[
     -------
     Markdown
         A MyST table: chapter, claim (this build's wording), verdict at ``source`` scale with its
-        key number (and, where its wording differs, the clause of the claim as judged there),
+        key number, its settings in small print (or, without them, the profile it was read from)
+        and, where its wording differs, the clause of the claim as judged there,
         verdict of this build with its key number and, in small print, its settings (four
         columns, so that the table fits a page's column).
     """
@@ -649,7 +663,8 @@ def claims_table(entries: Sequence[tuple[str, str, fd.Findings]], shipped: dict[
             # widths), the shipped cell says what it judged
             there = ("" if sv is None or not sv.claim or sv.claim == v.claim
                      else f"<br>*judged there: {_differing_tail(v.claim, sv.claim)}*")
-            cells = [f"[{title}]({doc})", v.claim, "not shipped" if sv is None else cell(sv) + via + there,
+            small = f"<br><small>{sv.settings}</small>" if sv is not None and sv.settings else via
+            cells = [f"[{title}]({doc})", v.claim, "not shipped" if sv is None else cell(sv) + small + there,
                      cell(v) + (f"<br><small>{v.settings}</small>" if v.settings else "")]
             body.append("| " + " | ".join(c.replace("|", "\\|").replace("\n", " ") for c in cells) + " |")
     # in a container the book's CSS (_ext/book_assets.py) turns into one card per claim on a phone
