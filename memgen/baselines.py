@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .configs import ACTIVATIONS, validate_task, validate_width
+from .configs import ACTIVATIONS, _choice, _integer, validate_task, validate_width
 from .fourier import frame_order
 from .metrics import accuracies_of_predictions, evaluate
 from .model import Weights
@@ -57,8 +57,8 @@ def analytic_weights(task: str, p: int, width: int, seed: int = 0,
     width : int
         Number of neurons M.
     seed : int, default=0
-        Seed of the frequencies and phases (together with ``p`` and ``width``).
-    activation : str, default="quadratic"
+        Seed of the frequencies and phases (together with ``p`` and ``width``), an integer >= 0.
+    activation : {"relu", "quadratic", "gelu", "reverse_relu"}, default="quadratic"
         The activation stored with the weights.
 
     Returns
@@ -69,10 +69,12 @@ def analytic_weights(task: str, p: int, width: int, seed: int = 0,
     Raises
     ------
     ConfigError
-        When ``task``, ``p`` or ``width`` is not allowed.
+        When ``task``, ``p``, ``width``, ``seed`` or ``activation`` is not allowed.
     """
     validate_task(task, p)
     validate_width(width)
+    _integer("seed", seed, 0)
+    _choice("activation", activation, ACTIVATIONS)
     rng = np.random.default_rng([seed, p, width])
     order = frame_order(task, p)
     n = len(order)

@@ -30,7 +30,7 @@ class StoreError(RuntimeError):
     """A store file is missing its header, truncated or fails its checksum."""
 
 
-def atomic_save(path: str | os.PathLike, obj) -> None:
+def atomic_save(path: str | os.PathLike, obj: Any) -> None:
     """Write ``obj`` (torch-serialisable) with a checksum header, atomically.
 
     Parameters

@@ -44,6 +44,7 @@ class _Once(argparse._StoreAction):
 
 class _Parser(argparse.ArgumentParser):
     def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("allow_abbrev", False)  # `sweep --width 33` is an error, not --widths
         super().__init__(*args, **kwargs)
         self.register("action", None, _Once)  # every plain option of every subcommand
         self.register("action", "store", _Once)
@@ -354,6 +355,8 @@ def _print_table(recs: list[dict], columns: tuple) -> None:
 def _results(ns: argparse.Namespace) -> int:
     from .results import load, provenance
 
+    if ns.history and not ns.json:
+        raise ConfigError("argument --history: only with --json (the table shows no history)")
     recs = load(ns.profile)
     other = {kind: load(ns.profile, kind=kind) for kind in _OTHER_KINDS}
     other = {kind: rs for kind, rs in other.items() if rs}
@@ -377,8 +380,9 @@ def _results(ns: argparse.Namespace) -> int:
 
 
 def _produce(ns: argparse.Namespace) -> int:
-    from .results import Results, plan, produce, select
+    from .results import Results, check_produce, plan, produce, select
 
+    check_produce(ns.profile, max_minutes=ns.max_minutes, mnist_path=ns.mnist_path, batch_neurons=ns.batch_neurons)
     if ns.dry_run:
         res = Results(ns.profile)
         for group, configs in select(plan(ns.profile, ns.groups), ns.widths, ns.noises).items():

@@ -197,7 +197,7 @@ class RunConfig:
     task : {"add", "sub", "mul"}, default="add"
         The operation: c = a + b, a - b or a * b (mod p).
     p : int, default=59
-        Modulus (>= 2; prime for ``mul``).
+        Modulus (>= 2; prime and >= 3 for ``mul``: its Fourier analyses need a nonzero frequency).
     train_frac : float, default=0.5
         Fraction of the p**2 pairs used for training, in (0, 1). Open in the paper.
     split_seed : int, default=0
@@ -284,6 +284,9 @@ class RunConfig:
         for f in dataclasses.fields(self):  # numpy scalars count as the Python values they hold
             object.__setattr__(self, f.name, _plain(getattr(self, f.name)))
         validate_task(self.task, self.p)
+        if self.task == "mul" and self.p < 3:  # training would work; the analyses would not
+            raise ConfigError(f"p={self.p} is not allowed for task='mul' here: the Fourier analyses need p >= 3 "
+                              "(the discrete-log frame of p=2 has no nonzero frequency)")
         tf = _number("train_frac", self.train_frac)
         if not 0.0 < tf < 1.0:
             raise ConfigError(f"train_frac={self.train_frac!r} is not allowed; it must lie in (0, 1)")

@@ -45,11 +45,14 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .configs import ConfigError, RunConfig
 from .store import RunStore, SweepError, default_store, plan_batches
 from .train import Run
+
+if TYPE_CHECKING:  # dask is optional: imported only when a function here needs it
+    import distributed
 
 logger = logging.getLogger(__name__)
 
@@ -478,7 +481,8 @@ def _gpu_ids() -> list[str]:
     return [str(i) for i in range(n)]
 
 
-def local_cluster(n_workers: int | None = None, *, quiet: bool = False, **cluster_kwargs: Any):
+def local_cluster(n_workers: int | None = None, *, quiet: bool = False,
+                  **cluster_kwargs: Any) -> distributed.LocalCluster:
     """Start a Dask ``LocalCluster`` of worker processes on this machine and print its dashboard link.
 
     Each worker is a process with one thread. When CUDA devices are present, worker ``i`` sees

@@ -94,7 +94,7 @@ def setup(profile: str = "book", *, widths: list[int] | None = None,
 
     Parameters
     ----------
-    profile : {"test", "book", "paper"}, default="book"
+    profile : {"test", "book", "paper", "paper20k"}, default="book"
         The profile whose defaults and grids are used.
     widths : list of int or None, default=None
         Widths to sweep; None: the profile's.
@@ -120,10 +120,7 @@ def setup(profile: str = "book", *, widths: list[int] | None = None,
         analyses need p >= 3.
     """
     prof = get_profile(profile)
-    base = prof.config(**params)
-    if base.task == "mul" and base.p < 3:  # training would work; the analyses would not
-        raise ConfigError(f"p={base.p} is not allowed for task='mul' here: the Fourier analyses need p >= 3 "
-                          "(the discrete-log frame of p=2 has no nonzero frequency)")
+    base = prof.config(**params)  # RunConfig refuses task="mul" with p < 3
     widths = checked_grid("widths", widths, lambda w: base.replace(width=w).width, "integers >= 1")
     noises = checked_grid("noises", noises, validate_noise, "numbers in [0, 1)")
     for a in noises or ():

@@ -21,6 +21,8 @@ network the residual, both with the output bias mu unless ``keep_bias=False``.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 
@@ -271,7 +273,7 @@ def parts_report(parts: dict[str, Weights], data: Dataset,
 
 
 def filtration_report(weights: Weights, data: Dataset, activation: str | None = None,
-                      **options) -> dict[str, dict[str, float]]:
+                      **options: Any) -> dict[str, dict[str, float]]:
     """Accuracies of the full, G and R networks (see :func:`filtration` for ``options``).
 
     Parameters

@@ -40,7 +40,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .configs import DEVICES, ConfigError, content_key
+from .configs import DEVICES, ConfigError, _plain, content_key
 from .metrics import METRICS, subset_accuracies
 from .tasks import noisy_labels
 from .verdicts import compare
@@ -383,9 +383,16 @@ def noisy_image_labels(y: np.ndarray, n_classes: int, noise: float, seed: int) -
 
 
 # ---------------------------------------------------------------------------- training
+#: The fields of :class:`ImageConfig` that its identity (and a record's key) holds as floats.
+_FLOAT_FIELDS = ("noise", "lr", "weight_decay", "beta1", "beta2")
+
+
 @dataclass(frozen=True)
 class ImageConfig:
     """One training run of the image network.
+
+    Validated on construction; numpy scalars are stored as the Python numbers they hold, so they
+    give the same :meth:`identity` (and record key).
 
     Parameters
     ----------
@@ -421,6 +428,8 @@ class ImageConfig:
     device: str = field(default="auto", compare=False)
 
     def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):  # numpy scalars count as the Python values they hold
+            object.__setattr__(self, f.name, _plain(getattr(self, f.name)))
         _fraction("noise", self.noise, closed_low=True)
         _int("hidden", self.hidden, 1)
         if self.optimizer not in IMAGE_OPTIMIZERS:
@@ -438,15 +447,17 @@ class ImageConfig:
             raise ConfigError(f"device={self.device!r} is not allowed; choose one of {', '.join(DEVICES)}")
 
     def identity(self) -> dict[str, Any]:
-        """The fields that determine training (every field but ``device``).
+        """The fields that determine training (every field but ``device``), floats as floats.
 
         Returns
         -------
         dict
-            Field name to value.
+            Field name to value (``lr=1`` and ``lr=1.0`` give the same identity).
         """
         d = dataclasses.asdict(self)
         d.pop("device")
+        for k in _FLOAT_FIELDS:
+            d[k] = float(d[k])
         return d
 
     def label(self) -> str:
@@ -679,7 +690,7 @@ def plan_configs(profile: str) -> list[ImageConfig]:
 
     Parameters
     ----------
-    profile : {"test", "book", "paper"}
+    profile : {"test", "book", "paper", "paper20k"}
         A key of :data:`IMAGE_PROFILES`.
 
     Returns
@@ -766,7 +777,7 @@ def setup_images(profile: str = "book", *, data: str = "digits", mnist_path: str
 
     Parameters
     ----------
-    profile : {"test", "book", "paper"}, default="book"
+    profile : {"test", "book", "paper", "paper20k"}, default="book"
         Which defaults of :data:`IMAGE_PROFILES` to use.
     data : {"digits", "mnist"}, default="digits"
         The data set (see :func:`load_images`).

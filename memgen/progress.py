@@ -132,7 +132,7 @@ def residue(task: str, p: int) -> np.ndarray:
     return (a[:, None] + s * b[:, None] - np.arange(p)[None, :]) % p
 
 
-def key_component(logits: np.ndarray | torch.Tensor, task: str, freqs) -> np.ndarray:
+def key_component(logits: np.ndarray | torch.Tensor, task: str, freqs: Sequence[int] | np.ndarray) -> np.ndarray:
     """The part of ``logits`` spanned by cos and sin of 2 pi omega (a ± b − c) / p, omega in ``freqs``.
 
     Parameters
@@ -167,7 +167,7 @@ def key_component(logits: np.ndarray | torch.Tensor, task: str, freqs) -> np.nda
     return np.fft.irfft(keep, n=p)[r]
 
 
-def restricted_logits(logits: np.ndarray | torch.Tensor, task: str, freqs) -> np.ndarray:
+def restricted_logits(logits: np.ndarray | torch.Tensor, task: str, freqs: Sequence[int] | np.ndarray) -> np.ndarray:
     """The key-frequency component plus each class's mean logit over all pairs.
 
     Parameters
@@ -188,7 +188,7 @@ def restricted_logits(logits: np.ndarray | torch.Tensor, task: str, freqs) -> np
     return key_component(x, task, freqs) + x.mean(0, keepdims=True)
 
 
-def excluded_logits(logits: np.ndarray | torch.Tensor, task: str, freqs) -> np.ndarray:
+def excluded_logits(logits: np.ndarray | torch.Tensor, task: str, freqs: Sequence[int] | np.ndarray) -> np.ndarray:
     """The logits with their key-frequency component removed.
 
     Parameters
@@ -245,7 +245,8 @@ def logit_loss(logits: np.ndarray, labels: np.ndarray, loss: str = "ce") -> floa
     return float((x - F.one_hot(y, x.shape[1]).double()).square().mean())
 
 
-def restricted_loss(logits: np.ndarray | torch.Tensor, data: Dataset, freqs, loss: str = "ce") -> float:
+def restricted_loss(logits: np.ndarray | torch.Tensor, data: Dataset, freqs: Sequence[int] | np.ndarray,
+                    loss: str = "ce") -> float:
     """Loss of the restricted logits on all p**2 pairs against the true labels.
 
     Parameters
@@ -269,7 +270,8 @@ def restricted_loss(logits: np.ndarray | torch.Tensor, data: Dataset, freqs, los
     return logit_loss(restricted_logits(x, data.task, freqs), data.true, loss)
 
 
-def excluded_loss(logits: np.ndarray | torch.Tensor, data: Dataset, freqs, loss: str = "ce") -> float:
+def excluded_loss(logits: np.ndarray | torch.Tensor, data: Dataset, freqs: Sequence[int] | np.ndarray,
+                  loss: str = "ce") -> float:
     """Loss of the excluded logits on the training pairs against the labels trained on.
 
     Parameters
@@ -445,7 +447,7 @@ def vote_shares(weights: Weights, task: str) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------- all at once
-def measures(weights: Weights, data: Dataset, freqs, loss: str = "ce") -> dict[str, float]:
+def measures(weights: Weights, data: Dataset, freqs: Sequence[int] | np.ndarray, loss: str = "ce") -> dict[str, float]:
     """Every progress measure of one network.
 
     Parameters

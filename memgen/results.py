@@ -105,7 +105,7 @@ def plan(profile: str, groups: Iterable[str] = GROUPS) -> dict[str, list[Config]
 
     Parameters
     ----------
-    profile : {"test", "book", "paper"}
+    profile : {"test", "book", "paper", "paper20k"}
         The profile whose defaults and grids are used.
     groups : iterable of str, default=GROUPS
         Which groups to plan, each over :data:`PLAN_SEEDS`:
@@ -243,7 +243,7 @@ def inspected(profile: str) -> list[RunConfig]:
 
     Parameters
     ----------
-    profile : {"test", "book", "paper"}
+    profile : {"test", "book", "paper", "paper20k"}
         The profile.
 
     Returns
@@ -639,6 +639,49 @@ def _complete(res: Results, group: str, config: Config, pruned: set[str], have: 
             and ("pl_p_U" in rec or not have["powerlaw"]))
 
 
+def check_produce(profile: str, *, max_minutes: float | None = None,
+                  mnist_path: str | os.PathLike | None = None,
+                  batch_neurons: int = MAX_BATCH_NEURONS) -> None:
+    """Refuse :func:`produce`'s arguments that are not allowed, before anything is trained or listed.
+
+    The command line's ``produce --dry-run`` calls it too, so a plan is printed only for
+    arguments that a real run would accept.
+
+    Parameters
+    ----------
+    profile : str
+        A profile name (:data:`memgen.configs.PROFILES`).
+    max_minutes : float or None, default=None
+        As :func:`produce`'s: a number > 0, or None.
+    mnist_path : str or path-like or None, default=None
+        As :func:`produce`'s: a folder holding MNIST's IDX files, only at a profile whose shipped
+        images are MNIST.
+    batch_neurons : int, default=MAX_BATCH_NEURONS
+        As :func:`produce`'s: an integer from 1 to :data:`~memgen.store.MAX_BATCH_NEURONS`.
+
+    Raises
+    ------
+    ConfigError
+        One line naming the first argument that is not allowed.
+    """
+    get_profile(profile)
+    if (isinstance(batch_neurons, bool) or not isinstance(batch_neurons, numbers.Integral)
+            or not 1 <= batch_neurons <= MAX_BATCH_NEURONS):
+        raise ConfigError(f"batch_neurons={batch_neurons!r} is not allowed; it must be an integer from 1 to "
+                          f"{MAX_BATCH_NEURONS}")
+    if max_minutes is not None and not (isinstance(max_minutes, (int, float)) and not isinstance(max_minutes, bool)
+                                        and max_minutes > 0):
+        raise ConfigError(f"max_minutes={max_minutes!r} is not allowed; it must be a number > 0 (or None)")
+    if mnist_path is not None:  # checked before hours of training, not when the images group comes up
+        if img.SHIPPED_DATA[profile] != "mnist":
+            raise ConfigError(f"mnist_path={str(mnist_path)!r} is not allowed at profile {profile}: its images are "
+                              f"{img.SHIPPED_DATA[profile]} (MNIST is the paper profile's)")
+        try:
+            img.find_mnist(mnist_path)
+        except ConfigError as e:
+            raise ConfigError("mnist_" + str(e)) from None
+
+
 def produce(profile: str, groups: Iterable[str] = GROUPS, *, device: str = "auto",
             root: str | os.PathLike | None = None, store: RunStore | None = None,
             progress: bool | None = None, max_minutes: float | None = None,
@@ -697,20 +740,7 @@ def produce(profile: str, groups: Iterable[str] = GROUPS, *, device: str = "auto
         ``noises`` out of range, a selection that keeps no planned run, or an ``mnist_path`` that
         is refused at ``profile`` or holds no MNIST files.
     """
-    if (isinstance(batch_neurons, bool) or not isinstance(batch_neurons, numbers.Integral)
-            or not 1 <= batch_neurons <= MAX_BATCH_NEURONS):
-        raise ConfigError(f"batch_neurons={batch_neurons!r} is not allowed; it must be an integer from 1 to "
-                          f"{MAX_BATCH_NEURONS}")
-    if max_minutes is not None and not (isinstance(max_minutes, (int, float)) and max_minutes > 0):
-        raise ConfigError(f"max_minutes={max_minutes!r} is not allowed; it must be a number > 0 (or None)")
-    if mnist_path is not None:  # checked before hours of training, not when the images group comes up
-        if img.SHIPPED_DATA[profile] != "mnist":
-            raise ConfigError(f"mnist_path={str(mnist_path)!r} is not allowed at profile {profile}: its images are "
-                              f"{img.SHIPPED_DATA[profile]} (MNIST is the paper profile's)")
-        try:
-            img.find_mnist(mnist_path)
-        except ConfigError as e:
-            raise ConfigError("mnist_" + str(e)) from None
+    check_produce(profile, max_minutes=max_minutes, mnist_path=mnist_path, batch_neurons=batch_neurons)
     planned = select(plan(profile, groups), widths, noises)  # checked before anything is trained
     res = Results(profile, root)
     store = store or default_store()

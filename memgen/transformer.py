@@ -58,7 +58,7 @@ import torch
 
 from . import verdicts as vd
 from .checkpoint import StoreError, atomic_save, checked_load
-from .configs import DEVICES, ConfigError, RunConfig, _choice, _integer, _number, content_key
+from .configs import DEVICES, ConfigError, RunConfig, _choice, _integer, _number, _plain, content_key
 from .fourier import frame_order
 from .metrics import accuracies_of_predictions
 from .tasks import Dataset, make_dataset
@@ -78,7 +78,9 @@ _NOT_TRAINING = ("n_keep", "keep_dc", "device")
 class TransformerConfig:
     """One Transformer run and the frequency filtration applied to it.
 
-    The defaults are the ``book`` profile's (see :data:`PROFILES` for why).
+    The defaults are the ``book`` profile's (see :data:`PROFILES` for why). Validated on
+    construction (task and p first, as in :class:`~memgen.configs.RunConfig`); numpy scalars are
+    stored as the Python numbers they hold, so they give the same :meth:`key`.
 
     Parameters
     ----------
@@ -139,7 +141,9 @@ class TransformerConfig:
     device: str = field(default="auto", compare=False)
 
     def __post_init__(self) -> None:
-        self.run_config()  # task, p, split, noise, noise_mode, seed: validated as in RunConfig
+        for f in dataclasses.fields(self):  # numpy scalars count as the Python values they hold
+            object.__setattr__(self, f.name, _plain(getattr(self, f.name)))
+        self.run_config()  # task and p first, then split, noise, noise_mode, seed: as in RunConfig
         _integer("d_model", self.d_model, 1)
         _integer("n_heads", self.n_heads, 1)
         if self.d_model % self.n_heads:
@@ -325,7 +329,7 @@ def profile_config(profile: str, **overrides: Any) -> TransformerConfig:
 
     Parameters
     ----------
-    profile : {"test", "book", "paper"}
+    profile : {"test", "book", "paper", "paper20k"}
         A key of :data:`PROFILES`.
     **overrides : Any
         TransformerConfig fields; ``None`` values mean "use the profile default". The profile's

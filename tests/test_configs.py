@@ -83,7 +83,9 @@ def test_profile_side_sweeps_of_chapter_2():
     from memgen.configs import PROFILES
 
     for prof in PROFILES.values():
-        assert set(prof.wd_widths) <= set(prof.widths) and prof.activation_seeds >= 0, prof.name
+        assert set(prof.wd_widths) <= set(prof.widths), prof.name
+    assert {name: prof.activation_seeds for name, prof in PROFILES.items()} == {
+        "test": 0, "book": 1, "paper": 0, "paper20k": 0}
     book = PROFILES["book"]
     assert book.activation_seeds == 1 and book.wd_widths == (17, 33, 65)
     for name in ("paper", "paper20k"):

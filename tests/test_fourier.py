@@ -59,10 +59,10 @@ def test_filtration_parts_sum_to_the_network():
 
 @pytest.fixture(scope="module")
 def noisy_run(tmp_path_factory):
-    import os
-
-    os.environ["MEMGEN_STORE"] = str(tmp_path_factory.mktemp("store"))
-    return train_or_load(RunConfig(p=23, width=129, noise=0.4, steps=1000, lr=1e-2, weight_decay=1.0))
+    # its own store, and the environment as it was afterwards (later modules read MEMGEN_STORE)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MEMGEN_STORE", str(tmp_path_factory.mktemp("store")))
+        return train_or_load(RunConfig(p=23, width=129, noise=0.4, steps=1000, lr=1e-2, weight_decay=1.0))
 
 
 def test_filtration_recovers_the_rule_from_a_noisy_network(noisy_run):

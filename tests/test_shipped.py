@@ -106,7 +106,7 @@ def test_section_draws_figure_caption_and_verdict_box(monkeypatch):
         shipped.section(chapter, "test")
         kinds = [type(x).__name__ for x in shown]
         assert kinds == ["Markdown", "Figure", "Markdown", "Markdown"], (chapter, kinds)
-        assert "Figure S." in shown[2].data and "{admonition}" in shown[3].data or "verdict" in shown[3].data
+        assert "Figure S." in shown[2].data and ("{admonition}" in shown[3].data or "verdict" in shown[3].data)
     shown.clear()
     shipped.section("02_scaling", "")
     assert shown == []
