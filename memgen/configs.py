@@ -106,6 +106,13 @@ def _plain(value: Any) -> Any:
     return value.item()
 
 
+def _plain_fields(config: Any) -> None:
+    """Store every field of the frozen dataclass ``config`` as :func:`_plain` of its value (called
+    first in ``__post_init__``, so that numpy scalars give the same identity and key)."""
+    for f in dataclasses.fields(config):
+        object.__setattr__(config, f.name, _plain(getattr(config, f.name)))
+
+
 def _integer(name: str, value: Any, minimum: int) -> None:
     value = _plain(value)
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
@@ -281,8 +288,7 @@ class RunConfig:
     device: str = field(default="auto", compare=False)
 
     def __post_init__(self) -> None:
-        for f in dataclasses.fields(self):  # numpy scalars count as the Python values they hold
-            object.__setattr__(self, f.name, _plain(getattr(self, f.name)))
+        _plain_fields(self)  # numpy scalars count as the Python values they hold
         validate_task(self.task, self.p)
         if self.task == "mul" and self.p < 3:  # training would work; the analyses would not
             raise ConfigError(f"p={self.p} is not allowed for task='mul' here: the Fourier analyses need p >= 3 "

@@ -40,7 +40,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .configs import DEVICES, ConfigError, _plain, content_key
+from .configs import DEVICES, ConfigError, _plain_fields, content_key
 from .metrics import METRICS, subset_accuracies
 from .tasks import noisy_labels
 from .verdicts import compare
@@ -428,8 +428,7 @@ class ImageConfig:
     device: str = field(default="auto", compare=False)
 
     def __post_init__(self) -> None:
-        for f in dataclasses.fields(self):  # numpy scalars count as the Python values they hold
-            object.__setattr__(self, f.name, _plain(getattr(self, f.name)))
+        _plain_fields(self)  # numpy scalars count as the Python values they hold
         _fraction("noise", self.noise, closed_low=True)
         _int("hidden", self.hidden, 1)
         if self.optimizer not in IMAGE_OPTIMIZERS:

@@ -58,7 +58,7 @@ import torch
 
 from . import verdicts as vd
 from .checkpoint import StoreError, atomic_save, checked_load
-from .configs import DEVICES, ConfigError, RunConfig, _choice, _integer, _number, _plain, content_key
+from .configs import DEVICES, ConfigError, RunConfig, _choice, _integer, _number, _plain_fields, content_key
 from .fourier import frame_order
 from .metrics import accuracies_of_predictions
 from .tasks import Dataset, make_dataset
@@ -141,8 +141,7 @@ class TransformerConfig:
     device: str = field(default="auto", compare=False)
 
     def __post_init__(self) -> None:
-        for f in dataclasses.fields(self):  # numpy scalars count as the Python values they hold
-            object.__setattr__(self, f.name, _plain(getattr(self, f.name)))
+        _plain_fields(self)  # numpy scalars count as the Python values they hold
         self.run_config()  # task and p first, then split, noise, noise_mode, seed: as in RunConfig
         _integer("d_model", self.d_model, 1)
         _integer("n_heads", self.n_heads, 1)

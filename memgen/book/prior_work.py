@@ -243,11 +243,11 @@ def judge_pruning(rows: Sequence[dict[str, Any]], prune: Sequence[dict[str, Any]
     full_test = np.array([r["test_acc"] for r in rows], dtype=float)
     full_mem = np.array([r["mem_acc"] for r in rows], dtype=float)
     st = settings + f"; wd = {r0['weight_decay']:g}, α = {r0['noise']:g}, {len(rows)} seeds"
+    claim = "keeping only the high-IPR neurons restores test accuracy and forgets the corrupted labels"
     if nc == 0:
-        return undefined("keeping only the high-IPR neurons restores test accuracy and forgets the corrupted labels",
-                         "the pruning cell has no corrupted label (α = 0)", settings=st)
+        return undefined(claim, "the pruning cell has no corrupted label (α = 0)", settings=st)
     if np.all(full_test >= GENERALIZES) and np.all(full_mem < 0.5):
-        return undefined("keeping only the high-IPR neurons restores test accuracy and forgets the corrupted labels",
+        return undefined(claim,
                          f"the full network at the pruning cell already generalizes (test {fmt_seeds(full_test)}) and "
                          f"has not memorized the corrupted labels ({fmt_seeds(full_mem)}): there is nothing for "
                          "pruning to restore or forget (Doshi et al. prune networks that memorize)", settings=st)

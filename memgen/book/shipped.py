@@ -228,8 +228,8 @@ def _transformer(recs: Sequence[Record], source: str, task: str = "add") -> fd.F
     profile's main α and ``n_keep``; ``recs`` (two-layer records) are not used."""
     C = tfm.profile_config(source, task=task)
     planned = [c for c in tfm.sweep_configs(C, [C.noise], list(PLAN_SEEDS), source) if c.noise == C.noise]
-    rows = _pick([r for r in load(source, kind="transformer") if r["n_keep"] == C.n_keep],
-                 [c.key() for c in planned])  # every seed of the main α, filtered as the chapter does
+    shipped = [r for r in load(source, kind="transformer") if r["n_keep"] == C.n_keep]
+    rows = _pick(shipped, [c.key() for c in planned])  # every seed of the main α, filtered as the chapter does
     if rows is None:
         return None
     metrics = ("train_acc", "clean_acc", "noisy_acc", "noisy_true_acc", "test_acc")
@@ -240,8 +240,7 @@ def _transformer(recs: Sequence[Record], source: str, task: str = "add") -> fd.F
              f"{r0['lr']:g}, weight decay {r0['weight_decay']:g}, {r0['steps']} steps; α = {C.noise:g}, "
              f"n_keep = {C.n_keep}, seeds {[r['seed'] for r in rows]}")
     # the other shipped α (one seed each): test accuracy before → after filtration, in the note
-    sweep = sorted((r for r in load(source, kind="transformer") if r["n_keep"] == C.n_keep and r["seed"] == r0["seed"]
-                    and r["task"] == task), key=lambda r: r["noise"])
+    sweep = sorted((r for r in shipped if r["seed"] == r0["seed"] and r["task"] == task), key=lambda r: r["noise"])
     note = ("" if len(sweep) < 2 else
             f" Test accuracy before → after filtration across the shipped α (seed {r0['seed']}): "
             + "; ".join(f"α = {r['noise']:g}: {r['test_acc']:.3f} → {r['ff_test_acc']:.3f}" for r in sweep)
