@@ -68,13 +68,19 @@ def test_every_chapter_is_covered():
 
 def test_memorizing_without_the_rule_reproduces_no_rule_claim():
     """Full training at 95% noise: the networks memorize the labels (R fits them), the rule stays
-    at chance, and no claim about the rule (chapters 5 and 6 share these runs) is reproduced."""
-    got = {}
-    for chapter in ("05_frequency_filtration", "06_partition"):
+    at chance, and no claim about the rule (chapters 5 and 6 share these runs; chapter 7 reads the
+    G part of its tied models) is reproduced."""
+    got, rows = {}, {}
+    for chapter in ("05_frequency_filtration", "06_partition", "07_misspecification"):
         f = findings.CHAPTERS[chapter][1]("test", progress=False, **SETTINGS[chapter])
         got.update({(chapter, k): v for k, v in f.verdicts.items()})
-    rows = f.data["rows"]
-    assert min(r["noisy_acc"] for r in rows) > 0.9  # memorized: the setting is not simply untrained
+        rows[chapter] = f.data["rows"]
+    # memorized: the setting is not simply untrained (the tied model under wrong noise cannot fit
+    # every noisy label, so chapter 7 is checked on its other runs at the width it judges)
+    assert min(r["noisy_acc"] for r in rows["06_partition"]) > 0.9
+    tied = rows["07_misspecification"]
+    wide = max(r["width"] for r in tied)
+    assert min(r["noisy_acc"] for r in tied if r["setting"] != "tied, wrong" and r["width"] == wide) > 0.9
     wrong = {k: v.evidence for k, v in got.items() if v.verdict == "Reproduced" and k not in MEMORIZATION}
     assert wrong == {}
 

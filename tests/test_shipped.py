@@ -283,3 +283,26 @@ def test_transformer_note_lists_its_settings_and_the_shipped_alpha_sweep():
     recs = [r for r in res.load(src, kind="transformer") if r["seed"] == 0]
     assert len(recs) > 1 and all(f"α = {r['noise']:g}: {r['test_acc']:.3f} → {r['ff_test_acc']:.3f}" in F.data["note"]
                                  for r in recs)
+
+
+def test_the_tied_model_under_wrong_noise_is_judged_on_its_g_and_r_parts():
+    """Chapter 7: the tied model's output shows no rule beyond lookup, yet its G part answers the
+    test pairs and its R part, not G, keeps the noisy labels; the verdict judges both parts and the
+    figure draws the G part as its own line."""
+    src, F = shipped.resolve("07_misspecification", "paper")
+    v = F.verdicts["hidden_rule"]
+    assert v.verdict == "Reproduced" and "G test" in v.evidence and "R noisy" in v.evidence
+    assert F.verdicts["coexistence"].verdict == "Not shown"  # the paper's claim is still judged on the output
+    rows = fd.with_g_part(F.data["rows"])
+    added = [r for r in rows if r["setting"] == "tied, wrong: FF's G part"]
+    assert added and all(r["test_acc"] == r["G_test_acc"] for r in added)
+    assert len(rows) == len(F.data["rows"]) + len(added)
+    fig, say = shipped._figure(F, src)
+    assert "tied, wrong: FF's G part" in {t.name for t in fig.data} and "G part" in say
+
+
+def test_the_g_part_claim_needs_the_g_part_above_its_network():
+    """When G scores no better than the tied network's output, the claim is not reproduced."""
+    src, F = shipped.resolve("07_misspecification", "paper")
+    flat = [{**r, "G_test_acc": r["test_acc"]} for r in F.data["rows"]]
+    assert fd.judge_misspecification(flat)["hidden_rule"].verdict != "Reproduced"

@@ -737,6 +737,26 @@ TIED_SETTINGS = {"untied, wrong": dict(tied=False, noise_mode="wrong"),
                  "tied, symmetric": dict(tied=True, noise_mode="symmetric")}
 
 
+def with_g_part(rows: Sequence[dict[str, Any]], setting: str = "tied, wrong") -> list[dict[str, Any]]:
+    """``rows`` plus, for each record of ``setting``, a copy whose ``test_acc`` is FF's G part's
+    and whose ``setting`` says so: one more line in a figure of test accuracy by setting.
+
+    Parameters
+    ----------
+    rows : list of dict
+        Chapter 7's records (``setting``, ``test_acc``, ``G_test_acc``).
+    setting : str, default="tied, wrong"
+        The setting whose G part is added.
+
+    Returns
+    -------
+    list of dict
+        The records, then the added ones (setting ``"<setting>: FF's G part"``).
+    """
+    return list(rows) + [{**r, "setting": f"{setting}: FF's G part", "test_acc": r["G_test_acc"]}
+                         for r in rows if r["setting"] == setting]
+
+
 def judge_misspecification(rows: Sequence[dict[str, Any]], *, settings: str = "") -> dict[str, Verdict]:
     """Chapter 7's claims from records with a ``setting`` key and :func:`mirror_record` keys,
     judged at the widest width (levels against chance, one run per setting).
@@ -744,7 +764,8 @@ def judge_misspecification(rows: Sequence[dict[str, Any]], *, settings: str = ""
     Returns
     -------
     dict of str to Verdict
-        ``coexistence``, ``regularization``.
+        ``coexistence``, ``hidden_rule`` (the G/R split of the tied model under wrong noise: a
+        check beyond the paper), ``regularization``.
     """
     wide = max(r["width"] for r in rows)
     at = {s: [r for r in rows if r["setting"] == s and r["width"] == wide] for s in TIED_SETTINGS}
@@ -770,6 +791,18 @@ def judge_misspecification(rows: Sequence[dict[str, Any]], *, settings: str = ""
                                  [coexist_sym, wrong_part], settings=settings,
                                  key=f"tied+wrong raw test {np.nanmean(values(wrong, 'test_acc')):.3f} vs lookup share "
                                      f"{share:.3f}")
+    g, raw = values(wrong, "G_test_acc"), values(wrong, "test_acc")
+    n = n_test(r0)
+    parts = [compare("the G part answers the test pairs the tied network's output does not", g, raw,
+                     a_name="G test", b_name="raw test", n=n, floor=(g, n, ch))]
+    if "R_noisy_acc" in r0 and nn:
+        rn, gn = values(wrong, "R_noisy_acc"), values(wrong, "G_noisy_acc")
+        parts.append(compare("the R part keeps the noisy labels the network fits and G does not", rn, gn,
+                             a_name="R noisy", b_name="G noisy", n=nn, floor=(rn, nn, ch)))
+    out["hidden_rule"] = combine(f"beyond the paper: with tied embeddings and asymmetric noise the neurons still carry "
+                                 f"the rule, which frequency filtration recovers (M = {wide})", parts,
+                                 settings=settings,
+                                 key=f"tied+wrong G test {np.nanmean(g):.3f} vs raw {np.nanmean(raw):.3f}")
     out["regularization"] = undefined("under misspecification, regularization matters more than scale",
                                       "not tested here: this chapter sweeps the width of tied models, not their "
                                       "weight decay", settings=settings)
@@ -784,8 +817,8 @@ def misspecification(profile: str = "book", *, task: str = "add", noise: float =
     Returns
     -------
     Findings
-        Verdicts of :func:`judge_misspecification`; data ``rows`` (records with ``setting`` and
-        :func:`mirror_record` keys).
+        Verdicts of :func:`judge_misspecification`; data ``rows`` (records with ``setting``, the
+        accuracies of FF's G and R parts and :func:`mirror_record` keys).
     """
     seeds = list(seeds) if seeds else [0]
     S = experiments.setup(profile, task=task, noise=noise, widths=widths, seeds=seeds, **run)
@@ -797,7 +830,8 @@ def misspecification(profile: str = "book", *, task: str = "add", noise: float =
     for (name, _), r in zip(((n, c) for n, cs in configs.items() for c in cs), runs):
         s = experiments.summarize(r)
         rows.append({**r.config.to_dict(), "setting": name, **{k: s[k] for k in ("train_acc", "noisy_acc", "test_acc")},
-                     "G_test_acc": s["ff"]["G"]["test_acc"], **mirror_record(r)})
+                     **{f"{part}_{k}": s["ff"][part][k] for part in "GR" for k in ("test_acc", "noisy_acc")},
+                     **mirror_record(r)})
     verdicts = judge_misspecification(rows, settings=settings_text(rows, profile))
     return Findings("07_misspecification", verdicts, {"rows": rows}, S)
 

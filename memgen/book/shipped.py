@@ -528,10 +528,11 @@ def _figure(F: fd.Findings, source: str) -> tuple[go.Figure, str]:
         say = ("per optimizer, the raw network's test accuracy, the FF G part's and the noisy labels memorized "
                "(bars: mean over seeds, whiskers: range)")
     else:  # 07
-        fig = plots.seed_grouped_lines(d["rows"], "width", "test_acc", "setting",
+        fig = plots.seed_grouped_lines(fd.with_g_part(d["rows"]), "width", "test_acc", "setting",
                                        f"Test accuracy of tied and untied models ({source} results)", "width M",
                                        "test accuracy", log_x=True)
-        say = "test accuracy against width for the untied model and the tied one under wrong and symmetric noise"
+        say = ("test accuracy against width for the untied model and the tied one under wrong and symmetric noise, "
+               "and the test accuracy of frequency filtration's G part of the tied model under wrong noise")
     if chapter in ("02_scaling", "03_noise_first", "05_frequency_filtration", "06_partition", "07_misspecification",
                    "16_clustering"):  # the others plot no accuracy, a heat map, or draw their own chance line
         plots.add_chance(fig, chance)
