@@ -146,3 +146,18 @@ def test_phase_heatmap_fits_a_phone_column():
     assert {t.split("<br>")[1] for row in hm.customdata for t in row} == {"memorization", "coexistence"}
     assert hm.colorbar.orientation == "h"
     assert [a.text for a in fig.layout.annotations] == ["mem = memorization · coex = coexistence"]
+
+
+def test_a_spectrum_grows_sparse_only_when_its_gini_rises_to_the_sparse_level(measures):
+    """A Gini rise that stays near 0 is not a sparse spectrum: the claim asks for the rise and a
+    final Gini of at least ``SPARSE`` in every seed."""
+    clean, noisy = measures.data["rows"][:3], measures.data["rows"][3:]
+    low = [{**r, "gini_start": 0.01, "gini_final": 0.05} for r in clean]
+    v = pw.judge_progress(low, noisy)["sparser"]
+    assert v.verdict == "Not shown" and "it ends sparse" in v.evidence and "its Gini coefficient rises — Reproduced" \
+        in v.evidence
+    high = [{**r, "gini_start": 0.01, "gini_final": pw.SPARSE + 0.1 + 0.01 * i} for i, r in enumerate(clean)]
+    assert pw.judge_progress(high, noisy)["sparser"].verdict == "Reproduced"
+    one_short = [dict(r) for r in high]
+    one_short[0]["gini_final"] = pw.SPARSE - 0.01
+    assert pw.judge_progress(one_short, noisy)["sparser"].verdict == "Not shown"
