@@ -40,7 +40,7 @@ from ..analysis import (
     partition_record,
     random_concentration,
 )
-from ..configs import RunConfig
+from ..configs import PROFILES, RunConfig
 from ..experiments import Setup
 from ..store import sweep
 from ..verdicts import REPRODUCED, Verdict, combine, compare, fmt_seeds, judge_above_chance, judge_at_least, undefined
@@ -118,13 +118,34 @@ def _one(rows: Sequence[dict[str, Any]], **where: Any) -> dict[str, Any]:
     raise KeyError(f"no record with {where}")
 
 
+#: Training settings a settings line names when every record shares a value other than its profile's.
+TRAINING_KEYS = ("optimizer", "lr", "weight_decay", "train_frac", "loss", "init", "batch_size")
+
+
+def _off_profile(rows: Sequence[dict[str, Any]], profile: str) -> list[str]:
+    """``"<key> <value>"`` for each :data:`TRAINING_KEYS` field that every record sets alike and
+    to another value than ``profile``'s runs (empty for an unknown profile)."""
+    if profile not in PROFILES:
+        return []
+    ref = PROFILES[profile].config().to_dict()
+    out = []
+    for k in TRAINING_KEYS:
+        vals = {repr(r.get(k)) for r in rows}
+        if len(vals) == 1 and k in rows[0] and rows[0][k] != ref.get(k):
+            out.append(f"{k.replace('_', ' ')} {rows[0][k]:g}" if isinstance(rows[0][k], float)
+                       else f"{k.replace('_', ' ')} {rows[0][k]}")
+    return out
+
+
 def settings_text(rows: Sequence[dict[str, Any]], profile: str = "", **shown: Any) -> str:
-    """Where records were measured, in one line: profile, task, P, steps, widths, α, seeds."""
+    """Where records were measured, in one line: profile, task, P, steps, the training settings
+    the records share that differ from the profile's (e.g. ``weight decay 0.1``), widths, α, seeds."""
     if not rows:
         return f"profile {profile}" if profile else ""
     r0 = rows[0]
     seeds = sorted({r["seed"] for r in rows})
-    parts = [f"profile {profile}" if profile else "", f"{r0['task']} mod P = {r0['p']}", f"{r0['steps']} steps"]
+    parts = [f"profile {profile}" if profile else "", f"{r0['task']} mod P = {r0['p']}", f"{r0['steps']} steps",
+             *_off_profile(rows, profile)]
     widths = sorted({r["width"] for r in rows})
     parts.append(f"M = {widths[0]}" if len(widths) == 1 else f"M = {widths[0]}–{widths[-1]}")
     noises = sorted({r["noise"] for r in rows})
@@ -397,7 +418,7 @@ def noise_first(profile: str = "book", *, task: str = "add", noise: float = 0.3,
     gaps = [{"width": r.config.width, "seed": r.config.seed, "gap": tables.early_gradient_gap(r)} for r in runs]
     rows = [{**r.config.to_dict()} for r in runs]
     verdicts = judge_noise_first(order, gaps, steps=S.base.steps,
-                                 settings=settings_text(rows, profile, optimizer=S.base.optimizer))
+                                 settings=settings_text(rows, profile))
     return Findings("03_noise_first", verdicts, {"runs": runs, "order": order, "gaps": gaps}, S)
 
 

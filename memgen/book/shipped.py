@@ -145,7 +145,7 @@ def _noise_first(recs: Sequence[Record], source: str, task: str = "add") -> fd.F
     runs = [_pseudo_run(r) for r in rows]
     order = tables.memorization_order(runs)
     gaps = [{"width": r.config.width, "seed": r.config.seed, "gap": tables.early_gradient_gap(r)} for r in runs]
-    verdicts = fd.judge_noise_first(order, gaps, steps=500, settings=fd.settings_text(rows, source, optimizer="adam"))
+    verdicts = fd.judge_noise_first(order, gaps, steps=500, settings=fd.settings_text(rows, source))
     return fd.Findings("03_noise_first", verdicts, {"runs": runs, "p": rows[0]["p"], "records": _used(rows)})
 
 
