@@ -306,3 +306,24 @@ def test_cached_extra_is_computed_once_per_run_and_again_when_damaged(_isolated_
     assert bd.cached_extra(run, "topology-uv-3", extra)["n"] == 3 and len(calls) == 4
     with pytest.raises(ValueError, match="name='a/b' is not allowed"):
         bd.cached_extra(run, "a/b", extra)
+
+
+def test_a_fall_between_two_chance_level_cluster_scores_contradicts_nothing(shared_store):
+    """Chapter 16's "the clusters appear over training": NCC test accuracy that falls between two
+    values at or below chance is Not shown (no clusters at either step), while a fall from above
+    chance is a real contradiction."""
+    from memgen.book import diagnostics as bd
+
+    F = bd.clustering("test", **SMALL)
+    grid, ser = F.data["grid"], sorted(F.data["series"], key=lambda r: r["steps"])
+    ch = 1.0 / ser[0]["p"]
+    kw = dict(heavy=F.data["noise"], width=F.data["width"])
+
+    def judged(first, last):
+        series = [{**ser[0], "ncc_test_acc": first}, {**ser[-1], "ncc_test_acc": last}]
+        return bd.judge_clustering(grid, series, **kw)["emerges"]
+
+    v = judged(ch * 0.9, 0.0)
+    assert v.verdict == "Not shown" and "neither is above chance" in v.evidence
+    assert judged(0.6, 0.0).verdict == "Contradicted"
+    assert judged(0.0, 0.6).verdict == "Reproduced"

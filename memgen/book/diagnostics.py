@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -38,6 +39,7 @@ from ..verdicts import (
     NOT_SHOWN,
     REPRODUCED,
     Verdict,
+    above_chance,
     combine,
     compare,
     judge_above_chance,
@@ -573,12 +575,17 @@ def judge_clustering(rows: Sequence[dict[str, Any]], series: Sequence[dict[str, 
     else:
         ss = sorted(series, key=lambda r: r["steps"])
         first, last = ss[0], ss[-1]
-        out["emerges"] = compare(
+        n_last, ch_last = int(last["n_test"]), chance(last)
+        v = compare(
             f"the clusters by true class appear over training: NCC test accuracy rises from step {first['steps']} to "
             f"{last['steps']} (α = {first['noise']:g}, M = {first['width']})", last["ncc_test_acc"],
             first["ncc_test_acc"], a_name=f"NCC test@{last['steps']}", b_name=f"NCC test@{first['steps']}",
-            n=int(last["n_test"]), floor=(last["ncc_test_acc"], int(last["n_test"]), chance(last)),
-            settings=st.get("series", ""))
+            n=n_last, floor=(last["ncc_test_acc"], n_last, ch_last), settings=st.get("series", ""))
+        if v.verdict == CONTRADICTED and not above_chance(float(first["ncc_test_acc"]), n_last, ch_last):
+            # a fall between two numbers at chance says nothing about clusters: there are none at either step
+            v = replace(v, verdict=NOT_SHOWN, evidence=f"{v.evidence}; but neither is above chance (1/P = "
+                                                       f"{ch_last:.3f}): no clusters at either step")
+        out["emerges"] = v
     return out
 
 

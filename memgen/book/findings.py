@@ -441,8 +441,8 @@ def judge_swap(rows: Sequence[dict[str, Any]], noise: float, act: str, settings:
     r0 = rs[0]
     n, nn, ch = n_test(r0), n_noisy(r0), chance(r0)
     name = _ACT_NAME[act]
-    claim = (f"swapping ReLU for {name} at inference keeps or improves test accuracy while the memorized labels "
-             f"are lost (α = {noise:g})")
+    claim = (f"swapping ReLU for {name} at inference keeps or improves test accuracy while the accuracy on the "
+             f"memorized noisy labels drops (α = {noise:g})")
     new, old = values(rs, f"swap_{act}_test_acc"), values(rs, "swap_relu_test_acc")
     parts = [compare("test accuracy kept or improved", new, old, a_name=f"{name} test", b_name="ReLU test",
                      n=n, at_least=True, floor=(new, n, ch))]
