@@ -345,11 +345,25 @@ _OTHER_KINDS = {
 }
 
 
+#: training settings a table of two-layer runs shows where the runs differ in them (chapter 12's
+#: grid in weight decay, chapter 3's runs in optimizer, ...), after ``tied``
+_SETTINGS = (("optimizer", "{}"), ("lr", "{:g}"), ("weight_decay", "{:g}"), ("noise_mode", "{}"), ("loss", "{}"),
+             ("train_frac", "{:g}"), ("init", "{}"))
+
+
+def _run_columns(recs: list[dict]) -> tuple:
+    """:data:`_TABLE` with, after ``tied``, each of :data:`_SETTINGS` on which ``recs`` differ."""
+    varying = tuple(c for c in _SETTINGS if len({repr(r.get(c[0])) for r in recs}) > 1)
+    i = [k for k, _ in _TABLE].index("tied") + 1
+    return _TABLE[:i] + varying + _TABLE[i:]
+
+
 def _print_table(recs: list[dict], columns: tuple) -> None:
-    widths = [max(len(k), len(f.format(0) if "f" in f else f.format(recs[0][k]))) for k, f in columns]
+    cells = [[(f.format(r[k]) if r.get(k) is not None else "–").strip() for k, f in columns] for r in recs]
+    widths = [max([len(k)] + [len(row[j]) for row in cells]) for j, (k, _) in enumerate(columns)]
     print("  ".join(k.rjust(w) for (k, _), w in zip(columns, widths)))
-    for r in recs:
-        print("  ".join((f.format(r[k]) if r[k] is not None else "–").rjust(w) for (k, f), w in zip(columns, widths)))
+    for row in cells:
+        print("  ".join(c.rjust(w) for c, w in zip(row, widths)))
 
 
 def _results(ns: argparse.Namespace) -> int:
@@ -370,7 +384,7 @@ def _results(ns: argparse.Namespace) -> int:
         return 0
     if recs:
         print(provenance(recs))
-        _print_table(recs, _TABLE)
+        _print_table(recs, _run_columns(recs))
     for i, (kind, rs) in enumerate(other.items()):
         title, columns, extra = _OTHER_KINDS[kind]
         print(("\n" if recs or i else "") + title)

@@ -251,3 +251,20 @@ def test_a_record_without_numbers_that_can_now_be_computed_is_produced_again(tmp
     monkeypatch.setattr(res, "inspected", lambda profile: [])
     assert res.produce("test", root=tmp_path) == (1, 0, 0)  # rewritten from the run store
     assert {"h1_mean", "pl_p_U", "ncc_test_acc"} <= set(res.load("test", root=tmp_path)[0])
+
+
+def test_the_table_shows_the_training_settings_in_which_its_runs_differ(capsys):
+    """Runs that differ only in, e.g., weight decay (chapter 12's grid) or optimizer (chapter 3)
+    must not look like duplicate rows: the table adds a column for each setting that varies, and
+    none for a setting every run shares."""
+    from memgen.cli import _TABLE, _print_table, _run_columns
+
+    base = {k: 0 for k, _ in _TABLE} | {"task": "add", "activation": "relu", "tied": False, "noise": 0.4,
+                                            "optimizer": "adamw", "lr": 1e-3, "weight_decay": 0.1}
+    recs = [base, {**base, "weight_decay": 5.0}]
+    names = [k for k, _ in _run_columns(recs)]
+    assert "weight_decay" in names and "optimizer" not in names and "lr" not in names
+    assert names.index("weight_decay") == names.index("tied") + 1
+    _print_table(recs, _run_columns(recs))
+    rows = capsys.readouterr().out.splitlines()[1:]
+    assert len(set(rows)) == 2 and rows[0].split()[4] == "0.1" and rows[1].split()[4] == "5"
