@@ -1,6 +1,8 @@
-"""The core's public API is documented in numpydoc form, checked with ``numpydoc.validate``.
+"""The public API of the core and of the book layer is documented in numpydoc form, checked with
+``numpydoc.validate``.
 
-Every public function, class and public method or property defined in a core module is validated.
+Every public function, class and public method or property defined in a core module (``memgen/*.py``)
+or in a module of the book layer (``memgen/book/*.py``) is validated.
 Only a few numpydoc codes fail the test, the ones that keep the docstrings true to the signatures
 and in the ``name : type, default=...`` form, plus one check of our own: a parameter with a default
 says so on its type line. Style nits (summary mood, periods, examples) do not fail it.
@@ -16,10 +18,14 @@ from numpydoc.docscrape import get_doc_object
 from numpydoc.validate import Validator, validate
 
 import memgen
+import memgen.book
 
-# Every module of the core package (memgen/*.py; the book layer memgen.book is not core), so a new
-# module is checked without being listed here.
+# Both are checked: every module of the core package (memgen/*.py) and every module of the book
+# layer (memgen/book/*.py, whose modules need plotly and ipywidgets), so a new module is checked
+# without being listed here.
 CORE = sorted(m.name for m in pkgutil.iter_modules(memgen.__path__) if not m.ispkg and m.name != "__main__")
+BOOK = sorted(m.name for m in pkgutil.iter_modules(memgen.book.__path__) if not m.ispkg and m.name != "__main__")
+MODULES = [f"memgen.{short}" for short in CORE] + [f"memgen.book.{short}" for short in BOOK]
 
 # GL08 no docstring; PR01 parameter not documented; PR02 documented parameter that does not exist;
 # PR03 parameters in another order than the signature; PR04 parameter without a type (`name : type`);
@@ -31,10 +37,10 @@ CODES = {"GL06", "GL07", "GL08", "PR01", "PR02", "PR03", "PR04", "PR05", "PR07",
 
 
 def public_objects():
-    """Dotted names of the public functions, classes, methods and properties of the core modules."""
+    """Dotted names of the public functions, classes, methods and properties of the core and book modules."""
     names = []
-    for short in CORE:
-        module = importlib.import_module(f"memgen.{short}")
+    for dotted in MODULES:
+        module = importlib.import_module(dotted)
         for name, obj in vars(module).items():
             if name.startswith("_") or not (inspect.isfunction(obj) or inspect.isclass(obj)):
                 continue
@@ -61,13 +67,25 @@ def test_the_collection_sees_the_core_api():
     assert len(NAMES) > 100
     assert {"configs", "tasks", "model", "train", "checkpoint", "store", "metrics", "fourier", "partition",
             "baselines", "experiments", "verdicts", "cli"} <= set(CORE)
-    assert not any(n.startswith("memgen.book") for n in NAMES)
     for name in ("memgen.configs.RunConfig", "memgen.configs.RunConfig.replace", "memgen.model.Weights.width",
                  "memgen.train.Run.data",
                  "memgen.store.RunStore.sweep", "memgen.train.train_batch", "memgen.cli.main"):
         assert name in NAMES
     assert not any(n.rsplit(".", 1)[-1].startswith("_") for n in NAMES)
     assert "memgen.train.atomic_save" not in NAMES  # imported names belong to their own module
+
+
+def test_the_collection_sees_the_book_layer():
+    """The book layer's modules are walked too, with the same rules (imported names left to their module)."""
+    book = [n for n in NAMES if n.startswith("memgen.book.")]
+    assert len(book) > 100
+    assert {"bookgen", "checks", "diagnostics", "findings", "optimizers", "plots", "prefill", "prior_work",
+            "report", "shipped", "tables", "widgets"} <= set(BOOK)
+    for name in ("memgen.book.findings.Findings", "memgen.book.findings.scaling", "memgen.book.plots.slider_figure",
+                 "memgen.book.shipped.section", "memgen.book.prefill.Stopped", "memgen.book.bookgen.main"):
+        assert name in NAMES
+    assert "memgen.book.diagnostics.series_steps" not in NAMES  # imported from memgen.diagnostics
+    assert "memgen.book.findings.Setup" not in NAMES  # imported from memgen.experiments
 
 
 def test_the_check_catches_a_bad_docstring():

@@ -45,7 +45,23 @@ def _papermill():
 
 
 def load_variants(path: Path = BOOK / "variants.yml") -> list[dict[str, Any]]:
-    """The variant list: each item has ``notebook``, ``name``, ``title`` and ``parameters``."""
+    """The variant list: each item has ``notebook``, ``name``, ``title`` and ``parameters``.
+
+    Parameters
+    ----------
+    path : Path, default=BOOK / "variants.yml"
+        The YAML file listing the variants (``book/variants.yml``).
+
+    Returns
+    -------
+    list of dict
+        The variants in file order (an empty file gives an empty list).
+
+    Raises
+    ------
+    ValueError
+        When a variant lacks one of the four keys.
+    """
     items = yaml.safe_load(path.read_text()) or []
     for it in items:
         missing = {"notebook", "name", "title", "parameters"} - set(it)
@@ -69,7 +85,28 @@ def _retitle(nb_path: Path, title: str) -> None:
 
 def prepare(src: Path, dst: Path, parameters: dict[str, Any], execute: bool = False,
             title: str | None = None) -> Path:
-    """Inject ``parameters`` into ``src`` and write ``dst`` (executing it when asked)."""
+    """Inject ``parameters`` into ``src`` and write ``dst`` (executing it when asked).
+
+    Parameters
+    ----------
+    src : Path
+        The chapter notebook.
+    dst : Path
+        Where the prepared notebook is written (its folder is created); papermill's paths in it are
+        kept relative and the injected cell is hidden.
+    parameters : dict of str to Any
+        The values papermill injects after the chapter's ``parameters`` cell.
+    execute : bool, default=False
+        Execute the notebook with papermill (kernel ``python3``, in ``dst``'s folder); False only
+        injects the parameters.
+    title : str or None, default=None
+        A new first markdown heading; None (or "") keeps the chapter's.
+
+    Returns
+    -------
+    Path
+        ``dst``.
+    """
     dst.parent.mkdir(parents=True, exist_ok=True)
     _papermill().execute_notebook(str(src), str(dst), parameters=parameters, prepare_only=not execute,
                                   kernel_name="python3", progress_bar=False, cwd=str(dst.parent))
@@ -102,7 +139,25 @@ def _portable(src: Path, dst: Path) -> None:
 
 
 def generate(profile: str, book: Path = BOOK, out: Path | None = None, execute: bool = False) -> list[Path]:
-    """Write every variant of ``book/variants.yml`` into ``out`` (default ``book/generated``)."""
+    """Write every variant of ``book/variants.yml`` into ``out`` (default ``book/generated``).
+
+    Parameters
+    ----------
+    profile : str
+        The profile every variant runs under (under ``test``, a chapter with a ``results``
+        parameter reads ``results/test``); a variant's own parameters take precedence.
+    book : Path, default=BOOK
+        The book folder holding ``variants.yml`` and the chapters.
+    out : Path or None, default=None
+        The output folder, removed first when it exists; None: ``book / "generated"``.
+    execute : bool, default=False
+        Execute each variant with papermill instead of only injecting its parameters.
+
+    Returns
+    -------
+    list of Path
+        The variant notebooks written, in the order of ``variants.yml``.
+    """
     out = out or book / "generated"
     if out.exists():
         shutil.rmtree(out)
@@ -123,7 +178,23 @@ def _profile_params(nb_path: Path, profile: str) -> dict[str, Any]:
 
 
 def stage(profile: str, out: Path, execute: bool = False) -> Path:
-    """Copy the book into ``out`` with every chapter run under ``profile``."""
+    """Copy the book into ``out`` with every chapter run under ``profile``.
+
+    Parameters
+    ----------
+    profile : str
+        The profile set in every chapter (and variant) and in the staged book's title.
+    out : Path
+        The staged book's folder, removed first when it exists.
+    execute : bool, default=False
+        Execute every chapter and variant with papermill; the staged ``_config.yml`` then executes
+        only the text notebooks.
+
+    Returns
+    -------
+    Path
+        ``out``.
+    """
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
@@ -155,7 +226,19 @@ INSTALL_TAG = "install-memgen"
 
 
 def install_source(config: Path = ROOT / "_config.yml") -> str:
-    """The install cell's code, from ``repository.url`` and ``repository.branch`` of ``config``."""
+    """The install cell's code, from ``repository.url`` and ``repository.branch`` of ``config``.
+
+    Parameters
+    ----------
+    config : Path, default=ROOT / "_config.yml"
+        The Jupyter Book configuration with a ``repository`` entry (``branch`` defaults to ``main``).
+
+    Returns
+    -------
+    str
+        The cell's source: a ``%pip install`` of ``memgen[book]`` from the repository, run only when
+        memgen is not importable.
+    """
     repo = yaml.safe_load(config.read_text())["repository"]
     url = f"git+{repo['url']}@{repo.get('branch', 'main')}"
     return ("# Colab or a fresh kernel: install memgen from its repository when it is not importable\n"
@@ -166,7 +249,20 @@ def install_source(config: Path = ROOT / "_config.yml") -> str:
 
 def sync_install_cells(paths: list[Path], config: Path = ROOT / "_config.yml") -> list[Path]:
     """Make the first cell of each notebook the install cell (tagged ``remove-cell``); return the
-    notebooks that changed."""
+    notebooks that changed.
+
+    Parameters
+    ----------
+    paths : list of Path
+        The notebooks, rewritten in place when their install cell is missing or out of date.
+    config : Path, default=ROOT / "_config.yml"
+        The configuration the install cell's code is read from (see :func:`install_source`).
+
+    Returns
+    -------
+    list of Path
+        The notebooks that were rewritten, in the order of ``paths``.
+    """
     import nbformat
 
     source, changed = install_source(config), []
@@ -196,6 +292,17 @@ def notebook_parameters(nb_path: Path) -> dict[str, tuple[str | None, bool, Any]
     annotation's base (``int``, ``float``, ``str``, ``bool``, ``list``, ``dict``) or None when
     unannotated or another type; ``optional`` says whether None is allowed (``Optional[...]``,
     ``... | None``, no annotation, or a None default).
+
+    Parameters
+    ----------
+    nb_path : Path
+        The chapter notebook.
+
+    Returns
+    -------
+    dict of str to tuple
+        ``(type, optional, default)`` by parameter name, in the cell's order; ``default`` is None
+        when it is not a literal. Empty when the notebook has no ``parameters`` cell.
     """
     import nbformat
 
@@ -260,10 +367,27 @@ def _typed(name: str, raw: str, kind: str | None, optional: bool) -> Any:
 def check_parameters(nb_path: Path, pairs: list[tuple[str, str]]) -> dict[str, Any]:
     """Validate ``-p NAME VALUE`` pairs for a chapter before it runs; return them typed.
 
-    Raises :class:`~memgen.configs.ConfigError` (one line) for a missing notebook, an unknown or
-    repeated name, a value of the wrong type, or values memgen's :func:`~memgen.experiments.setup`
-    refuses (for chapters with a ``task`` parameter, called as their first cell calls it: the
-    chapter's defaults plus these values; other chapters validate the rest in their first cell).
+    Parameters
+    ----------
+    nb_path : Path
+        The chapter notebook (an ``.ipynb`` file).
+    pairs : list of tuple of str
+        The ``(NAME, VALUE)`` pairs as given on the command line, values unparsed.
+
+    Returns
+    -------
+    dict of str to Any
+        The values by name, in the order given, typed like papermill's ``-p`` (YAML) and checked
+        against the parameters cell's annotations (a list parameter takes a single value as a
+        one-element list).
+
+    Raises
+    ------
+    memgen.configs.ConfigError
+        (One line) for a missing notebook, an unknown or repeated name, a value of the wrong type,
+        or values memgen's :func:`~memgen.experiments.setup` refuses (for chapters with a ``task``
+        parameter, called as their first cell calls it: the chapter's defaults plus these values;
+        other chapters validate the rest in their first cell).
     """
     from ..configs import ConfigError, RunConfig, get_profile
     from ..experiments import setup
@@ -301,6 +425,19 @@ def _slug(value: Any) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one ``python -m memgen.book.bookgen`` command: ``generate``, ``stage``, ``install-cell`` or ``chapter``.
+
+    Parameters
+    ----------
+    argv : list of str or None, default=None
+        The arguments after the program name; None reads ``sys.argv``.
+
+    Returns
+    -------
+    int
+        The exit status: 0 on success, 1 when a chapter's cell failed (nothing written), 2 when a
+        profile or parameter is not allowed (one line on stderr says why).
+    """
     p = argparse.ArgumentParser(prog="python -m memgen.book.bookgen")
     sub = p.add_subparsers(dest="cmd", required=True)
     g = sub.add_parser("generate")

@@ -32,7 +32,27 @@ def expect(condition: bool, claim: str, profile: str, needs: tuple[str, ...] = C
     """Assert ``condition`` (the finding ``claim``) under the profiles in ``needs``.
 
     Returns True when checked and held; prints a SKIPPED line and returns False otherwise.
-    Raises AssertionError naming the claim when it is checked and fails.
+
+    Parameters
+    ----------
+    condition : bool
+        The finding's condition, computed in the chapter.
+    claim : str
+        The finding in words, printed with the CHECKED or SKIPPED line and in the assertion message.
+    profile : str
+        The profile the chapter ran under.
+    needs : tuple of str, default=CHECKED_PROFILES
+        The profiles under which the condition is checked (``("book", "paper")``).
+
+    Returns
+    -------
+    bool
+        True when checked and held; False when ``profile`` is not in ``needs`` (skipped).
+
+    Raises
+    ------
+    AssertionError
+        Naming the claim, when it is checked and fails.
     """
     if profile not in needs:
         print(f"SKIPPED (needs profile {' or '.join(needs)}; ran {profile}): {claim}")
@@ -47,7 +67,28 @@ def expect_verdict(verdict, profile: str, **expected: str | tuple[str, ...]) -> 
 
     ``expected`` maps profile names to a verdict word (or a tuple of allowed words), e.g.
     ``book="Reproduced", paper="Reproduced"``. Profiles without an expectation print a SKIPPED
-    line and return False. Raises AssertionError naming the claim, the verdict and its evidence.
+    line and return False.
+
+    Parameters
+    ----------
+    verdict : Verdict
+        The verdict the chapter computed.
+    profile : str
+        The profile the chapter ran under.
+    **expected : str or tuple of str
+        The allowed verdict word(s) by profile name.
+
+    Returns
+    -------
+    bool
+        True when checked and held; False when ``profile`` has no expectation (skipped).
+
+    Raises
+    ------
+    AssertionError
+        Naming the claim, the verdict and its evidence, when the verdict is not an allowed one.
+    ValueError
+        When an expected word under ``profile`` is not a verdict word.
     """
     if profile not in expected:
         print(f"SKIPPED (no expectation under profile {profile}): {verdict.claim}")
@@ -66,7 +107,28 @@ def expect_verdict(verdict, profile: str, **expected: str | tuple[str, ...]) -> 
 def expect_verdicts(verdicts: dict, profile: str, expected: dict[str, dict[str, str | tuple[str, ...]]]) -> int:
     """:func:`expect_verdict` for several verdicts by id: ``expected`` maps a verdict id to
     ``{profile: verdict word(s)}``. A verdict that is expected under ``profile`` but absent fails;
-    one that is not expected there is skipped. Returns the number checked."""
+    one that is not expected there is skipped. Returns the number checked.
+
+    Parameters
+    ----------
+    verdicts : dict of str to Verdict
+        The chapter's verdicts by id (e.g. ``Findings.verdicts``).
+    profile : str
+        The profile the chapter ran under.
+    expected : dict of str to dict
+        By verdict id, the allowed verdict word(s) by profile name (as ``**expected`` of
+        :func:`expect_verdict`).
+
+    Returns
+    -------
+    int
+        The number of verdicts checked (and held).
+
+    Raises
+    ------
+    AssertionError
+        When an expected verdict is absent from ``verdicts`` or is not an allowed one.
+    """
     checked = 0
     for key, exp in expected.items():
         if profile not in exp:

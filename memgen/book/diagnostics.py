@@ -223,7 +223,22 @@ def _series(S: experiments.Setup, width: int | None, steps: Sequence[int] | None
 
 # ---------------------------------------------------------------------------- chapter 14: topology
 def topology_extra(run: Any, *, which: str = "uv", shuffles: int = 3) -> dict[str, Any]:
-    """:func:`memgen.diagnostics.topology_record` of a run's weights (for :func:`topology`)."""
+    """:func:`memgen.diagnostics.topology_record` of a run's weights (for :func:`topology`).
+
+    Parameters
+    ----------
+    run : Run
+        A trained run (its weights and task are read).
+    which : {"uv", "u", "v"}, default="uv"
+        The embedding cloud (:func:`memgen.diagnostics.embedding_cloud`).
+    shuffles : int, default=3
+        Shuffled control clouds.
+
+    Returns
+    -------
+    dict
+        The record's H1 keys (``h1_mean``, ``h1_max``, ..., ``shuffled_<key>_mean``).
+    """
     return dg.topology_record(run.weights, task=run.config.task, which=which, shuffles=shuffles)
 
 
@@ -386,7 +401,18 @@ def topology(profile: str = "book", *, task: str = "add", widths: Sequence[int] 
 
 # ---------------------------------------------------------------------------- chapter 15: heavy tails
 def heavy_tail_extra(run: Any) -> dict[str, Any]:
-    """:func:`memgen.diagnostics.heavy_tail_record` of a run's weights (for :func:`heavy_tails`)."""
+    """:func:`memgen.diagnostics.heavy_tail_record` of a run's weights (for :func:`heavy_tails`).
+
+    Parameters
+    ----------
+    run : Run
+        A trained run (its weights are read).
+
+    Returns
+    -------
+    dict
+        The record's spectrum keys (``hill_<L>``, ``pl_alpha_<L>``, ..., ``eigs_<L>``).
+    """
     return dg.heavy_tail_record(run.weights)
 
 
@@ -397,13 +423,39 @@ def _span(v: Sequence[float]) -> str:
 
 def pl_fitted(row: dict[str, Any], layer: str) -> bool:
     """True when powerlaw prefers a power-law tail to an exponential one for ``layer`` of a record
-    (R > 0, p < :data:`PL_P`) on at least :data:`PL_MIN_TAIL` tail eigenvalues."""
+    (R > 0, p < :data:`PL_P`) on at least :data:`PL_MIN_TAIL` tail eigenvalues.
+
+    Parameters
+    ----------
+    row : dict
+        A record with :func:`memgen.diagnostics.heavy_tail_record` keys (fitted).
+    layer : {"U", "V", "W"}
+        The layer.
+
+    Returns
+    -------
+    bool
+        Whether the power-law tail counts as fitted (the fit also valid: ``pl_valid_<layer>`` > 0).
+    """
     return (row[f"pl_R_{layer}"] > 0 and row[f"pl_p_{layer}"] < PL_P and row[f"pl_ntail_{layer}"] >= PL_MIN_TAIL
             and row[f"pl_valid_{layer}"] > 0)
 
 
 def pl_rejected(row: dict[str, Any], layer: str) -> bool:
-    """True when powerlaw prefers an exponential tail (R < 0, p < :data:`PL_P`) for ``layer``."""
+    """True when powerlaw prefers an exponential tail (R < 0, p < :data:`PL_P`) for ``layer``.
+
+    Parameters
+    ----------
+    row : dict
+        A record with :func:`memgen.diagnostics.heavy_tail_record` keys (fitted).
+    layer : {"U", "V", "W"}
+        The layer.
+
+    Returns
+    -------
+    bool
+        Whether the power-law tail is rejected.
+    """
     return row[f"pl_R_{layer}"] < 0 and row[f"pl_p_{layer}"] < PL_P
 
 
@@ -792,8 +844,10 @@ def scatter_figure(rows: Sequence[dict[str, Any]], x: dict[str, str], y: str, yt
         {accuracy key: legend name}.
     y : str
         The diagnostic key.
-    ytitle, title, xtitle : str
-        Axis and figure titles.
+    ytitle, title : str
+        The y-axis and figure titles.
+    xtitle : str, default="test accuracy"
+        The x-axis title.
     p : int or None, default=None
         The modulus: a dotted vertical line at chance 1/P.
     log_y : bool, default=False
@@ -874,5 +928,16 @@ def esd_figure(rows: Sequence[dict[str, Any]], title: str) -> Any:
 
 
 def grid_order(row: dict[str, Any]) -> tuple:
-    """Sort key of records for tables: width, α, steps, seed."""
+    """Sort key of records for tables: width, α, steps, seed.
+
+    Parameters
+    ----------
+    row : dict
+        A record with ``width``, ``noise``, ``steps`` and ``seed``.
+
+    Returns
+    -------
+    tuple
+        ``(width, noise, steps, seed)``.
+    """
     return (row["width"], row["noise"], row["steps"], row["seed"])

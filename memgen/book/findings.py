@@ -64,10 +64,10 @@ class Findings:
         The chapter's document name, e.g. ``05_frequency_filtration``.
     verdicts : dict of str to Verdict
         The judged claims, by short id, in the order the chapter states them.
-    data : dict
+    data : dict, default={}
         The records, runs and tables the chapter draws.
-    setup : Setup
-        The chapter's validated parameters.
+    setup : Setup or None, default=None
+        The chapter's validated parameters (None: none, e.g. findings judged on shipped records).
     """
 
     chapter: str
@@ -85,22 +85,70 @@ def _cfg(row: dict[str, Any]) -> RunConfig:
 
 
 def n_test(row: dict[str, Any]) -> int:
-    """Number of test pairs of a record (``n_test`` or from its config)."""
+    """Number of test pairs of a record (``n_test`` or from its config).
+
+    Parameters
+    ----------
+    row : dict
+        A record: RunConfig fields, with or without ``n_test``.
+
+    Returns
+    -------
+    int
+        ``n_test`` when the record gives a non-zero one, else P² minus the training pairs.
+    """
     return int(row["n_test"]) if row.get("n_test") else row["p"] ** 2 - _cfg(row).n_train
 
 
 def n_noisy(row: dict[str, Any]) -> int:
-    """Number of corrupted training labels of a record (``n_noisy`` or from its config)."""
+    """Number of corrupted training labels of a record (``n_noisy`` or from its config).
+
+    Parameters
+    ----------
+    row : dict
+        A record: RunConfig fields, with or without ``n_noisy``.
+
+    Returns
+    -------
+    int
+        ``n_noisy`` when the record gives one, else the count its config implies.
+    """
     return int(row["n_noisy"]) if row.get("n_noisy") is not None else _cfg(row).n_noisy
 
 
 def chance(row: dict[str, Any]) -> float:
-    """Chance accuracy 1/P of a record."""
+    """Chance accuracy 1/P of a record.
+
+    Parameters
+    ----------
+    row : dict
+        A record with ``p``.
+
+    Returns
+    -------
+    float
+        1/P.
+    """
     return 1.0 / row["p"]
 
 
 def values(rows: Sequence[dict[str, Any]], key: str, **where: Any) -> np.ndarray:
-    """``key`` of every record matching ``where`` (one value per seed), in seed order."""
+    """``key`` of every record matching ``where`` (one value per seed), in seed order.
+
+    Parameters
+    ----------
+    rows : list of dict
+        Records with ``seed``.
+    key : str
+        The column.
+    **where : Any
+        Column values a record must equal to be kept (floats up to 1e-9).
+
+    Returns
+    -------
+    numpy.ndarray
+        The values as floats, sorted by seed; NaN where a record lacks ``key`` or holds None.
+    """
     sel = sorted((r for r in rows if all(_eq(r.get(k), v) for k, v in where.items())), key=lambda r: r["seed"])
     return np.array([np.nan if r.get(key) is None else r[key] for r in sel], dtype=float)
 
@@ -139,7 +187,22 @@ def _off_profile(rows: Sequence[dict[str, Any]], profile: str) -> list[str]:
 
 def settings_text(rows: Sequence[dict[str, Any]], profile: str = "", **shown: Any) -> str:
     """Where records were measured, in one line: profile, task, P, steps, the training settings
-    the records share that differ from the profile's (e.g. ``weight decay 0.1``), widths, α, seeds."""
+    the records share that differ from the profile's (e.g. ``weight decay 0.1``), widths, α, seeds.
+
+    Parameters
+    ----------
+    rows : list of dict
+        The records (RunConfig fields).
+    profile : str, default=""
+        The profile they ran under ("": not named, and no training settings compared).
+    **shown : Any
+        Further ``<key> <value>`` parts, placed before the seeds.
+
+    Returns
+    -------
+    str
+        The parts joined by "; " (just the profile, or "", when ``rows`` is empty).
+    """
     if not rows:
         return f"profile {profile}" if profile else ""
     r0 = rows[0]
@@ -161,7 +224,20 @@ def _seeds_param(seeds: Sequence[int] | None) -> list[int]:
 
 # ---------------------------------------------------------------------------- chapter 2: scaling
 def interpolation_width(rows: Sequence[dict[str, Any]], level: float = INTERPOLATES) -> int | None:
-    """Smallest width at which every seed's training accuracy reaches ``level`` (None: none)."""
+    """Smallest width at which every seed's training accuracy reaches ``level`` (None: none).
+
+    Parameters
+    ----------
+    rows : list of dict
+        Records over widths (and seeds) with ``train_acc``.
+    level : float, default=INTERPOLATES
+        The training accuracy that counts as interpolation (0.99).
+
+    Returns
+    -------
+    int or None
+        The width, or None when no width interpolates in every seed.
+    """
     for w in sorted({r["width"] for r in rows}):
         acc = values(rows, "train_acc", width=w)
         if acc.size and np.all(acc >= level):
@@ -302,6 +378,36 @@ def scaling(profile: str = "book", *, task: str = "add", noises: Sequence[float]
     ``wd_widths`` when ``widths`` is not given and the profile sets them, else the widths up to
     the fourth) locate the interpolation threshold.
 
+    Parameters
+    ----------
+    profile : {"test", "book", "paper", "paper20k"}, default="book"
+        The profile whose defaults and grids are used.
+    task : str, default="add"
+        The operation.
+    noises : sequence of float, default=(0.0, 0.4, 0.8)
+        The α grid; its highest α is the α of the width claims.
+    widths : sequence of int or None, default=None
+        The width grid (None: the profile's).
+    side_widths : sequence of int or None, default=None
+        Widths of the activation sweep (None: as above).
+    side_noise : float or None, default=None
+        α of the activation and weight-decay sweeps (None: the highest α).
+    activations : sequence of str, default=("relu", "quadratic", "gelu")
+        The activations compared (ReLU against each other one).
+    wd_factors : sequence of float, default=(1.0, 3.0)
+        The weight decays of the weight-decay sweep, as multiples of the base config's.
+    wd_widths : sequence of int or None, default=None
+        Widths of the weight-decay sweep (None: as above).
+    seeds : sequence of int or None, default=None
+        Seeds at the highest α and of the weight-decay sweep; the grid uses the first (None or
+        empty: 0, 1, 2).
+    side_seeds : sequence of int or None, default=None
+        Seeds of the activation sweep (None: as above).
+    progress : bool or None, default=None
+        Progress bars while training.
+    **run : Any
+        Further RunConfig fields (e.g. ``steps``, ``p``); None means the profile's default.
+
     Returns
     -------
     Findings
@@ -405,6 +511,27 @@ def noise_first(profile: str = "book", *, task: str = "add", noise: float = 0.3,
                 progress: bool | None = None, **run: Any) -> Findings:
     """Chapter 3: the early phase of training at several widths (Adam, no weight decay).
 
+    Parameters
+    ----------
+    profile : {"test", "book", "paper", "paper20k"}, default="book"
+        The profile whose defaults and widths are used.
+    task : str, default="add"
+        The operation.
+    noise : float, default=0.3
+        α, the same at every width.
+    widths : sequence of int or None, default=None
+        The widths (None: the profile's).
+    steps : int, default=500
+        Length of the runs.
+    optimizer : str, default="adam"
+        The optimizer.
+    seeds : sequence of int or None, default=None
+        The seeds at every width (None or empty: 0, 1, 2).
+    progress : bool or None, default=None
+        Progress bars while training.
+    **run : Any
+        Further RunConfig fields; ``weight_decay`` is 0 unless given here.
+
     Returns
     -------
     Findings
@@ -427,7 +554,23 @@ _ACT_NAME = {"relu": "ReLU", "quadratic": "x²", "gelu": "GeLU", "reverse_relu":
 
 
 def judge_phases(rows: Sequence[dict[str, Any]], noise: float, settings: str = "") -> Verdict:
-    """"The phases obey φa ± φb = φc": trained phase error below its shuffled chance level."""
+    """"The phases obey φa ± φb = φc": trained phase error below its shuffled chance level.
+
+    Parameters
+    ----------
+    rows : list of dict
+        Records with :func:`neuron_record` keys (``phase_error``, ``phase_error_shuffled``) over seeds.
+    noise : float
+        The α judged (records at other α are ignored).
+    settings : str, default=""
+        Where they were measured.
+
+    Returns
+    -------
+    Verdict
+        The claim (φa − φb = φc for ``sub``), Reproduced when the trained error is below the
+        shuffled one.
+    """
     rs = [r for r in rows if _eq(r["noise"], noise)]
     rel = "φa − φb = φc" if rs and rs[0]["task"] == "sub" else "φa + φb = φc"
     return compare(f"the phases of trained neurons obey {rel} (α = {noise:g}): error below the shuffled control",
@@ -436,7 +579,25 @@ def judge_phases(rows: Sequence[dict[str, Any]], noise: float, settings: str = "
 
 
 def judge_swap(rows: Sequence[dict[str, Any]], noise: float, act: str, settings: str = "") -> Verdict:
-    """The activation swap at α = ``noise``: test kept or improved AND noisy-label accuracy drops."""
+    """The activation swap at α = ``noise``: test kept or improved AND noisy-label accuracy drops.
+
+    Parameters
+    ----------
+    rows : list of dict
+        Records with the swap keys ``swap_<activation>_test_acc`` and ``swap_<activation>_noisy_acc``
+        (ReLU's among them) over seeds.
+    noise : float
+        The α judged (records at other α are ignored).
+    act : {"quadratic", "reverse_relu"}
+        The activation swapped in at inference.
+    settings : str, default=""
+        Where they were measured.
+
+    Returns
+    -------
+    Verdict
+        Both parts combined; at α = 0 the noisy-label part is undefined (no noisy labels).
+    """
     rs = [r for r in rows if _eq(r["noise"], noise)]
     r0 = rs[0]
     n, nn, ch = n_test(r0), n_noisy(r0), chance(r0)
@@ -511,7 +672,18 @@ def judge_hidden_rule(rows: Sequence[dict[str, Any]], *, noise: float, visible: 
 
 
 def visible_noise(rows: Sequence[dict[str, Any]]) -> float:
-    """The largest α > 0 of ``rows`` whose raw test accuracy is above chance (else the smallest α > 0)."""
+    """The largest α > 0 of ``rows`` whose raw test accuracy is above chance (else the smallest α > 0).
+
+    Parameters
+    ----------
+    rows : list of dict
+        Records over α with ``test_acc``.
+
+    Returns
+    -------
+    float
+        That α; the largest α of ``rows`` when none is above 0.
+    """
     pos = sorted({r["noise"] for r in rows if r["noise"] > 0})
     if not pos:
         return max(r["noise"] for r in rows)
@@ -527,6 +699,25 @@ def hidden_rule(profile: str = "book", *, task: str = "add", noise: float | None
 
     Trains (or loads) the α grid at the first seed (the phase-error curve), then every seed at
     the chapter's α and at the α where the raw rule is visible (:func:`visible_noise`).
+
+    Parameters
+    ----------
+    profile : {"test", "book", "paper", "paper20k"}, default="book"
+        The profile whose defaults and grids are used.
+    task : str, default="add"
+        The operation.
+    noise : float or None, default=None
+        The chapter's α (None: the profile's).
+    width : int or None, default=None
+        The width (None: the profile's).
+    noises : sequence of float or None, default=None
+        The α grid of the curve (None: the profile's).
+    seeds : sequence of int or None, default=None
+        The seeds judged; the curve uses the first (None or empty: 0, 1, 2).
+    progress : bool or None, default=None
+        Progress bars while training.
+    **run : Any
+        Further RunConfig fields (e.g. ``steps``, ``activation``); None means the profile's default.
 
     Returns
     -------
@@ -566,7 +757,19 @@ def hidden_rule(profile: str = "book", *, task: str = "add", noise: float | None
 
 # ---------------------------------------------------------------------------- chapter 5: filtration
 def ff_report(row: dict[str, Any]) -> dict[str, dict[str, float]]:
-    """The full / G / R accuracies of a record, shaped like :func:`memgen.fourier.filtration_report`."""
+    """The full / G / R accuracies of a record, shaped like :func:`memgen.fourier.filtration_report`.
+
+    Parameters
+    ----------
+    row : dict
+        A record with ``train_acc``, ``clean_acc``, ``noisy_acc``, ``noisy_true_acc`` and
+        ``test_acc``, and the same keys prefixed with ``G_`` and ``R_``.
+
+    Returns
+    -------
+    dict of str to dict
+        ``full``, ``G`` and ``R``, each mapping those five accuracy keys to their values.
+    """
     keys = ("train_acc", "clean_acc", "noisy_acc", "noisy_true_acc", "test_acc")
     return {"full": {k: row[k] for k in keys}, "G": {k: row[f"G_{k}"] for k in keys},
             "R": {k: row[f"R_{k}"] for k in keys}}
@@ -631,6 +834,28 @@ def filtration(profile: str = "book", *, task: str = "add", width: int | None = 
                seeds: Sequence[int] | None = None, progress: bool | None = None, **run: Any) -> Findings:
     """Chapter 5: full, G and R networks; controls; the filtration rule.
 
+    Parameters
+    ----------
+    profile : {"test", "book", "paper", "paper20k"}, default="book"
+        The profile whose defaults and grids are used.
+    task : str, default="add"
+        The operation.
+    width : int or None, default=None
+        The width of the curve and of the judged runs (None: the profile's).
+    noise : float or None, default=None
+        The chapter's α (None: the profile's).
+    noises : sequence of float or None, default=None
+        The α grid of the curve; its highest α is the width sweep's (None: the profile's).
+    widths : sequence of int or None, default=None
+        The widths swept at the highest α (None: the profile's).
+    seeds : sequence of int or None, default=None
+        The seeds judged at the chapter's α; the curve and the width sweep use the first (None or
+        empty: 0, 1, 2).
+    progress : bool or None, default=None
+        Progress bars while training.
+    **run : Any
+        Further RunConfig fields (e.g. ``steps``, ``activation``); None means the profile's default.
+
     Returns
     -------
     Findings
@@ -662,6 +887,13 @@ def filtration(profile: str = "book", *, task: str = "add", width: int | None = 
 # ---------------------------------------------------------------------------- chapter 6: partition
 def judge_partition(rows: Sequence[dict[str, Any]], *, settings: str = "") -> dict[str, Verdict]:
     """Chapter 6's claims from :func:`partition_record` rows (one per seed, one task and α).
+
+    Parameters
+    ----------
+    rows : list of dict
+        The records, one per seed.
+    settings : str, default=""
+        Where they were measured.
 
     Returns
     -------
@@ -738,6 +970,23 @@ def partition_findings(profile: str = "book", *, task: str = "add", noise: float
                        **run: Any) -> Findings:
     """Chapter 6: Algorithm 1 with both scores, a random control, and FF of f^G.
 
+    Parameters
+    ----------
+    profile : {"test", "book", "paper", "paper20k"}, default="book"
+        The profile whose defaults are used.
+    task : str, default="add"
+        The operation.
+    noise : float or None, default=None
+        α (None: the profile's).
+    width : int or None, default=None
+        The width (None: the profile's).
+    seeds : sequence of int or None, default=None
+        The seeds (None or empty: 0, 1, 2).
+    progress : bool or None, default=None
+        Progress bars while training.
+    **run : Any
+        Further RunConfig fields (e.g. ``steps``, ``activation``); None means the profile's default.
+
     Returns
     -------
     Findings
@@ -781,6 +1030,14 @@ def with_g_part(rows: Sequence[dict[str, Any]], setting: str = "tied, wrong") ->
 def judge_misspecification(rows: Sequence[dict[str, Any]], *, settings: str = "") -> dict[str, Verdict]:
     """Chapter 7's claims from records with a ``setting`` key and :func:`mirror_record` keys,
     judged at the widest width (levels against chance, one run per setting).
+
+    Parameters
+    ----------
+    rows : list of dict
+        Records over widths of every setting of :data:`TIED_SETTINGS`, with the accuracies of FF's
+        G part (and R part, when present).
+    settings : str, default=""
+        Where they were measured.
 
     Returns
     -------
@@ -835,6 +1092,23 @@ def misspecification(profile: str = "book", *, task: str = "add", noise: float =
                      progress: bool | None = None, **run: Any) -> Findings:
     """Chapter 7: untied, tied + wrong and tied + symmetric noise across widths.
 
+    Parameters
+    ----------
+    profile : {"test", "book", "paper", "paper20k"}, default="book"
+        The profile whose defaults and widths are used.
+    task : str, default="add"
+        The operation.
+    noise : float, default=0.4
+        α, the same in every setting.
+    widths : sequence of int or None, default=None
+        The widths (None: every other width of the profile's).
+    seeds : sequence of int or None, default=(0,)
+        The seeds (None or empty: 0).
+    progress : bool or None, default=None
+        Progress bars while training.
+    **run : Any
+        Further RunConfig fields (e.g. ``steps``); None means the profile's default.
+
     Returns
     -------
     Findings
@@ -866,6 +1140,21 @@ def transformer_findings(profile: str = "book", *, task: str = "add", noise: flo
     Trains (or loads) the seeds at the chapter's α and judges them with
     :func:`memgen.transformer.judge` (the chapter also sweeps α and the number of kept frequencies).
 
+    Parameters
+    ----------
+    profile : {"test", "book", "paper", "paper20k"}, default="book"
+        The Transformer profile (:func:`memgen.transformer.profile_config`).
+    task : str, default="add"
+        The operation.
+    noise : float or None, default=None
+        α (None: the profile's).
+    n_keep : int or None, default=None
+        Frequencies the filtration keeps (None: the profile's).
+    seeds : sequence of int or None, default=None
+        The seeds (None: the profile's).
+    progress : bool or None, default=None
+        Progress bar while training.
+
     Returns
     -------
     Findings
@@ -885,6 +1174,19 @@ def transformer_findings(profile: str = "book", *, task: str = "add", noise: flo
 def images_findings(profile: str = "book", *, data: str = "digits", progress: bool | None = None,
                     **params: Any) -> Findings:
     """Chapter 10: noise first on images (the paper's MNIST check; digits when offline).
+
+    Parameters
+    ----------
+    profile : {"test", "book", "paper", "paper20k"}, default="book"
+        The image profile (:func:`memgen.images.setup_images`).
+    data : {"digits", "mnist"}, default="digits"
+        The data set.
+    progress : bool or None, default=None
+        Not used: the image runs show no progress bar (accepted like every chapter's, for
+        :func:`book_findings`).
+    **params : Any
+        Further parameters of :func:`memgen.images.setup_images` (``mnist_path``, ``noises``,
+        ``seeds``, ImageConfig fields).
 
     Returns
     -------

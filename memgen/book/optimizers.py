@@ -143,6 +143,16 @@ def failures(F: Findings) -> list[str]:
 
     A seed whose loss diverged, a run that never memorizes, a G part not above chance in some
     seed (95% interval), and which of the optimizers that memorize is the slowest.
+
+    Parameters
+    ----------
+    F : Findings
+        The findings of :func:`optimizers` (or of the shipped records), read from ``F.data``.
+
+    Returns
+    -------
+    list of str
+        One markdown bullet per optimizer, in the order of ``F.data["opts"]``.
     """
     d = F.data
     n_steps, n_test, P = d["steps"], d["n_test"], d["p"]
@@ -168,7 +178,20 @@ def failures(F: Findings) -> list[str]:
 
 
 def summary_rows(F: Findings) -> list[dict[str, Any]]:
-    """What the build measured, one row per optimizer: settings, accuracies, time, divergences."""
+    """What the build measured, one row per optimizer: settings, accuracies, time, divergences.
+
+    Parameters
+    ----------
+    F : Findings
+        The findings of :func:`optimizers` (or of the shipped records), read from ``F.data``.
+
+    Returns
+    -------
+    list of dict
+        One row per optimizer: ``optimizer``, ``lr``, ``wd``, ``raw test``, ``G test``, ``noisy
+        memorized`` and ``steps to 90%`` (the mean and range over seeds, as text) and ``diverged``
+        (the number of seeds).
+    """
     d = F.data
     return [{"optimizer": n, "lr": f"{kw['lr']:g}", "wd": f"{kw['weight_decay']:.3g}",
              "raw test": fmt_seeds(d["values"][n]["test_acc"]),

@@ -118,7 +118,18 @@ def _log_ticks(fig: go.Figure, axes: str = "xy") -> go.Figure:
 
 
 def set_log_x(fig: go.Figure) -> go.Figure:
-    """Make ``fig``'s x-axis logarithmic, labelled with the x values present (see :func:`_log_ticks`)."""
+    """Make ``fig``'s x-axis logarithmic, labelled with the x values present (see :func:`_log_ticks`).
+
+    Parameters
+    ----------
+    fig : plotly.graph_objects.Figure
+        The figure (changed in place).
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+        ``fig``.
+    """
     fig.update_xaxes(type="log", tickvals=None, ticktext=None)
     return _log_ticks(fig, "x")
 
@@ -146,7 +157,21 @@ def _rgba(color: str, alpha: float) -> str:
 def series_style(i: int, dash: str | None = None) -> dict[str, Any]:
     """Line and marker of the i-th series: its own marker symbol, and a line and marker that
     shrink with i (:data:`LINE_WIDTHS`, :data:`MARKER_SIZES`), so that a series drawn over an
-    earlier one leaves it visible around it."""
+    earlier one leaves it visible around it.
+
+    Parameters
+    ----------
+    i : int
+        The series' index in drawing order (0: first).
+    dash : str or None, default=None
+        The line's plotly dash style (None: solid).
+
+    Returns
+    -------
+    dict
+        ``line`` (dash, width) and ``marker`` (symbol, size, opacity), keyword arguments of a
+        ``go.Scatter``.
+    """
     k = min(i, len(LINE_WIDTHS) - 1)
     return dict(line=dict(dash=dash, width=LINE_WIDTHS[k]),
                 marker=dict(symbol=SYMBOLS[i % len(SYMBOLS)], size=MARKER_SIZES[k], opacity=MARKER_ALPHAS[k]))
@@ -168,6 +193,25 @@ def slider_figure(frames: Sequence[tuple[str, Sequence[go.BaseTraceType]]], titl
     """One figure whose slider switches between groups of traces.
 
     ``frames`` is a list of (step label, traces); the slider's step i shows only group i.
+
+    Parameters
+    ----------
+    frames : list of (str, list of plotly trace)
+        The slider steps: a label and the traces it shows.
+    title : str
+        Figure title.
+    slider_label : str
+        The slider's name, shown before the current step's label.
+    active : int, default=0
+        The step shown first.
+    **layout : Any
+        Passed on to the book's layout (``xtitle``, ``ytitle``, ``height`` (default 540), plotly
+        layout properties).
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+        The figure.
     """
     fig = go.Figure()
     spans = []
@@ -190,7 +234,29 @@ def slider_figure(frames: Sequence[tuple[str, Sequence[go.BaseTraceType]]], titl
 
 def lines(x: Sequence, ys: dict[str, Sequence], title: str, xtitle: str, ytitle: str,
           log_x: bool = False, dash: dict[str, str] | None = None, **layout: Any) -> go.Figure:
-    """Several named lines over a shared x."""
+    """Several named lines over a shared x.
+
+    Parameters
+    ----------
+    x : sequence
+        The shared x values.
+    ys : dict of str to sequence
+        Legend name -> y values (non-finite values are gaps); the names ``full``, ``G`` and ``R``
+        take their part's colour.
+    title, xtitle, ytitle : str
+        Figure and axis titles.
+    log_x : bool, default=False
+        Logarithmic x-axis.
+    dash : dict of str to str or None, default=None
+        Legend name -> plotly dash style.
+    **layout : Any
+        Further plotly layout properties (``yaxis_range=None``: an automatic accuracy axis).
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+        The line chart.
+    """
     fig = go.Figure()
     for i, (name, y) in enumerate(ys.items()):
         color = PART_COLORS.get(name, COLORS[i % len(COLORS)])
@@ -207,7 +273,22 @@ def _clean(y: Sequence) -> list:
 
 def history_traces(history: dict[str, list[float]], metrics: dict[str, str],
                    max_points: int = 120) -> list[go.Scatter]:
-    """Traces of history metrics over steps ({history key: legend name}), downsampled."""
+    """Traces of history metrics over steps ({history key: legend name}), downsampled.
+
+    Parameters
+    ----------
+    history : dict of str to list of float
+        A run's history, with ``step``.
+    metrics : dict of str to str
+        History key -> legend name.
+    max_points : int, default=120
+        At most this many points per trace (evenly spaced over the recorded steps).
+
+    Returns
+    -------
+    list of plotly.graph_objects.Scatter
+        One line per metric.
+    """
     steps = np.asarray(history["step"])
     keep = np.unique(np.linspace(0, len(steps) - 1, min(max_points, len(steps))).round().astype(int))
     return [go.Scatter(x=steps[keep].tolist(), y=_clean(np.asarray(history[k])[keep]), name=name,
@@ -218,7 +299,24 @@ def history_traces(history: dict[str, list[float]], metrics: dict[str, str],
 
 def grouped_bars(groups: dict[str, dict[str, float]], title: str, ytitle: str = "accuracy",
                  colors: dict[str, str] | None = None) -> go.Figure:
-    """Bars: x = inner keys, one bar series per outer key ({series: {category: value}})."""
+    """Bars: x = inner keys, one bar series per outer key ({series: {category: value}}).
+
+    Parameters
+    ----------
+    groups : dict of str to dict of str to float
+        Series (legend name) -> category (x label) -> value.
+    title : str
+        Figure title.
+    ytitle : str, default="accuracy"
+        y-axis title.
+    colors : dict of str to str or None, default=None
+        Series -> colour (default: the book's palette in order).
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+        The bar chart, y from 0 to 1.05.
+    """
     fig = go.Figure()
     for i, (name, vals) in enumerate(groups.items()):
         fig.add_trace(go.Bar(x=list(vals), y=_clean(list(vals.values())), name=name,
@@ -229,7 +327,21 @@ def grouped_bars(groups: dict[str, dict[str, float]], title: str, ytitle: str = 
 
 def ff_bar_traces(report: dict[str, dict[str, float]],
                   metrics: dict[str, str] | None = None) -> list[go.Bar]:
-    """Bar traces of a filtration report (full / G / R) over the chosen metrics."""
+    """Bar traces of a filtration report (full / G / R) over the chosen metrics.
+
+    Parameters
+    ----------
+    report : dict of str to dict of str to float
+        Part (``full``, ``G``, ``R``) -> metric -> accuracy, as from
+        :func:`memgen.fourier.filtration_report`.
+    metrics : dict of str to str or None, default=None
+        Metric -> x label (None: test, clean train, noisy memorised and noisy true-label accuracy).
+
+    Returns
+    -------
+    list of plotly.graph_objects.Bar
+        One bar series per part.
+    """
     metrics = metrics or {"test_acc": "test", "clean_acc": "clean train", "noisy_acc": "noisy (memorised)",
                           "noisy_true_acc": "noisy (true label)"}
     return [go.Bar(x=list(metrics.values()), y=_clean([report[part][k] for k in metrics]), name=part,
@@ -237,7 +349,20 @@ def ff_bar_traces(report: dict[str, dict[str, float]],
 
 
 def label_grid_traces(label_grid: np.ndarray, role_grid: np.ndarray) -> list[go.BaseTraceType]:
-    """Heatmap of the labels a∘b mod p as trained on, with corrupted cells marked by crosses."""
+    """Heatmap of the labels a∘b mod p as trained on, with corrupted cells marked by crosses.
+
+    Parameters
+    ----------
+    label_grid : numpy.ndarray
+        (p, p) labels as the network sees them (:meth:`memgen.tasks.Dataset.label_grid`).
+    role_grid : numpy.ndarray
+        (p, p) pair roles: 0 test, 1 clean train, 2 noisy train (:meth:`memgen.tasks.Dataset.role_grid`).
+
+    Returns
+    -------
+    list of plotly trace
+        The heatmap, the test pairs (open circles) and the corrupted training labels (crosses).
+    """
     ys, xs = np.nonzero(role_grid == 2)
     ts, tt = np.nonzero(role_grid == 0)
     return [
@@ -251,14 +376,40 @@ def label_grid_traces(label_grid: np.ndarray, role_grid: np.ndarray) -> list[go.
 
 
 def histogram_bars(counts: np.ndarray, title: str, xtitle: str) -> go.Figure:
-    """Bars of counts over their index (e.g. neurons per dominant frequency)."""
+    """Bars of counts over their index (e.g. neurons per dominant frequency).
+
+    Parameters
+    ----------
+    counts : numpy.ndarray
+        One count per index.
+    title, xtitle : str
+        Figure and x-axis titles (the y-axis is "neurons").
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+        The bar chart.
+    """
     fig = go.Figure(go.Bar(x=list(range(len(counts))), y=np.asarray(counts).tolist(), marker_color=COLORS[0]))
     return _layout(fig, title, xtitle, "neurons")
 
 
 # ---------------------------------------------------------------------------- chapter figures
 def testbed_figure(datasets: dict[float, Any], title: str) -> go.Figure:
-    """Label tables a∘b mod p as trained on, one slider step per noise level."""
+    """Label tables a∘b mod p as trained on, one slider step per noise level.
+
+    Parameters
+    ----------
+    datasets : dict of float to Dataset
+        Noise level -> its dataset (:func:`memgen.tasks.make_dataset`).
+    title : str
+        Figure title.
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+        The figure (a rows, b columns), first noise level shown.
+    """
     frames = [(f"{a:g}", label_grid_traces(d.label_grid(), d.role_grid())) for a, d in datasets.items()]
     fig = slider_figure(frames, title, "noise α", xtitle="b", ytitle="a", height=620)
     fig.update_yaxes(autorange="reversed", scaleanchor="x")
@@ -267,7 +418,26 @@ def testbed_figure(datasets: dict[float, Any], title: str) -> go.Figure:
 
 def width_slider(rows: Sequence[dict], metrics: dict[str, str], title: str, by: str = "noise",
                  dash: dict[str, str] | None = None) -> go.Figure:
-    """Metrics against width (log axis), one slider step per value of ``by``."""
+    """Metrics against width (log axis), one slider step per value of ``by``.
+
+    Parameters
+    ----------
+    rows : list of dict
+        Records with ``width``, ``by`` and the ``metrics`` keys (one seed).
+    metrics : dict of str to str
+        Record key -> legend name.
+    title : str
+        Figure title.
+    by : str, default="noise"
+        The record key the slider steps through (a number); the highest value is shown first.
+    dash : dict of str to str or None, default=None
+        Record key -> plotly dash style.
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+        The figure.
+    """
     frames = []
     for val in sorted({r[by] for r in rows}):
         sub = sorted((r for r in rows if r[by] == val), key=lambda r: r["width"])
@@ -283,7 +453,28 @@ def width_slider(rows: Sequence[dict], metrics: dict[str, str], title: str, by: 
 
 def grouped_lines(rows: Sequence[dict], x: str, y: str, group: str, title: str, xtitle: str, ytitle: str,
                   log_x: bool = False, name_fmt: str = "{}") -> go.Figure:
-    """One line of y against x per value of ``group``."""
+    """One line of y against x per value of ``group``.
+
+    Parameters
+    ----------
+    rows : list of dict
+        Records (one seed).
+    x, y : str
+        Record keys of the axes.
+    group : str
+        Record key with one line per value.
+    title, xtitle, ytitle : str
+        Figure and axis titles.
+    log_x : bool, default=False
+        Logarithmic x-axis.
+    name_fmt : str, default="{}"
+        Legend name of a line, formatted with its ``group`` value.
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+        The line chart.
+    """
     fig = go.Figure()
     for i, val in enumerate(sorted({r[group] for r in rows}, key=str)):
         sub = sorted((r for r in rows if r[group] == val), key=lambda r: r[x])
@@ -296,7 +487,28 @@ def grouped_lines(rows: Sequence[dict], x: str, y: str, group: str, title: str, 
 
 def history_slider(runs: Sequence[Any], metrics: dict[str, str], title: str, label: Any,
                    ytitle: str = "accuracy", log_x: bool = False) -> go.Figure:
-    """Training curves of several runs, one slider step per run (``label(run)`` names it)."""
+    """Training curves of several runs, one slider step per run (``label(run)`` names it).
+
+    Parameters
+    ----------
+    runs : list of Run
+        Runs with a history.
+    metrics : dict of str to str
+        History key -> legend name.
+    title : str
+        Figure title.
+    label : callable
+        Run -> its slider label.
+    ytitle : str, default="accuracy"
+        y-axis title.
+    log_x : bool, default=False
+        Logarithmic step axis.
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+        The figure, last run shown first.
+    """
     frames = [(label(run), history_traces(run.history, metrics)) for run in runs]
     fig = slider_figure(frames, title, "run", active=len(frames) - 1, xtitle="step", ytitle=ytitle)
     if log_x:
@@ -305,7 +517,22 @@ def history_slider(runs: Sequence[Any], metrics: dict[str, str], title: str, lab
 
 
 def spectrum_figure(spectrum: np.ndarray, freqs: np.ndarray, title: str) -> go.Figure:
-    """Per-neuron power over frequency (rows sorted by dominant frequency)."""
+    """Per-neuron power over frequency (rows sorted by dominant frequency).
+
+    Parameters
+    ----------
+    spectrum : numpy.ndarray
+        (M, K) power of each neuron per frequency 0..K-1; the DC column 0 is not drawn.
+    freqs : numpy.ndarray
+        (M,) dominant frequency of each neuron (the sort key of the rows).
+    title : str
+        Figure title.
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+        The heatmap.
+    """
     order = np.argsort(freqs, kind="stable")
     z = spectrum[order][:, 1:]
     fig = go.Figure(go.Heatmap(z=z.round(4).tolist(), x=list(range(1, z.shape[1] + 1)), colorscale="Blues",
@@ -316,7 +543,24 @@ def spectrum_figure(spectrum: np.ndarray, freqs: np.ndarray, title: str) -> go.F
 def neuron_fit_figure(vectors: dict[str, np.ndarray], fits: dict[str, np.ndarray], neurons: Sequence[int],
                       title: str) -> go.Figure:
     """Trained u, v, w of chosen neurons (markers) beside their dominant cosine (lines);
-    a slider picks the neuron."""
+    a slider picks the neuron.
+
+    Parameters
+    ----------
+    vectors : dict of str to numpy.ndarray
+        ``u``, ``v``, ``w``: (M, n) trained vectors.
+    fits : dict of str to numpy.ndarray
+        ``u``, ``v``, ``w``: (M, n) their cosines.
+    neurons : sequence of int
+        The neurons, one slider step each.
+    title : str
+        Figure title.
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+        The figure.
+    """
     frames = []
     for m in neurons:
         traces = []
@@ -331,7 +575,22 @@ def neuron_fit_figure(vectors: dict[str, np.ndarray], fits: dict[str, np.ndarray
 
 
 def ff_slider(reports: dict[str, dict[str, dict[str, float]]], title: str, slider_label: str) -> go.Figure:
-    """Full / G / R bars over the accuracy subsets, one slider step per report."""
+    """Full / G / R bars over the accuracy subsets, one slider step per report.
+
+    Parameters
+    ----------
+    reports : dict of str to dict
+        Slider label -> filtration report (see :func:`ff_bar_traces`).
+    title : str
+        Figure title.
+    slider_label : str
+        The slider's name.
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+        The bar chart, last report shown first.
+    """
     frames = [(label, ff_bar_traces(rep)) for label, rep in reports.items()]
     fig = slider_figure(frames, title, slider_label, active=len(frames) - 1, ytitle="accuracy",
                         yaxis_range=[0, 1.05])
@@ -340,7 +599,22 @@ def ff_slider(reports: dict[str, dict[str, dict[str, float]]], title: str, slide
 
 
 def scatter(x: Sequence, y: Sequence, title: str, xtitle: str, ytitle: str, log: bool = False) -> go.Figure:
-    """A scatter plot."""
+    """A scatter plot.
+
+    Parameters
+    ----------
+    x, y : sequence
+        The points' coordinates.
+    title, xtitle, ytitle : str
+        Figure and axis titles.
+    log : bool, default=False
+        Logarithmic x and y axes.
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+        The scatter plot.
+    """
     fig = go.Figure(go.Scatter(x=np.asarray(x).round(5).tolist(), y=np.asarray(y).round(5).tolist(),
                                mode="markers", marker=dict(size=5, color=COLORS[0], opacity=0.6)))
     if log:
@@ -351,7 +625,18 @@ def scatter(x: Sequence, y: Sequence, title: str, xtitle: str, ytitle: str, log:
 
 # ---------------------------------------------------------------------------- seeds and chance
 def chance_label(chance: float) -> str:
-    """``chance 1/P`` when ``chance`` is the inverse of an integer P, else ``chance <level>``."""
+    """``chance 1/P`` when ``chance`` is the inverse of an integer P, else ``chance <level>``.
+
+    Parameters
+    ----------
+    chance : float
+        The chance level.
+
+    Returns
+    -------
+    str
+        The label (``chance 1/59``, or the level to 3 significant digits).
+    """
     inv = 1 / chance if chance > 0 else 0
     if inv >= 2 and abs(inv - round(inv)) < 1e-6 * inv:
         return f"chance 1/{round(inv)}"
@@ -475,7 +760,20 @@ def seed_bars(groups: dict[str, dict[str, Sequence[float]]], title: str, ytitle:
 # ---------------------------------------------------------------------------- over seeds
 def seed_stats(rows: Sequence[dict], x: str, y: str) -> tuple[list, list, list, list]:
     """Mean of ``y`` over the rows sharing each value of ``x`` (the seeds), with the seeds' min
-    and max: (xs, means, mins, maxs), sorted by x. Non-finite values are left out."""
+    and max: (xs, means, mins, maxs), sorted by x. Non-finite values are left out.
+
+    Parameters
+    ----------
+    rows : list of dict
+        Records.
+    x, y : str
+        Record keys: the grouping value and the averaged one.
+
+    Returns
+    -------
+    xs, means, mins, maxs : list
+        The ``x`` values with at least one finite ``y``, and per value the mean, lowest and highest ``y``.
+    """
     groups: dict[Any, list[float]] = {}
     for r in rows:
         v = r.get(y)
@@ -497,7 +795,30 @@ def _seed_trace(rows: Sequence[dict], x: str, y: str, name: str, color: str, das
 def seed_lines(rows: Sequence[dict], x: str, ys: dict[str, str], title: str, xtitle: str, ytitle: str,
                log_x: bool = False, dash: dict[str, str] | None = None, **layout: Any) -> go.Figure:
     """Lines of the mean over seeds of each ``ys`` key ({key: legend name}) against ``x``, with
-    error bars from the lowest to the highest seed."""
+    error bars from the lowest to the highest seed.
+
+    Parameters
+    ----------
+    rows : list of dict
+        Records over seeds.
+    x : str
+        Record key of the x-axis.
+    ys : dict of str to str
+        Record key -> legend name (``full``, ``G`` and ``R`` take their part's colour).
+    title, xtitle, ytitle : str
+        Figure and axis titles.
+    log_x : bool, default=False
+        Logarithmic x-axis.
+    dash : dict of str to str or None, default=None
+        Record key -> plotly dash style.
+    **layout : Any
+        Further plotly layout properties (``yaxis_range=None``: an automatic accuracy axis).
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+        The line chart.
+    """
     fig = go.Figure()
     for i, (k, name) in enumerate(ys.items()):
         fig.add_trace(_seed_trace(rows, x, k, name, PART_COLORS.get(name, COLORS[i % len(COLORS)]),
@@ -510,7 +831,30 @@ def seed_lines(rows: Sequence[dict], x: str, ys: dict[str, str], title: str, xti
 def seed_grouped_lines(rows: Sequence[dict], x: str, y: str, group: str, title: str, xtitle: str, ytitle: str,
                        log_x: bool = False, name_fmt: str = "{}", **layout: Any) -> go.Figure:
     """One line per value of ``group``: the mean of ``y`` over seeds against ``x``, with error
-    bars from the lowest to the highest seed."""
+    bars from the lowest to the highest seed.
+
+    Parameters
+    ----------
+    rows : list of dict
+        Records over seeds.
+    x, y : str
+        Record keys of the axes.
+    group : str
+        Record key with one line per value.
+    title, xtitle, ytitle : str
+        Figure and axis titles.
+    log_x : bool, default=False
+        Logarithmic x-axis.
+    name_fmt : str, default="{}"
+        Legend name of a line, formatted with its ``group`` value.
+    **layout : Any
+        Further plotly layout properties (``yaxis_range=None``: an automatic accuracy axis).
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+        The line chart.
+    """
     fig = go.Figure()
     for i, val in enumerate(sorted({r[group] for r in rows}, key=str)):
         sub = [r for r in rows if r[group] == val]
@@ -523,7 +867,26 @@ def seed_grouped_lines(rows: Sequence[dict], x: str, y: str, group: str, title: 
 def seed_width_slider(rows: Sequence[dict], metrics: dict[str, str], title: str, by: str = "noise",
                       dash: dict[str, str] | None = None) -> go.Figure:
     """Metrics against width (log axis), one slider step per value of ``by``; the mean over the
-    seeds present, with error bars from the lowest to the highest seed."""
+    seeds present, with error bars from the lowest to the highest seed.
+
+    Parameters
+    ----------
+    rows : list of dict
+        Records over seeds with ``width``, ``seed``, ``by`` and the ``metrics`` keys.
+    metrics : dict of str to str
+        Record key -> legend name.
+    title : str
+        Figure title.
+    by : str, default="noise"
+        The record key the slider steps through (a number); the highest value is shown first.
+    dash : dict of str to str or None, default=None
+        Record key -> plotly dash style.
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+        The figure.
+    """
     frames = []
     for val in sorted({r[by] for r in rows}):
         sub = [r for r in rows if r[by] == val]
@@ -604,7 +967,28 @@ def paper_points(x: Sequence, y: Sequence, text: Sequence[str], colors: Sequence
 def history_seed_slider(groups: dict[str, Sequence[Any]], metrics: dict[str, str], title: str,
                         ytitle: str = "accuracy", log_x: bool = False, max_points: int = 120) -> go.Figure:
     """Training curves averaged over seeds, one slider step per group of runs ({label: runs of
-    the same config but the seed}); error bars span the lowest to the highest seed."""
+    the same config but the seed}); error bars span the lowest to the highest seed.
+
+    Parameters
+    ----------
+    groups : dict of str to sequence of Run
+        Slider label -> runs that differ only in their seed (same recorded steps).
+    metrics : dict of str to str
+        History key -> legend name.
+    title : str
+        Figure title.
+    ytitle : str, default="accuracy"
+        y-axis title.
+    log_x : bool, default=False
+        Logarithmic step axis.
+    max_points : int, default=120
+        At most this many points per curve (evenly spaced over the recorded steps).
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+        The figure, last group shown first.
+    """
     frames = []
     for label, runs in groups.items():
         steps = np.asarray(runs[0].history["step"])
@@ -623,7 +1007,24 @@ def cosine_fit_figure(vectors: dict[str, np.ndarray], fit: dict[str, np.ndarray]
                       title: str) -> go.Figure:
     """Trained u, v, w of chosen neurons (markers) beside their least-squares cosine (lines, same
     scale; see :func:`memgen.fourier.cosine_fit`); a slider picks the neuron and names the share
-    of variance the cosine explains (R²)."""
+    of variance the cosine explains (R²).
+
+    Parameters
+    ----------
+    vectors : dict of str to numpy.ndarray
+        ``u``, ``v``, ``w``: (M, n) trained vectors.
+    fit : dict of str to numpy.ndarray
+        :func:`memgen.fourier.cosine_fit`'s result (``u``, ``v``, ``w``, ``r2_<k>``, ``freq``).
+    neurons : sequence of int
+        The neurons, one slider step each.
+    title : str
+        Figure title.
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+        The figure.
+    """
     frames = []
     for m in neurons:
         traces = []
@@ -643,7 +1044,32 @@ def seed_slider(rows: Sequence[dict], x: str, metrics: dict[str, str], title: st
                 by: str = "noise", dash: dict[str, str] | None = None, ytitle: str = "accuracy",
                 log_x: bool = False) -> go.Figure:
     """Metrics against ``x``, one slider step per value of ``by``; the mean over the seeds present,
-    with error bars from the lowest to the highest seed ({row key: legend name})."""
+    with error bars from the lowest to the highest seed ({row key: legend name}).
+
+    Parameters
+    ----------
+    rows : list of dict
+        Records over seeds with ``seed``, ``x``, ``by`` and the ``metrics`` keys.
+    x : str
+        Record key of the x-axis.
+    metrics : dict of str to str
+        Record key -> legend name.
+    title, xtitle : str
+        Figure and x-axis titles.
+    by : str, default="noise"
+        The record key the slider steps through (a number); the highest value is shown first.
+    dash : dict of str to str or None, default=None
+        Record key -> plotly dash style.
+    ytitle : str, default="accuracy"
+        y-axis title.
+    log_x : bool, default=False
+        Logarithmic x-axis.
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+        The figure.
+    """
     frames = []
     for val in sorted({r[by] for r in rows}):
         sub = [r for r in rows if r[by] == val]
@@ -658,7 +1084,24 @@ def seed_slider(rows: Sequence[dict], x: str, metrics: dict[str, str], title: st
 
 
 def power_bars(power: np.ndarray, kept: Sequence[int], title: str, xtitle: str = "frequency k") -> go.Figure:
-    """Power per frequency k = 1.. (``power[0]`` is DC and not drawn), kept frequencies highlighted."""
+    """Power per frequency k = 1.. (``power[0]`` is DC and not drawn), kept frequencies highlighted.
+
+    Parameters
+    ----------
+    power : numpy.ndarray
+        Power per frequency 0..K-1.
+    kept : sequence of int
+        The frequencies kept (drawn in colour; the others grey, as zeroed).
+    title : str
+        Figure title.
+    xtitle : str, default="frequency k"
+        x-axis title.
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+        The bar chart of each frequency's share of the non-DC power.
+    """
     power = np.asarray(power, dtype=float)
     ks = list(range(1, len(power)))
     keep = set(int(k) for k in kept)

@@ -111,7 +111,13 @@ def _worker_init() -> None:
 
 
 class Stopped(SystemExit):
-    """Raised in the main thread by SIGTERM or SIGINT during :func:`prefill` (exit status 128 + signal)."""
+    """Raised in the main thread by SIGTERM or SIGINT during :func:`prefill` (exit status 128 + signal).
+
+    Parameters
+    ----------
+    signum : int
+        The signal's number, kept as ``signum``.
+    """
 
     def __init__(self, signum: int) -> None:
         super().__init__(128 + signum)
@@ -220,6 +226,20 @@ def prefill(paths: list[Path], jobs: int = 2, cache: Path = CACHE, timeout: int 
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run ``python -m memgen.book.prefill``: execute the chapters of ``--toc`` not yet in ``--cache``.
+
+    Parameters
+    ----------
+    argv : list of str or None, default=None
+        The arguments after the program name (``--jobs``, ``--toc``, ``--cache``); None reads
+        ``sys.argv``.
+
+    Returns
+    -------
+    int
+        The exit status: 0 when done (a chapter that failed is reported on stderr and left to the
+        build), 2 when ``--jobs`` is below 1. A signal ends it with :class:`Stopped` instead.
+    """
     p = argparse.ArgumentParser(prog="python -m memgen.book.prefill",
                                 description="execute the book's chapters in parallel into the build's cache")
     p.add_argument("--jobs", type=int, default=2, help="kernels at a time (default 2)")

@@ -35,7 +35,20 @@ def _fmt(v: Any) -> str:
 
 def num(v: Any, spec: str = ".3f") -> str:
     """A number for a line of text: ``format(v, spec)``, or "–" where ``v`` is None or NaN (an
-    accuracy on an empty subset, e.g. the noisy labels at α = 0)."""
+    accuracy on an empty subset, e.g. the noisy labels at α = 0).
+
+    Parameters
+    ----------
+    v : Any
+        The value; one that is not a number is returned as ``str(v)``.
+    spec : str, default=".3f"
+        The format specification.
+
+    Returns
+    -------
+    str
+        The formatted number; "–" for None, NaN or an infinity.
+    """
     if v is None:
         return "–"
     try:
@@ -46,7 +59,22 @@ def num(v: Any, spec: str = ".3f") -> str:
 
 
 def table(rows: Sequence[dict[str, Any]], columns: dict[str, str] | None = None) -> Markdown:
-    """A markdown table of ``rows`` ({key: header} picks and names the columns)."""
+    """A markdown table of ``rows`` ({key: header} picks and names the columns).
+
+    Parameters
+    ----------
+    rows : list of dict
+        The rows; a missing key is an empty ("–") cell. None and NaN show as "–", booleans as
+        yes / no, floats with 3 decimals.
+    columns : dict of str to str or None, default=None
+        Column keys to their headers, in table order; None: every key of the first row, as its own
+        header.
+
+    Returns
+    -------
+    IPython.display.Markdown
+        The table.
+    """
     columns = columns or {k: k for k in rows[0]}
     head = "| " + " | ".join(columns.values()) + " |\n|" + "---|" * len(columns) + "\n"
     body = "".join("| " + " | ".join(_fmt(r.get(k)) for k in columns) + " |\n" for r in rows)
@@ -62,6 +90,18 @@ def verdict_box(*verdicts: Verdict, title: str = "Verdict") -> Markdown:
 
     Each line reads ``<verdict>: <claim>. <evidence> (<settings>)``; the verdict word is one of
     Reproduced, Not shown, Contradicted (see :mod:`memgen.verdicts`).
+
+    Parameters
+    ----------
+    *verdicts : Verdict
+        The judged claims, in display order.
+    title : str, default="Verdict"
+        The admonition's title.
+
+    Returns
+    -------
+    IPython.display.Markdown
+        The admonition in MyST markdown.
     """
     lines = [f":::{{admonition}} {title}", ":class: verdict", ""]
     for v in verdicts:
@@ -72,7 +112,18 @@ def verdict_box(*verdicts: Verdict, title: str = "Verdict") -> Markdown:
 
 
 def verdict_counts(entries: Sequence[tuple[str, str, Any]]) -> dict[str, int]:
-    """How many claims of ``entries`` got each verdict (every verdict word present, zeros included)."""
+    """How many claims of ``entries`` got each verdict (every verdict word present, zeros included).
+
+    Parameters
+    ----------
+    entries : list of (str, str, Findings)
+        (document, title, findings) as :func:`memgen.book.findings.book_findings` returns them.
+
+    Returns
+    -------
+    dict of str to int
+        The number of verdicts by verdict word.
+    """
     counts = dict.fromkeys(ICONS, 0)
     for _, _, f in entries:
         for v in f.verdicts.values():

@@ -40,7 +40,25 @@ Record = dict[str, Any]
 
 def banner(source: str, recs: list[Record], chapter: str | None = None, note: str = "") -> Markdown:
     """A note saying where the shipped numbers below come from (and ``note``: what they lack), or
-    how to produce them."""
+    how to produce them.
+
+    Parameters
+    ----------
+    source : str
+        The shipped profile (``results/<source>/``).
+    recs : list of dict
+        The chapter's shipped records; empty: the note says how to produce them.
+    chapter : str or None, default=None
+        The chapter's notebook stem; it decides whether ``python -m memgen produce`` plans its runs
+        (None: it does) and whether they need MNIST.
+    note : str, default=""
+        Appended to the provenance line when there are records.
+
+    Returns
+    -------
+    IPython.display.Markdown
+        A ``note`` admonition.
+    """
     if not recs:
         planned = chapter is None or chapter in JUDGES
         mnist = chapter == "10_noise_first_images" and img.SHIPPED_DATA.get(source) == "mnist"

@@ -15,7 +15,21 @@ from ..train import Run
 
 
 def noise_mode_table(st: Setup) -> list[dict[str, Any]]:
-    """How the three noise modes corrupt this setup's training set."""
+    """How the three noise modes corrupt this setup's training set.
+
+    Parameters
+    ----------
+    st : Setup
+        The chapter's setup; its base config's dataset is built under each noise mode (nothing is
+        trained; ``symmetric`` is left out for ``sub``).
+
+    Returns
+    -------
+    list of dict
+        One row per mode: ``mode``, ``corrupted`` (noisy labels), ``n_train``, ``accidentally
+        correct`` (corrupted labels equal to the true one) and ``(a,b),(b,a) agree`` (the fraction
+        of corrupted off-diagonal pairs whose training mirror has the same label; NaN when none).
+    """
     rows = []
     for mode in NOISE_MODES:
         if mode == "symmetric" and st.base.task == "sub":
@@ -35,7 +49,22 @@ def noise_mode_table(st: Setup) -> list[dict[str, Any]]:
 
 
 def first_step_reaching(run: Run, metric: str, level: float) -> float:
-    """First recorded step at which ``metric`` reaches ``level`` (NaN if never)."""
+    """First recorded step at which ``metric`` reaches ``level`` (NaN if never).
+
+    Parameters
+    ----------
+    run : Run
+        A trained run with a recorded history.
+    metric : str
+        A key of ``run.history``, e.g. ``"noisy_acc"``.
+    level : float
+        The level to reach (``>=``).
+
+    Returns
+    -------
+    float
+        The step, or NaN when the metric never reaches the level.
+    """
     for s, v in zip(run.history["step"], run.history[metric]):
         if v >= level:
             return float(s)
@@ -43,7 +72,19 @@ def first_step_reaching(run: Run, metric: str, level: float) -> float:
 
 
 def ff_variants_table(run: Run) -> list[dict[str, Any]]:
-    """The filtration rules of :data:`memgen.fourier.FF_VARIANTS` side by side."""
+    """The filtration rules of :data:`memgen.fourier.FF_VARIANTS` side by side.
+
+    Parameters
+    ----------
+    run : Run
+        A trained run, filtered under each rule.
+
+    Returns
+    -------
+    list of dict
+        One row per rule: ``rule``, the G part's test accuracy and noisy-label accuracy (against
+        the memorised and the true labels) and the R part's test and noisy-label accuracy.
+    """
     data = run.data
     rows = []
     for name, opts in FF_VARIANTS.items():
@@ -57,7 +98,21 @@ def ff_variants_table(run: Run) -> list[dict[str, Any]]:
 def memorization_order(runs: list[Run], levels: tuple[float, ...] = (0.5, 0.9)) -> list[dict[str, Any]]:
     """For each run, the first step at which the noisy and the clean training subsets reach each
     accuracy level, and whether the noisy subset got there first at the lowest level
-    (``noisy_first`` is None when neither subset reached it)."""
+    (``noisy_first`` is None when neither subset reached it).
+
+    Parameters
+    ----------
+    runs : list of Run
+        Trained runs with ``noisy_acc`` and ``clean_acc`` histories.
+    levels : tuple of float, default=(0.5, 0.9)
+        The accuracy levels; ``noisy_first`` is judged at the first one.
+
+    Returns
+    -------
+    list of dict
+        One row per run: ``width``, ``seed``, ``noisy <level>`` and ``clean <level>`` (steps, NaN
+        when never reached) for each level, and ``noisy_first``.
+    """
     rows = []
     for r in runs:
         row: dict[str, Any] = {"width": r.config.width, "seed": r.config.seed}
@@ -74,7 +129,20 @@ def memorization_order(runs: list[Run], levels: tuple[float, ...] = (0.5, 0.9)) 
 
 def early_gradient_gap(run: Run, steps: int = 20) -> float:
     """Mean relative excess of the noisy over the clean per-sample gradient norm over the
-    recorded steps 1..``steps`` ((noisy - clean) / clean; positive: noisy samples pull harder)."""
+    recorded steps 1..``steps`` ((noisy - clean) / clean; positive: noisy samples pull harder).
+
+    Parameters
+    ----------
+    run : Run
+        A trained run with ``grad_noisy`` and ``grad_clean`` histories.
+    steps : int, default=20
+        The last step included.
+
+    Returns
+    -------
+    float
+        The mean relative excess (NaN when no step in 1..``steps`` was recorded).
+    """
     h = run.history
     idx = [i for i, s in enumerate(h["step"]) if 1 <= s <= steps]
     gn, gc = np.array(h["grad_noisy"])[idx], np.array(h["grad_clean"])[idx]

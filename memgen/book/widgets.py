@@ -33,6 +33,24 @@ def live_controls(st: Setup, render: Callable[[RunConfig], Any], *, task: bool =
 
     ``render(config)`` trains or loads the run and returns something to display (a figure or a
     dict). Bad combinations (e.g. ``mul`` with a non-prime p) show the validation message.
+
+    Parameters
+    ----------
+    st : Setup
+        The chapter's setup: the controls start at its base config and the width slider offers its
+        widths.
+    render : callable
+        Called with the chosen :class:`~memgen.configs.RunConfig`; its result is displayed.
+    task : bool, default=False
+        Add a task dropdown.
+    activation : bool, default=True
+        Add an activation dropdown.
+
+    Returns
+    -------
+    ipywidgets.VBox or IPython.display.HTML
+        The controls; under ``MEMGEN_STATIC`` (a static build), a note that they appear in a
+        running notebook.
     """
     if os.environ.get("MEMGEN_STATIC"):  # static build: no kernel behind the page
         return HTML("<p><i>Live controls (noise, width, …) appear here when the notebook runs in Jupyter, "
