@@ -39,3 +39,18 @@ def test_expect_verdicts_counts_checks_and_needs_every_expected_verdict():
 def test_an_expectation_must_name_verdict_words():
     with pytest.raises(ValueError, match="book=.*Reproducd.*is not allowed"):
         checks.expect_verdict(verdict("Reproduced"), "book", book=("Reproduced", "Reproducd"))
+
+
+def test_finding_checks_raise_even_when_python_drops_asserts():
+    """The hidden checks raise AssertionError explicitly, so `python -O` does not turn them off."""
+    import subprocess
+    import sys
+
+    code = ("from memgen.book import checks\n"
+            "from memgen.verdicts import Verdict\n"
+            "try:\n"
+            "    checks.expect_verdict(Verdict('c', 'Not shown', 'e'), 'book', book='Reproduced')\n"
+            "except AssertionError:\n"
+            "    print('raised')\n")
+    r = subprocess.run([sys.executable, "-O", "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout.strip() == "raised", r.stderr

@@ -73,6 +73,9 @@ def test_table_cells_read_as_numbers_not_python_reprs():
     for bad in ("260.000", "None", "True", "nan"):
         assert bad not in md
     assert "| 260 | 0.250 | yes | – |" in md
+    with pytest.raises(ValueError, match="rows=\\[\\] with columns=None"):
+        report.table([])
+    assert report.table([], {"n": "N"}).data.startswith("| N |")  # an empty table with its header
 
 
 def test_log_width_axes_show_the_widths_and_accuracy_axes_span_0_to_1():

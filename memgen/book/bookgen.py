@@ -120,8 +120,6 @@ def _portable(src: Path, dst: Path) -> None:
     """Papermill records absolute paths; keep them relative so that committed variants are the
     same on every machine (``book/generated/`` is committed for the launch buttons). The cell
     papermill injects is collapsed on the page like the parameters cell it overrides."""
-    import os
-
     import nbformat
 
     nb = nbformat.read(dst, as_version=4)

@@ -57,7 +57,8 @@ def expect(condition: bool, claim: str, profile: str, needs: tuple[str, ...] = C
     if profile not in needs:
         print(f"SKIPPED (needs profile {' or '.join(needs)}; ran {profile}): {claim}")
         return False
-    assert bool(condition), f"finding not reproduced under profile {profile!r}: {claim}"
+    if not condition:  # raised, not asserted: the check holds under `python -O` too
+        raise AssertionError(f"finding not reproduced under profile {profile!r}: {claim}")
     print(f"CHECKED ({profile}): {claim}")
     return True
 
@@ -98,8 +99,9 @@ def expect_verdict(verdict, profile: str, **expected: str | tuple[str, ...]) -> 
     if unknown:
         raise ValueError(f"{profile}={expected[profile]!r} is not allowed; "
                          f"each word must be one of {', '.join(VERDICTS)}")
-    assert verdict.verdict in allowed, (f"under profile {profile!r} expected {' or '.join(allowed)} but got "
-                                        f"{verdict.verdict}: {verdict.claim}. {verdict.evidence}")
+    if verdict.verdict not in allowed:
+        raise AssertionError(f"under profile {profile!r} expected {' or '.join(allowed)} but got "
+                             f"{verdict.verdict}: {verdict.claim}. {verdict.evidence}")
     print(f"CHECKED ({profile}): {verdict.verdict}: {verdict.claim}")
     return True
 
@@ -134,6 +136,7 @@ def expect_verdicts(verdicts: dict, profile: str, expected: dict[str, dict[str, 
         if profile not in exp:
             print(f"SKIPPED (no expectation under profile {profile}): {key}")
             continue
-        assert key in verdicts, f"under profile {profile!r} expected a verdict {key!r}; got {sorted(verdicts)}"
+        if key not in verdicts:
+            raise AssertionError(f"under profile {profile!r} expected a verdict {key!r}; got {sorted(verdicts)}")
         checked += expect_verdict(verdicts[key], profile, **exp)
     return checked

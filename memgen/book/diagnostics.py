@@ -849,7 +849,7 @@ def scatter_figure(rows: Sequence[dict[str, Any]], x: dict[str, str], y: str, yt
     xtitle : str, default="test accuracy"
         The x-axis title.
     p : int or None, default=None
-        The modulus: a dotted vertical line at chance 1/P.
+        The modulus: a dashed vertical line at chance 1/P.
     log_y : bool, default=False
         Logarithmic y axis.
 
@@ -867,7 +867,8 @@ def scatter_figure(rows: Sequence[dict[str, Any]], x: dict[str, str], y: str, yt
     for i, (k, name) in enumerate(x.items()):
         fig.add_trace(go.Scatter(x=[r[k] for r in rows], y=[r[y] for r in rows], mode="markers", name=name,
                                  text=text, hovertemplate="%{text}<br>%{x:.3f}, %{y:.3g}",
-                                 marker=dict(color=COLORS[i], symbol=SYMBOLS[i], size=8, opacity=0.8)))
+                                 marker=dict(color=COLORS[i % len(COLORS)], symbol=SYMBOLS[i % len(SYMBOLS)], size=8,
+                                             opacity=0.8)))
     if p:
         fig.add_vline(x=1 / p, line_dash="dash", line_color="#7f7f7f", line_width=1)
     fig.update_layout(title=dict(text=title, x=0, xanchor="left", font=dict(size=15)), template="plotly_white",

@@ -876,7 +876,7 @@ def filtration(profile: str = "book", *, task: str = "add", width: int | None = 
     by_key = {RunConfig.from_dict(r).key(): r for r in records}
     curve = [by_key[c.key()] for c in curve_cfg]
     wrows = [by_key[c.key()] for c in width_cfg]
-    runs = sweep(judged_cfg)
+    runs = sweep(judged_cfg, progress=progress)
     rows = [{**by_key[r.config.key()], **control_record(r)} for r in runs]
     verdicts = judge_filtration(rows, curve, noise=alpha, settings=settings_text(rows, profile),
                                 curve_settings=settings_text(curve, profile))

@@ -75,6 +75,8 @@ def table(rows: Sequence[dict[str, Any]], columns: dict[str, str] | None = None)
     IPython.display.Markdown
         The table.
     """
+    if not rows and not columns:
+        raise ValueError("rows=[] with columns=None is not allowed; give rows, or the columns of the empty table")
     columns = columns or {k: k for k in rows[0]}
     head = "| " + " | ".join(columns.values()) + " |\n|" + "---|" * len(columns) + "\n"
     body = "".join("| " + " | ".join(_fmt(r.get(k)) for k in columns) + " |\n" for r in rows)

@@ -145,5 +145,7 @@ def early_gradient_gap(run: Run, steps: int = 20) -> float:
     """
     h = run.history
     idx = [i for i, s in enumerate(h["step"]) if 1 <= s <= steps]
+    if not idx:
+        return float("nan")
     gn, gc = np.array(h["grad_noisy"])[idx], np.array(h["grad_clean"])[idx]
     return float(np.mean((gn - gc) / gc))
