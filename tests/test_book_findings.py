@@ -20,3 +20,10 @@ def test_the_settings_line_leaves_out_what_matches_the_profile_or_varies_between
     mixed = _rows(weight_decay=0.1)[:2] + _rows(weight_decay=3.0)[2:]  # a sweep names its values itself
     assert "weight decay" not in fd.settings_text(mixed, "book")
     assert "weight decay" not in fd.settings_text(_rows(weight_decay=0.1), "no such profile")
+
+
+def test_a_setting_the_caller_names_is_not_named_twice():
+    rows = _rows(weight_decay=3.0, activation="quadratic")
+    line = fd.settings_text(rows, "book", **{"weight decay": "3"}, activations="quadratic")
+    assert line.count("weight decay") == 1 and line.count("quadratic") == 1
+    assert "activation quadratic" in fd.settings_text(rows, "book")  # unnamed: taken from the records

@@ -278,9 +278,6 @@ def judge_pruning(rows: Sequence[dict[str, Any]], prune: Sequence[dict[str, Any]
 # ---------------------------------------------------------------------------- chapter 12: figures
 #: Short cell labels of the phase heat maps (the full names do not fit a cell in a phone's column;
 #: hovering and the key under the plot show them).
-#: Gini coefficient of the embedding's per-frequency norms that counts as a sparse spectrum: the
-#: value of norms spread evenly over half the frequencies with none on the rest.
-SPARSE = 0.5
 SHORT_PHASES = {"coexistence": "coex", "full inversion": "full inv", "partial inversion": "part inv",
                 "memorization": "mem", "forgetting": "forget", "generalization (α = 0)": "gen",
                 "intermediate": "mid", "unclassified": "?"}
@@ -411,6 +408,11 @@ def progress_measures(profile: str = "book", *, progress: bool | None = False, s
                 f"{len(seeds)} seeds")
     verdicts = judge_progress(rows[:len(seeds)], rows[len(seeds):], settings=settings)
     return Findings("13_progress_measures", verdicts, {"clean": clean, "noisy": noisy, "rows": rows}, S)
+
+
+#: Gini coefficient of the embedding's per-frequency norms that counts as a sparse spectrum: the
+#: value of norms spread evenly over half the frequencies with none on the rest.
+SPARSE = 0.5
 
 
 def judge_progress(clean: Sequence[dict[str, Any]], noisy: Sequence[dict[str, Any]], *,

@@ -65,7 +65,7 @@ def table(rows: Sequence[dict[str, Any]], columns: dict[str, str] | None = None)
     ----------
     rows : list of dict
         The rows; a missing key is an empty ("–") cell. None and NaN show as "–", booleans as
-        yes / no, floats with 3 decimals.
+        yes / no, whole floats above 1 as integers, other floats with 3 decimals.
     columns : dict of str to str or None, default=None
         Column keys to their headers, in table order; None: every key of the first row, as its own
         header.

@@ -110,7 +110,7 @@ def memorization_order(runs: list[Run], levels: tuple[float, ...] = (0.5, 0.9)) 
     Returns
     -------
     list of dict
-        One row per run: ``width``, ``seed``, ``noisy <level>`` and ``clean <level>`` (steps, NaN
+        One row per run: ``width``, ``seed``, ``noisy <level>%`` and ``clean <level>%`` (e.g. ``noisy 50%``; steps, NaN
         when never reached) for each level, and ``noisy_first``.
     """
     rows = []
