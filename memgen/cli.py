@@ -21,7 +21,7 @@ import json
 import sys
 from collections.abc import Sequence
 
-from .configs import ACTIVATIONS, INITS, LOSSES, NOISE_MODES, OPTIMIZERS, PROFILES, TASKS, ConfigError
+from .configs import ACTIVATIONS, INITS, LOSSES, NOISE_MODES, OPTIMIZERS, PROFILES, TASKS, TRAINING_FIELDS, ConfigError
 from .fetch import FetchError
 from .results import GROUPS as RESULT_GROUPS
 from .results import ResultsError
@@ -323,18 +323,18 @@ def _check_analytic(ns: argparse.Namespace) -> None:
                             f"all p**2 pairs) but only {have / 2**30:.1f} GiB is free; use a smaller p")
 
 
-_TABLE = (("task", "{:>4}"), ("p", "{:>3}"), ("activation", "{:>12}"), ("tied", "{!s:>5}"), ("width", "{:>5}"),
-          ("noise", "{:>5.2f}"), ("seed", "{:>4}"), ("steps", "{:>7}"), ("train_acc", "{:>9.3f}"),
-          ("noisy_acc", "{:>9.3f}"), ("test_acc", "{:>8.3f}"), ("G_test_acc", "{:>10.3f}"),
-          ("R_noisy_acc", "{:>11.3f}"))
+# (column, format); :func:`_print_table` right-aligns every column to its widest cell
+_TABLE = (("task", "{}"), ("p", "{}"), ("activation", "{}"), ("tied", "{!s}"), ("width", "{}"), ("noise", "{:.2f}"),
+          ("seed", "{}"), ("steps", "{}"), ("train_acc", "{:.3f}"), ("noisy_acc", "{:.3f}"), ("test_acc", "{:.3f}"),
+          ("G_test_acc", "{:.3f}"), ("R_noisy_acc", "{:.3f}"))
 
 
-_TRANSFORMER_TABLE = (("task", "{:>4}"), ("noise", "{:>5.2f}"), ("seed", "{:>4}"), ("steps", "{:>6}"),
-                      ("n_keep", "{:>6}"), ("noisy_acc", "{:>9.3f}"), ("test_acc", "{:>8.3f}"),
-                      ("ff_noisy_acc", "{:>12.3f}"), ("ff_test_acc", "{:>11.3f}"))
-_IMAGES_TABLE = (("data", "{:>6}"), ("hidden", "{:>6}"), ("noise", "{:>5.2f}"), ("seed", "{:>4}"),
-                 ("epochs", "{:>6}"), ("noisy_1", "{:>7.3f}"), ("clean_1", "{:>7.3f}"), ("noisy_2", "{:>7.3f}"),
-                 ("clean_2", "{:>7.3f}"), ("test_end", "{:>8.3f}"))
+_TRANSFORMER_TABLE = (("task", "{}"), ("noise", "{:.2f}"), ("seed", "{}"), ("steps", "{}"), ("n_keep", "{}"),
+                      ("noisy_acc", "{:.3f}"), ("test_acc", "{:.3f}"), ("ff_noisy_acc", "{:.3f}"),
+                      ("ff_test_acc", "{:.3f}"))
+_IMAGES_TABLE = (("data", "{}"), ("hidden", "{}"), ("noise", "{:.2f}"), ("seed", "{}"), ("epochs", "{}"),
+                 ("noisy_1", "{:.3f}"), ("clean_1", "{:.3f}"), ("noisy_2", "{:.3f}"), ("clean_2", "{:.3f}"),
+                 ("test_end", "{:.3f}"))
 #: record kinds besides two-layer runs: (title, table columns, extra row values)
 _OTHER_KINDS = {
     "transformer": ("Transformer runs (chapter 9; ff_: after frequency filtration of W_U)", _TRANSFORMER_TABLE,
@@ -345,21 +345,18 @@ _OTHER_KINDS = {
 }
 
 
-#: training settings a table of two-layer runs shows where the runs differ in them (chapter 12's
-#: grid in weight decay, chapter 3's runs in optimizer, ...), after ``tied``
-_SETTINGS = (("optimizer", "{}"), ("lr", "{:g}"), ("weight_decay", "{:g}"), ("noise_mode", "{}"), ("loss", "{}"),
-             ("train_frac", "{:g}"), ("init", "{}"))
-
-
 def _run_columns(recs: list[dict]) -> tuple:
-    """:data:`_TABLE` with, after ``tied``, each of :data:`_SETTINGS` on which ``recs`` differ."""
-    varying = tuple(c for c in _SETTINGS if len({repr(r.get(c[0])) for r in recs}) > 1)
-    i = [k for k, _ in _TABLE].index("tied") + 1
+    """:data:`_TABLE` with, after ``tied``, each of :data:`~memgen.configs.TRAINING_FIELDS` it does not
+    show on which ``recs`` differ (chapter 12's grid in weight decay, chapter 3's runs in optimizer, ...)."""
+    shown = [k for k, _ in _TABLE]
+    varying = tuple((k, "{:g}" if isinstance(recs[0].get(k), float) else "{}") for k in TRAINING_FIELDS
+                    if k not in shown and len({repr(r.get(k)) for r in recs}) > 1)
+    i = shown.index("tied") + 1
     return _TABLE[:i] + varying + _TABLE[i:]
 
 
 def _print_table(recs: list[dict], columns: tuple) -> None:
-    cells = [[(f.format(r[k]) if r.get(k) is not None else "–").strip() for k, f in columns] for r in recs]
+    cells = [[f.format(r[k]) if r.get(k) is not None else "–" for k, f in columns] for r in recs]
     widths = [max([len(k)] + [len(row[j]) for row in cells]) for j, (k, _) in enumerate(columns)]
     print("  ".join(k.rjust(w) for (k, _), w in zip(columns, widths)))
     for row in cells:

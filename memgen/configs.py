@@ -42,6 +42,10 @@ LOSSES = ("ce", "mse")
 INITS = ("default", "doshi")
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("fp32", "tf32")
+#: RunConfig fields of how a network is trained (not its size, noise level or seed): what a settings
+#: line or a table of runs names when runs differ in it from their profile or from each other.
+TRAINING_FIELDS = ("activation", "noise_mode", "optimizer", "lr", "weight_decay", "train_frac", "loss", "init",
+                   "batch_size")
 
 #: Bumped whenever a change to the training code changes results, so old store entries are
 #: not reused for new code.

@@ -40,7 +40,7 @@ from ..analysis import (
     partition_record,
     random_concentration,
 )
-from ..configs import PROFILES, RunConfig
+from ..configs import PROFILES, TRAINING_FIELDS, RunConfig
 from ..experiments import Setup
 from ..store import sweep
 from ..verdicts import REPRODUCED, Verdict, combine, compare, fmt_seeds, judge_above_chance, judge_at_least, undefined
@@ -166,13 +166,8 @@ def _one(rows: Sequence[dict[str, Any]], **where: Any) -> dict[str, Any]:
     raise KeyError(f"no record with {where}")
 
 
-#: Training settings a settings line names when every record shares a value other than its profile's.
-TRAINING_KEYS = ("activation", "noise_mode", "optimizer", "lr", "weight_decay", "train_frac", "loss", "init",
-                 "batch_size")
-
-
 def _off_profile(rows: Sequence[dict[str, Any]], profile: str, skip: Sequence[str] = ()) -> list[str]:
-    """``"<key> <value>"`` for each :data:`TRAINING_KEYS` field that every record sets alike and
+    """``"<key> <value>"`` for each :data:`~memgen.configs.TRAINING_FIELDS` field that every record sets alike and
     to another value than ``profile``'s runs (empty for an unknown profile), except those named
     in ``skip`` (with ``_`` or a space, singular or plural)."""
     if profile not in PROFILES:
@@ -180,7 +175,7 @@ def _off_profile(rows: Sequence[dict[str, Any]], profile: str, skip: Sequence[st
     ref = PROFILES[profile].config().to_dict()
     skip = {k.replace(" ", "_") for k in skip}
     out = []
-    for k in TRAINING_KEYS:
+    for k in TRAINING_FIELDS:
         if k in skip or f"{k}s" in skip:  # named by the caller, e.g. "weight decay" or "activations"
             continue
         vals = {repr(r.get(k)) for r in rows}
