@@ -3,11 +3,13 @@
 #
 #   BUDGET=540 STEPS="1,paper20k,grid 3,paper20k,weight_decay,tasks" bash scripts/gpu_produce.sh
 #
-# STEPS: space-separated "MINUTES,PROFILE,GROUP[,GROUP...]": each runs
+# STEPS: space-separated "MINUTES,PROFILE,GROUP[,GROUP...][,--widths,M...][,--noises,A...]": each runs
 # `python3 -m memgen produce --max-minutes MINUTES --profile PROFILE --batch-neurons BATCH_NEURONS
 # --groups GROUP... $PRODUCE_ARGS` (no new batch after MINUTES; PRODUCE_ARGS, e.g. "--widths 129
 # 513 2049 --noises 0.2 0.8", picks the headline cells first), stopped with SIGINT when BUDGET
-# seconds are spent (finished batches are kept: the next call trains only what is missing). The
+# seconds are spent (finished batches are kept: the next call trains only what is missing). Steps
+# joined by "+" in one item run at the same time (this eager engine is launch-bound: one process
+# leaves the GPU mostly idle), e.g. STEPS="6,paper20k,optimizers+8,paper,grid,--widths,129". The
 # results come back as $OUT/results.tgz: untar it at the repository root and commit results/
 # before the next call, whose checkout is what it resumes from. Give the call a limit of at least
 # BUDGET + 60 s (install, last kill, tar).
@@ -88,7 +90,12 @@ step() {  # step MINUTES PROFILE GROUP...
     | grep --line-buffered -v -E '(step/s|s/step|it/s|s/it)\]$|^[[:space:]]*$'
   return 0
 }
-for s in $STEPS; do step ${s//,/ }; done
+for s in $STEPS; do  # a STEPS item "A+B+..." runs its steps at the same time, each line tagged [i]
+  IFS='+' read -ra par <<< "$s"
+  if [ "${#par[@]}" -eq 1 ]; then step ${s//,/ }; continue; fi
+  for i in "${!par[@]}"; do (step ${par[$i]//,/ } 2>&1 | sed -u "s/^/[$i] /") & done
+  wait
+done
 mkdir -p "$OUT" || exit 1
 folders=$(for d in results/paper results/paper20k; do [ -d "$d" ] && echo "$d"; done)
 if [ -n "$folders" ]; then tar czf "$OUT/results.tgz" $folders || exit 1; else echo "== no results/ folder: no results.tgz"; fi
