@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import dataclasses
+
 import numpy as np
 
 from .. import experiments
@@ -19,7 +21,7 @@ from ..optimizers import SIZE, optimizer_settings
 from ..store import sweep
 from ..verdicts import above_chance, combine, compare, fmt_seeds, judge_at_least
 from . import tables
-from .findings import Findings
+from .findings import Findings, settings_text
 
 #: Accuracy on the noisy labels that counts as memorized for the time to memorize.
 MEMORIZED = 0.9
@@ -87,7 +89,7 @@ def optimizers(profile: str = "book", *, progress: bool | None = False, task: st
 
     values = {n: {k: per_seed(n, k) for k in METRICS} for n in opts}
     short = f"{task}, P = {P}, M = {base.width}, α = {noise:g}, {n_steps} steps"
-    settings = f"{short} (full batch), {len(S.seeds)} seeds; profile {profile}"
+    settings = settings_text([dataclasses.asdict(c) for c in flat], profile, optimizers=", ".join(opts))
     verdicts, t90 = judge_optimizers(values, {n: to_memorize(n) for n in opts}, p=P, n_test=n_test,
                                      n_noisy=n_noisy, steps=n_steps, settings=settings)
     data = {"opts": opts, "configs": configs, "runs": runs, "values": values, "t90": t90,
