@@ -9,10 +9,9 @@ NaN in the accuracies and as "never memorized" in the time to memorize.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
-
-import dataclasses
 
 import numpy as np
 
