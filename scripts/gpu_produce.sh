@@ -9,7 +9,8 @@
 # 513 2049 --noises 0.2 0.8", picks the headline cells first), stopped with SIGINT when BUDGET
 # seconds are spent (finished batches are kept: the next call trains only what is missing). Steps
 # joined by "+" in one item run at the same time (this eager engine is launch-bound: one process
-# leaves the GPU mostly idle), e.g. STEPS="6,paper20k,optimizers+8,paper,grid,--widths,129". The
+# leaves the GPU mostly idle), e.g. STEPS="6,paper20k,optimizers+8,paper,grid,--widths,129"; PYTHON
+# names the interpreter (default python3), DEV the device (default cuda). The
 # results come back as $OUT/results.tgz: untar it at the repository root and commit results/
 # before the next call, whose checkout is what it resumes from. Give the call a limit of at least
 # BUDGET + 60 s (install, last kill, tar).
@@ -85,7 +86,7 @@ step() {  # step MINUTES PROFILE GROUP...
   echo "== $(date +%T) ${l}s left: produce $*"
   # SIGINT at the budget (finished batches are kept), SIGKILL 20 s later if that is not heeded;
   # progress-bar redraws are dropped from the log, everything else streams through
-  timeout -k 20 -s INT "$l" python3 -m memgen produce --device "${DEV:-cuda}" --max-minutes "$1" --profile "$2" \
+  timeout -k 20 -s INT "$l" "${PYTHON:-python3}" -m memgen produce --device "${DEV:-cuda}" --max-minutes "$1" --profile "$2" \
     --batch-neurons "$BATCH_NEURONS" --groups "${@:3}" $PRODUCE_ARGS 2>&1 | tr '\r' '\n' \
     | grep --line-buffered -v -E '(step/s|s/step|it/s|s/it)\]$|^[[:space:]]*$'
   return 0

@@ -166,3 +166,22 @@ def test_a_carried_checkpoint_never_replaces_a_later_one_in_the_store(tmp_path):
     log = script(tmp_path, PYTHON=sys.executable)
     assert checked_load(store)["step"] == 3000 and "abc.pt restored from 1 part(s)" in log
     assert not list(store.parent.glob("*.part"))
+
+
+def test_steps_joined_by_plus_run_at_the_same_time_with_their_own_selection(tmp_path):
+    import sys
+
+    steps = "1,test,grid,--widths,9,--noises,0+1,test,grid,--widths,9,--noises,0.4"
+    out = subprocess.run(["bash", str(SCRIPT)], cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "STEPS": steps, "DEV": "cpu", "BUDGET": "240", "OUT": str(tmp_path / "out"),
+                              "PYTHON": sys.executable, "PYTHONPATH": str(SCRIPT.parents[1]),
+                              "MEMGEN_STORE": str(tmp_path / "runs"), "MEMGEN_RESULTS": str(tmp_path / "results")})
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    # each step's lines are tagged with its place in the item, and each trained only its own α
+    for i in (0, 1):
+        assert any(s.startswith(f"[{i}] == ") and "produce 1 test grid --widths 9" in s for s in lines), out.stdout
+        assert f"[{i}] results/test: 3 record(s) written, 0 already present" in lines, out.stdout
+    recs = res.load("test", root=tmp_path / "results")
+    assert sorted((r["noise"], r["seed"]) for r in recs) == [(a, s) for a in (0.0, 0.4) for s in (0, 1, 2)]
+    assert {r["width"] for r in recs} == {9}
