@@ -5,7 +5,15 @@ from pathlib import Path
 import nbformat
 import yaml
 
-from memgen.book.bookgen import INSTALL_TAG, ROOT, generate, install_source, load_variants, sync_install_cells
+from memgen.book.bookgen import (
+    INSTALL_TAG,
+    ROOT,
+    generate,
+    install_source,
+    load_variants,
+    notebook_parameters,
+    sync_install_cells,
+)
 
 
 def test_variants_file_is_valid_and_generates_prepared_notebooks(tmp_path):
@@ -73,3 +81,14 @@ def test_install_cell_follows_the_config_and_is_added_once(tmp_path):
     assert sync_install_cells([nb_path], cfg) == []  # already up to date
     cells = nbformat.read(nb_path, as_version=4).cells
     assert len(cells) == 2 and "git+https://example.org/me/fork@dev" in cells[0].source
+
+
+def test_notebook_parameters_reads_every_spelling_of_optional(tmp_path):
+    src = ('a: Optional[int] = None\nb: int | None = 3\nc: None | float = 0.5\nd: str = "x"\ne = 2\n'
+           'f: "Whatever" = 1\n')
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(src, metadata={"tags": ["parameters"]})])
+    path = tmp_path / "p.ipynb"
+    nbformat.write(nb, path)
+    assert notebook_parameters(path) == {
+        "a": ("int", True, None), "b": ("int", True, 3), "c": ("float", True, 0.5), "d": ("str", False, "x"),
+        "e": (None, True, 2), "f": (None, False, 1)}

@@ -52,3 +52,18 @@ def test_memorizing_without_the_rule_reproduces_no_rule_claim():
 def test_bad_learning_rates(lrs):
     with pytest.raises(ConfigError, match="lrs="):
         core_opt.optimizer_settings(1e-3, 1.0, lrs)
+
+
+def test_a_diverged_seed_is_said_once_in_the_failures():
+    from memgen.book.findings import Findings
+
+    nan = np.nan
+    data = {"opts": {"A": {}, "B": {}}, "steps": 100, "n_test": 1000, "p": 59,
+            "t90": {"A": np.array([10.0, nan, 12.0]), "B": np.array([50.0, 60.0, 70.0])},
+            "values": {"A": {"G_test_acc": np.array([0.9, nan, 0.95])}, "B": {"G_test_acc": np.array([0.9] * 3)}},
+            "diverged": {"A": 1, "B": 0}, "runs": {"A": [None] * 3, "B": [None] * 3}}
+    a, b = opt.failures(Findings("11_optimizers", {}, data))
+    assert a == "- **A**: 1 of 3 seeds diverged"  # not also "G part not above chance"
+    assert b.startswith("- **B**: no failure here") and b.endswith("the slowest of those that memorize")
+    data["t90"]["B"] = np.array([5.0, 6.0, 7.0])  # A's two finished seeds still count as memorizing
+    assert opt.failures(Findings("11_optimizers", {}, data))[1].endswith("G test 0.900 (3 seeds: 0.900–0.900)")

@@ -289,7 +289,7 @@ def notebook_parameters(nb_path: Path) -> dict[str, tuple[str | None, bool, Any]
     Read from the cell's top-level assignments (``name: type = default``). ``type`` is the
     annotation's base (``int``, ``float``, ``str``, ``bool``, ``list``, ``dict``) or None when
     unannotated or another type; ``optional`` says whether None is allowed (``Optional[...]``,
-    ``... | None``, no annotation, or a None default).
+    ``... | None``, ``None | ...``, no annotation, or a None default).
 
     Parameters
     ----------
@@ -325,6 +325,8 @@ def notebook_parameters(nb_path: Path) -> dict[str, tuple[str | None, bool, Any]
         elif isinstance(ann, ast.BinOp) and isinstance(ann.op, ast.BitOr):
             if isinstance(ann.right, ast.Constant) and ann.right.value is None:
                 ann, optional = ann.left, True
+            elif isinstance(ann.left, ast.Constant) and ann.left.value is None:  # None | X
+                ann, optional = ann.right, True
         base = ann.id.lower() if isinstance(ann, ast.Name) else None
         found[name] = (base if base in ("int", "float", "str", "bool", "list", "dict") else None, optional, default)
     return found

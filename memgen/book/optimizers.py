@@ -157,19 +157,21 @@ def failures(F: Findings) -> list[str]:
     """
     d = F.data
     n_steps, n_test, P = d["steps"], d["n_test"], d["p"]
-    fit = [n for n in d["opts"] if (d["t90"][n] < n_steps).all()]
-    mean_t = {n: np.mean(d["t90"][n]) for n in fit}
+    ok_t = {n: d["t90"][n][np.isfinite(d["t90"][n])] for n in d["opts"]}  # a diverged seed is NaN: said once
+    fit = [n for n in d["opts"] if len(ok_t[n]) and (ok_t[n] < n_steps).all()]
+    mean_t = {n: np.mean(ok_t[n]) for n in fit}
     slowest = max(mean_t, key=mean_t.get) if len(fit) > 1 else None
     lines = []
     for n in d["opts"]:
-        t, g = d["t90"][n], d["values"][n]["G_test_acc"]
+        t, g = ok_t[n], d["values"][n]["G_test_acc"]
+        g = g[np.isfinite(g)]
         bad = []
         if d["diverged"][n]:
             bad.append(f"{d['diverged'][n]} of {len(d['runs'][n])} seeds diverged")
         if (t >= n_steps).any():
             bad.append(f"never reaches 90% on the noisy labels in {n_steps} steps "
                        f"({int((t >= n_steps).sum())} of {len(t)} seeds)")
-        if not all(above_chance(x, n_test, 1 / P) for x in g):
+        if len(g) and not all(above_chance(x, n_test, 1 / P) for x in g):
             bad.append(f"its G part is not above chance in every seed (G test {fmt_seeds(g)})")
         ok = f"no failure here: memorizes in {fmt_seeds(t, 0)} steps, G test {fmt_seeds(g)}"
         if n == slowest:
