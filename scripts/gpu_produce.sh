@@ -9,8 +9,11 @@
 # 513 2049 --noises 0.2 0.8", picks the headline cells first), stopped with SIGINT when BUDGET
 # seconds are spent (finished batches are kept: the next call trains only what is missing). Steps
 # joined by "+" in one item run at the same time (this eager engine is launch-bound: one process
-# leaves the GPU mostly idle), e.g. STEPS="6,paper20k,optimizers+8,paper,grid,--widths,129"; PYTHON
-# names the interpreter (default python3), DEV the device (default cuda). The
+# leaves the GPU mostly idle), e.g. STEPS="6,paper20k,optimizers+8,paper,grid,--widths,129": their
+# selections must not overlap (two would train the same batch), and their unfinished batches'
+# checkpoints must fit MAX_SEND_BYTES together (else the oldest stay behind: say a lower
+# BATCH_NEURONS). A step's own --widths/--noises win over PRODUCE_ARGS'. PYTHON names the
+# interpreter (default python3), DEV the device (default cuda). The
 # results come back as $OUT/results.tgz: untar it at the repository root and commit results/
 # before the next call, whose checkout is what it resumes from. Give the call a limit of at least
 # BUDGET + 60 s (install, last kill, tar).
@@ -42,6 +45,10 @@ OUT=${OUT:-out}; CKPT_IN=${CKPT_IN:-.ckpt}
 export MEMGEN_STORE=${MEMGEN_STORE:-$PWD/runs}
 for v in BUDGET BATCH_NEURONS PART_BYTES MAX_SEND_BYTES; do
   [[ ${!v} =~ ^[1-9][0-9]*$ ]] || { echo "gpu_produce.sh: $v=${!v} is not allowed; it must be an integer >= 1" >&2; exit 2; }
+done
+for s in $STEPS; do  # every step of a "+" item names at least MINUTES,PROFILE,GROUP
+  [[ $s =~ ^[^+,]+,[^+,]+,[^+]+(\+[^+,]+,[^+,]+,[^+]+)*$ ]] || { echo "gpu_produce.sh: STEPS item '$s' is not allowed;" \
+    "each is MINUTES,PROFILE,GROUP[,...], several joined by '+'" >&2; exit 2; }
 done
 left() { echo $(( BUDGET - ($(date +%s) - T0) )); }
 REPO=$(cd "$(dirname "$0")/.." && pwd)
@@ -87,7 +94,7 @@ step() {  # step MINUTES PROFILE GROUP...
   # SIGINT at the budget (finished batches are kept), SIGKILL 20 s later if that is not heeded;
   # progress-bar redraws are dropped from the log, everything else streams through
   timeout -k 20 -s INT "$l" "${PYTHON:-python3}" -m memgen produce --device "${DEV:-cuda}" --max-minutes "$1" --profile "$2" \
-    --batch-neurons "$BATCH_NEURONS" --groups "${@:3}" $PRODUCE_ARGS 2>&1 | tr '\r' '\n' \
+    --batch-neurons "$BATCH_NEURONS" $PRODUCE_ARGS --groups "${@:3}" 2>&1 | tr '\r' '\n' \
     | grep --line-buffered -v -E '(step/s|s/step|it/s|s/it)\]$|^[[:space:]]*$'
   return 0
 }

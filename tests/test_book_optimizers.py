@@ -54,16 +54,28 @@ def test_bad_learning_rates(lrs):
         core_opt.optimizer_settings(1e-3, 1.0, lrs)
 
 
-def test_a_diverged_seed_is_said_once_in_the_failures():
+def test_a_diverged_seed_is_said_once_in_the_failures_and_left_out_of_the_summary():
     from memgen.book.findings import Findings
 
-    nan = np.nan
-    data = {"opts": {"A": {}, "B": {}}, "steps": 100, "n_test": 1000, "p": 59,
-            "t90": {"A": np.array([10.0, nan, 12.0]), "B": np.array([50.0, 60.0, 70.0])},
-            "values": {"A": {"G_test_acc": np.array([0.9, nan, 0.95])}, "B": {"G_test_acc": np.array([0.9] * 3)}},
-            "diverged": {"A": 1, "B": 0}, "runs": {"A": [None] * 3, "B": [None] * 3}}
-    a, b = opt.failures(Findings("11_optimizers", {}, data))
-    assert a == "- **A**: 1 of 3 seeds diverged"  # not also "G part not above chance"
-    assert b.startswith("- **B**: no failure here") and b.endswith("the slowest of those that memorize")
-    data["t90"]["B"] = np.array([5.0, 6.0, 7.0])  # A's two finished seeds still count as memorizing
-    assert opt.failures(Findings("11_optimizers", {}, data))[1].endswith("G test 0.900 (3 seeds: 0.900–0.900)")
+    nan, names = np.nan, list(core_opt.NAMES)
+    ok = {"test_acc": np.array([0.01] * 3), "G_test_acc": np.array([0.9] * 3), "noisy_acc": np.array([1.0] * 3)}
+    values = {n: {k: v.copy() for k, v in ok.items()} for n in names}
+    for k in values[names[0]]:  # the first optimizer's second seed diverged: NaN everywhere
+        values[names[0]][k][1] = nan
+    reached = {n: np.array([50.0, 60.0, 70.0]) for n in names}
+    reached[names[0]] = np.array([10.0, nan, 12.0])
+    _, t90 = opt.judge_optimizers(values, reached, p=59, n_test=1000, n_noisy=500, steps=100, settings="s")
+    data = {"opts": {n: {"lr": 1e-3, "weight_decay": 0.1} for n in names}, "steps": 100, "n_test": 1000, "p": 59,
+            "t90": t90, "values": values, "diverged": {n: int(n == names[0]) for n in names},
+            "runs": {n: [None] * 3 for n in names}}
+    F = Findings("11_optimizers", {}, data)
+    lines = opt.failures(F)
+    assert lines[0] == f"- **{names[0]}**: 1 of 3 seeds diverged"  # not also "never reaches 90%"
+    assert lines[1].startswith(f"- **{names[1]}**: no failure here: memorizes in 60 (3 seeds: 50–70) steps")
+    row = opt.summary_rows(F)[0]
+    assert row["steps to 90%"] == "11 (2 seeds: 10–12)" and row["G test"] == "0.900 (2 seeds: 0.900–0.900)"
+    # every seed diverged: said once, and the summary shows no number
+    values[names[0]] = {k: np.full(3, nan) for k in ok}
+    data["diverged"][names[0]] = 3
+    assert opt.failures(F)[0] == f"- **{names[0]}**: 3 of 3 seeds diverged"
+    assert opt.summary_rows(F)[0]["steps to 90%"] == opt.summary_rows(F)[0]["G test"] == "–"

@@ -182,6 +182,19 @@ def test_steps_joined_by_plus_run_at_the_same_time_with_their_own_selection(tmp_
     for i in (0, 1):
         assert any(s.startswith(f"[{i}] == ") and "produce 1 test grid --widths 9" in s for s in lines), out.stdout
         assert f"[{i}] results/test: 3 record(s) written, 0 already present" in lines, out.stdout
+    # at the same time: both steps began before either wrote its records
+    first_written = next(i for i, s in enumerate(lines) if "record(s) written" in s)
+    assert all(any(s.startswith(f"[{i}] == ") for s in lines[:first_written]) for i in (0, 1)), out.stdout
     recs = res.load("test", root=tmp_path / "results")
     assert sorted((r["noise"], r["seed"]) for r in recs) == [(a, s) for a in (0.0, 0.4) for s in (0, 1, 2)]
     assert {r["width"] for r in recs} == {9}
+
+
+@pytest.mark.parametrize("steps", ["3,paper,grid+", "+3,paper,grid", "3,paper,grid++3,paper,tied", "3,paper"])
+def test_a_malformed_steps_item_is_refused_in_one_line(tmp_path, steps):
+    out = subprocess.run(["bash", str(SCRIPT)], cwd=tmp_path, capture_output=True, text=True, timeout=60,
+                         env={**os.environ, "STEPS": steps, "OUT": str(tmp_path / "out")})
+    assert out.returncode == 2 and out.stderr.strip() == (
+        f"gpu_produce.sh: STEPS item '{steps}' is not allowed; "
+        "each is MINUTES,PROFILE,GROUP[,...], several joined by '+'")
+    assert not (tmp_path / "out").exists()

@@ -157,14 +157,13 @@ def failures(F: Findings) -> list[str]:
     """
     d = F.data
     n_steps, n_test, P = d["steps"], d["n_test"], d["p"]
-    ok_t = {n: d["t90"][n][np.isfinite(d["t90"][n])] for n in d["opts"]}  # a diverged seed is NaN: said once
-    fit = [n for n in d["opts"] if len(ok_t[n]) and (ok_t[n] < n_steps).all()]
-    mean_t = {n: np.mean(ok_t[n]) for n in fit}
+    live = {n: _live(d, n) for n in d["opts"]}  # a diverged seed is said once, as diverged
+    fit = [n for n in d["opts"] if live[n].any() and (d["t90"][n][live[n]] < n_steps).all()]
+    mean_t = {n: np.mean(d["t90"][n][live[n]]) for n in fit}
     slowest = max(mean_t, key=mean_t.get) if len(fit) > 1 else None
     lines = []
     for n in d["opts"]:
-        t, g = ok_t[n], d["values"][n]["G_test_acc"]
-        g = g[np.isfinite(g)]
+        t, g = d["t90"][n][live[n]], d["values"][n]["G_test_acc"][live[n]]
         bad = []
         if d["diverged"][n]:
             bad.append(f"{d['diverged'][n]} of {len(d['runs'][n])} seeds diverged")
@@ -196,9 +195,17 @@ def summary_rows(F: Findings) -> list[dict[str, Any]]:
         (the number of seeds).
     """
     d = F.data
-    return [{"optimizer": n, "lr": f"{kw['lr']:g}", "wd": f"{kw['weight_decay']:.3g}",
-             "raw test": fmt_seeds(d["values"][n]["test_acc"]),
-             "G test": fmt_seeds(d["values"][n]["G_test_acc"]),
-             "noisy memorized": fmt_seeds(d["values"][n]["noisy_acc"]),
-             "steps to 90%": fmt_seeds(d["t90"][n], 0), "diverged": d["diverged"][n]}
-            for n, kw in d["opts"].items()]
+    rows = []
+    for n, kw in d["opts"].items():
+        live = _live(d, n)  # the seeds that did not diverge ("–" when none)
+        rows.append({"optimizer": n, "lr": f"{kw['lr']:g}", "wd": f"{kw['weight_decay']:.3g}",
+                     "raw test": fmt_seeds(d["values"][n]["test_acc"][live]),
+                     "G test": fmt_seeds(d["values"][n]["G_test_acc"][live]),
+                     "noisy memorized": fmt_seeds(d["values"][n]["noisy_acc"][live]),
+                     "steps to 90%": fmt_seeds(d["t90"][n][live], 0), "diverged": d["diverged"][n]})
+    return rows
+
+
+def _live(d: Mapping[str, Any], name: str) -> np.ndarray:
+    """Which seeds of optimizer ``name`` did not diverge (their accuracies are numbers, not NaN)."""
+    return np.isfinite(np.asarray(d["values"][name]["noisy_acc"], dtype=float))
