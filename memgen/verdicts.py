@@ -230,7 +230,8 @@ def fmt_seeds(values: Sequence[float] | float, digits: int = 3, unit: str = "see
     Returns
     -------
     str
-        The mean alone for one seed, else the mean, the number of seeds and their range.
+        The mean alone for one seed, else the mean, the number of seeds and their range; seeds
+        without a number (NaN) are left out and counted, e.g. ``0.733 (2 of 3 seeds: 0.720–0.746)``.
     """
     v = np.atleast_1d(np.asarray(values, dtype=float))
     f = v[np.isfinite(v)]
@@ -238,7 +239,10 @@ def fmt_seeds(values: Sequence[float] | float, digits: int = 3, unit: str = "see
         return "–"
     if v.size == 1:
         return f"{f[0]:.{digits}f}"
-    return f"{f.mean():.{digits}f} ({v.size} {unit}: {f.min():.{digits}f}–{f.max():.{digits}f})"
+    n = f"{v.size} {unit}" if f.size == v.size else f"{f.size} of {v.size} {unit}"  # NaN: a seed with no number
+    if f.size == 1:
+        return f"{f[0]:.{digits}f} ({n})"
+    return f"{f.mean():.{digits}f} ({n}: {f.min():.{digits}f}–{f.max():.{digits}f})"
 
 
 def proportion_margin(a: float, b: float, n: int) -> float:

@@ -64,7 +64,12 @@ def test_a_diverged_seed_is_said_once_in_the_failures_and_left_out_of_the_summar
         values[names[0]][k][1] = nan
     reached = {n: np.array([50.0, 60.0, 70.0]) for n in names}
     reached[names[0]] = np.array([10.0, nan, 12.0])
-    _, t90 = opt.judge_optimizers(values, reached, p=59, n_test=1000, n_noisy=500, steps=100, settings="s")
+    reached[names[3]] = np.array([nan, 60.0, 70.0])  # SGD's first seed never memorizes (it did not diverge)
+    v, t90 = opt.judge_optimizers(values, reached, p=59, n_test=1000, n_noisy=500, steps=100, settings="s")
+    # never reached counts as the run length; a diverged seed is left out of the comparison
+    np.testing.assert_array_equal(t90[names[3]], [100, 60, 70])
+    np.testing.assert_array_equal(t90[names[0]], [10, nan, 12])
+    assert "AdamW steps 11 (2 of 3 seeds: 10–12)" in v["sgd_slower"].evidence
     data = {"opts": {n: {"lr": 1e-3, "weight_decay": 0.1} for n in names}, "steps": 100, "n_test": 1000, "p": 59,
             "t90": t90, "values": values, "diverged": {n: int(n == names[0]) for n in names},
             "runs": {n: [None] * 3 for n in names}}

@@ -244,3 +244,10 @@ def test_scaling_uses_the_profiles_trimmed_side_sweeps(monkeypatch):
     assert {r["width"] for r in F.data["weight_decay"]} == {9} and {r["seed"] for r in F.data["weight_decay"]} == {0, 1}
     F = scaling("test", widths=[9, 17], **kw)  # the caller's widths: the first four of them
     assert {r["width"] for r in F.data["weight_decay"]} == {9, 17} and {r["seed"] for r in F.data["activations"]} == {0}
+
+
+def test_fmt_seeds_counts_the_seeds_without_a_number():
+    assert V.fmt_seeds([0.72, 0.75, 0.73]) == "0.733 (3 seeds: 0.720–0.750)"
+    assert V.fmt_seeds([0.72, float("nan"), 0.746]) == "0.733 (2 of 3 seeds: 0.720–0.746)"
+    assert V.fmt_seeds([float("nan"), 12, float("nan")], 0) == "12 (1 of 3 seeds)"
+    assert V.fmt_seeds([float("nan")] * 3) == "–" and V.fmt_seeds(0.5) == "0.500"

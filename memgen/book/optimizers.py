@@ -63,7 +63,7 @@ def optimizers(profile: str = "book", *, progress: bool | None = False, task: st
         AdamW). Data: ``opts`` (name: optimizer settings), ``configs`` and ``runs`` (name: one
         per seed), ``values`` (name: {metric: per-seed array, NaN where diverged} for the keys
         of :data:`METRICS`), ``t90`` (name: steps to :data:`MEMORIZED` on the noisy labels per
-        seed, the run length when never), ``diverged`` (name: count), ``p``, ``steps``,
+        seed, the run length when never, NaN where it diverged), ``diverged`` (name: count), ``p``, ``steps``,
         ``n_test``, ``n_noisy``, ``short`` and ``settings`` (one-line descriptions).
     """
     w0, s0 = SIZE.get(profile, SIZE["book"])
@@ -119,9 +119,10 @@ def judge_optimizers(values: Mapping[str, Mapping[str, np.ndarray]], reached: Ma
     verdicts : dict of str to Verdict
         Keyed as :data:`KEYS`.
     t90 : dict of str to numpy.ndarray
-        Steps to memorize per seed, the run length where never reached.
+        Steps to memorize per seed, the run length where never reached, NaN where the run diverged.
     """
-    t90 = {n: np.where(np.isnan(t), steps, t) for n, t in reached.items()}
+    # never reached counts as the run length; a diverged seed (NaN accuracies) stays NaN and is left out
+    t90 = {n: np.where(np.isnan(t) & np.isfinite(values[n]["noisy_acc"]), steps, t) for n, t in reached.items()}
     verdicts = {}
     for key, name in list(KEYS.items())[:3]:
         g, raw, mem = values[name]["G_test_acc"], values[name]["test_acc"], values[name]["noisy_acc"]
