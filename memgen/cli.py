@@ -391,13 +391,12 @@ def _results(ns: argparse.Namespace) -> int:
 
 
 def _produce(ns: argparse.Namespace) -> int:
-    from .results import Results, check_produce, plan, produce, select
+    from .results import check_produce, plan, produce, select, to_produce
 
     check_produce(ns.profile, max_minutes=ns.max_minutes, mnist_path=ns.mnist_path, batch_neurons=ns.batch_neurons)
     if ns.dry_run:
-        res = Results(ns.profile)
-        for group, configs in select(plan(ns.profile, ns.groups), ns.widths, ns.noises).items():
-            todo = [c for c in configs if c not in res]
+        planned = select(plan(ns.profile, ns.groups), ns.widths, ns.noises)
+        for (group, configs), todo in zip(planned.items(), to_produce(ns.profile, planned).values()):
             print(f"{group}: {len(todo)} of {len(configs)} run(s) to train")
             for c in todo:
                 print(f"  {c.label()} " + (f"steps={c.steps}" if hasattr(c, "steps") else f"epochs={c.epochs}"))

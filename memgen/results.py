@@ -20,7 +20,7 @@ config fields plus ``train_acc``, ``clean_acc``, ``noisy_acc``, ``noisy_true_acc
 ``G_*`` and ``R_*`` (the same under frequency filtration), ``swap_<activation>_test_acc`` and
 ``swap_<activation>_noisy_acc``, ``phase_error``, ``n_train``, ``n_test``, ``n_noisy``, the per-run analyses of
 :mod:`memgen.analysis` (every run: neuron, control and mirror records; runs at the profile's
-default width and noise: the partition record); the
+default width at its α and at :data:`PARTITION_NOISES`: the partition record); the
 nested ``history`` and ``provenance`` (profile, engine version, device, torch version, seconds,
 date).
 
@@ -294,8 +294,7 @@ def record_of(run: Run, profile: str) -> dict[str, Any]:
     rec["phase_error"] = s["phase_error"]
     # the chapters' per-run analyses, so that they judge shipped runs with the same numbers
     extras = {**neuron_record(run), **control_record(run), **mirror_record(run)}
-    prof, c = get_profile(profile), run.config
-    if c.width == prof.width and c.noise == prof.noise and c.steps == prof.base["steps"] and not c.tied:
+    if wants_partition(run.config, profile):
         extras.update({k: v for k, v in partition_record(run).items() if k not in rec})
     rec.update(extras)
     d = run.data
@@ -622,6 +621,35 @@ def provenance(records: list[dict[str, Any]]) -> str:
             f"{dates[0] if dates[0] == dates[-1] else f'{dates[0]}–{dates[-1]}'}")
 
 
+#: the label-noise levels, besides the profile's own α, whose runs at the profile's width and length
+#: also get the partition record (chapter 6): at α = 0.8 the raw network is at chance and the
+#: partition has little to find, at α = 0.2 it still generalizes in part
+PARTITION_NOISES = (0.2,)
+
+
+def wants_partition(config: Config, profile: str) -> bool:
+    """Whether the record of ``config`` at ``profile`` carries the partition record (chapter 6).
+
+    Parameters
+    ----------
+    config : RunConfig or other config
+        The run's config (only an untied two-layer run at the profile's width and steps qualifies).
+    profile : str
+        The profile the record is made for.
+
+    Returns
+    -------
+    bool
+        True at the profile's α and at :data:`PARTITION_NOISES`.
+    """
+    if not isinstance(config, RunConfig):
+        return False
+    prof = get_profile(profile)
+    noises = (prof.noise, *PARTITION_NOISES)
+    return (config.width == prof.width and config.steps == prof.base["steps"] and not config.tied
+            and any(abs(config.noise - a) < 1e-9 for a in noises))
+
+
 def _complete(res: Results, group: str, config: Config, pruned: set[str], have: dict[str, bool]) -> bool:
     """Whether ``config`` has a record with every number its group records (a record made by older
     code, or without the packages of ``have`` (:func:`memgen.diagnostics.available`) that are
@@ -636,7 +664,33 @@ def _complete(res: Results, group: str, config: Config, pruned: set[str], have: 
     if group == "progress":
         return "measured" in rec
     return ("ncc_test_acc" in rec and ("h1_mean" in rec or not have["topology"])
-            and ("pl_p_U" in rec or not have["powerlaw"]))
+            and ("pl_p_U" in rec or not have["powerlaw"])
+            and ("strength_G_test" in rec or not wants_partition(config, res.profile)))
+
+
+def to_produce(profile: str, planned: dict[str, list[Config]], root: str | os.PathLike | None = None
+               ) -> dict[str, list[Config]]:
+    """The planned runs that :func:`produce` would train now, by group: those with no record, or
+    with a record that lacks numbers its group records now (what ``produce --dry-run`` lists).
+
+    Parameters
+    ----------
+    profile : str
+        The profile of the results.
+    planned : dict of str to list
+        Group: configs, as :func:`plan` (or :func:`select`) gives them.
+    root : str or path-like or None, default=None
+        The results root; None means :func:`default_root`.
+
+    Returns
+    -------
+    dict of str to list
+        The same groups, each with the configs still to produce, in their order.
+    """
+    res = Results(profile, root)
+    pruned = {c.key() for c in phase_configs(profile)[1]}
+    have = available()
+    return {g: [c for c in cs if not _complete(res, g, c, pruned, have)] for g, cs in planned.items()}
 
 
 def check_produce(profile: str, *, max_minutes: float | None = None,

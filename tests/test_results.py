@@ -268,3 +268,39 @@ def test_the_table_shows_the_training_settings_in_which_its_runs_differ(capsys):
     _print_table(recs, _run_columns(recs))
     rows = capsys.readouterr().out.splitlines()[1:]
     assert len(set(rows)) == 2 and rows[0].split()[4] == "0.1" and rows[1].split()[4] == "5"
+
+
+def test_the_partition_record_is_made_at_the_profiles_alpha_and_at_alpha_0_2(tmp_path):
+    from memgen.configs import get_profile
+
+    prof = get_profile("test")  # width 129, α 0.4, 1000 steps
+    c = prof.config(width=prof.width, noise=0.2)
+    assert res.wants_partition(c, "test") and res.wants_partition(c.replace(noise=prof.noise), "test")
+    for other in (c.replace(noise=0.8), c.replace(width=9), c.replace(tied=True), c.replace(steps=500)):
+        assert not res.wants_partition(other, "test"), other
+    # a grid record without the partition numbers is produced again; one at α = 0.8 is complete without them
+    results, have = res.Results("test", tmp_path), {"topology": False, "powerlaw": False}
+    for cfg in (c, c.replace(noise=0.8)):
+        results.write({**cfg.identity(), "key": cfg.key(), "ncc_test_acc": 0.5})
+    assert not res._complete(results, "grid", c, set(), have)
+    assert res._complete(results, "grid", c.replace(noise=0.8), set(), have)
+    results.write({**c.identity(), "key": c.key(), "ncc_test_acc": 0.5, "strength_G_test": [0.1]})
+    assert res._complete(results, "grid", c, set(), have)
+
+
+def test_dry_run_lists_a_record_that_lacks_numbers_its_group_records_now(tmp_path, monkeypatch, capsys):
+    import shutil
+
+    shutil.copytree(res.default_root() / "test", tmp_path / "test")
+    monkeypatch.setenv("MEMGEN_RESULTS", str(tmp_path))
+    prof = get_profile("test")
+    assert main(["produce", "--profile", "test", "--groups", "grid", "--dry-run"]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == "grid: 0 of 27 run(s) to train"
+    # a grid record at the profile's width and α written by older code, without the partition curves
+    results = res.Results("test", tmp_path)
+    c = next(c for c in res.plan("test", ["grid"])["grid"] if c.width == prof.width and c.noise == prof.noise)
+    rec = {k: v for k, v in results.record(c).items() if not k.startswith(("strength_", "ipr_", "random_"))}
+    results.write(rec)
+    assert main(["produce", "--profile", "test", "--groups", "grid", "--dry-run"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "grid: 1 of 27 run(s) to train" and out[1].strip().startswith(c.label())

@@ -314,3 +314,13 @@ def test_the_g_part_claim_needs_the_g_part_above_its_network():
     no_r = [{k: x for k, x in r.items() if k != "R_noisy_acc"} for r in F.data["rows"]]
     v = fd.judge_misspecification(no_r)["hidden_rule"]
     assert v.verdict == "Reproduced" and "R noisy" not in v.evidence
+
+
+def test_chapter_6_judges_the_profiles_alpha_when_records_at_alpha_0_2_have_partition_curves_too():
+    recs = res.load("paper20k")
+    src, before = shipped.resolve("06_partition", "paper20k")
+    extra = [{**r, "noise": 0.2, "key": r["key"] + "x", "strength_G_test": [1.0] * len(r["strength_G_test"])}
+             for r in before.data["rows"]]
+    after = shipped._partition(recs + extra, "paper20k")
+    assert {r["noise"] for r in after.data["rows"]} == {0.8}
+    assert {k: v.verdict for k, v in after.verdicts.items()} == {k: v.verdict for k, v in before.verdicts.items()}

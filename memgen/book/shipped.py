@@ -194,7 +194,8 @@ def _filtration(recs: Sequence[Record], source: str, task: str = "add") -> fd.Fi
 
 
 def _partition(recs: Sequence[Record], source: str, task: str = "add") -> fd.Findings | None:
-    rows = [r for r in _base(recs, source, task=task) if "strength_G_test" in r]
+    alpha = get_profile(source).noise  # the chapter's α (records at PARTITION_NOISES have the curves too)
+    rows = [r for r in _base(recs, source, task=task) if "strength_G_test" in r and fd._eq(r["noise"], alpha)]
     if not _need(rows):
         return None
     verdicts = fd.judge_partition(rows, settings=fd.settings_text(rows, source))
