@@ -489,7 +489,7 @@ def _figure(F: fd.Findings, source: str) -> tuple[go.Figure, str]:
                                      dash={"random subset test": "dot"})
         say = ("test accuracy of the top-strength neurons f^G against a random subset of the same size, and how "
                "many of the memorized noisy labels the remaining neurons f^R still fit, by the fraction kept "
-               f"(α = {rows[0]['noise']:g}, the noise level shipped for this chapter)")
+               f"(α = {rows[0]['noise']:g}, the profile's noise level, which this chapter judges)")
     elif chapter == "09_transformer":
         names = {"clean_acc": "clean train", "noisy_acc": "noisy train (memorized labels)", "test_acc": "test"}
         bars = {side_name: {label: [f[side][k] for f in d["ff"]] for k, label in names.items()}
