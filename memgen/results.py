@@ -817,9 +817,11 @@ def produce(profile: str, groups: Iterable[str] = GROUPS, *, device: str = "auto
         res.write(rec, weights)
         out["written"] += 1
 
+    planned = {g: [c if isinstance(c, img.ImageConfig) else c.replace(device=device) for c in cs]
+               for g, cs in planned.items()}
+    todos = to_produce(profile, planned, root)
     for group, configs in planned.items():
-        configs = [c if isinstance(c, img.ImageConfig) else c.replace(device=device) for c in configs]
-        todo = [c for c in configs if not _complete(res, group, c, pruned, have)]
+        todo = todos[group]
         present += len(configs) - len(todo)
         if not todo:
             continue
