@@ -14,6 +14,12 @@ functions depend on (a, b, c) only through r, and every value of r is taken by p
 the projection is: average L over each level set of r (a length-p sequence g), keep the +-omega
 Fourier bins of g, and read the result back at r(a, b, c) (:func:`key_component`).
 
+*The lookup control.* The level-set average runs over all p**2 pairs, the training pairs
+included, whose logits a network fits to its labels. A lookup table of the training labels,
+which holds no rule, therefore already has restricted logits that point at the true class of
+most test pairs wherever most training labels are right (:func:`lookup_restricted_acc`); a
+restricted accuracy shows the rule only above this control's.
+
 *Restricted loss* (Nanda's "restricted loss", ``calculate_trig_loss`` in their code): the loss of
 the logits reduced to the key-frequency component plus, for each class c, the mean logit over all
 pairs (their ``bias_correction``), on all p**2 pairs against the *true* labels. Low when the
@@ -64,7 +70,7 @@ from .experiments import setup as make_setup
 from .fourier import dominant_frequencies, frame_order
 from .model import Weights, strength, weights_of_run
 from .store import RunStore, default_store
-from .tasks import Dataset
+from .tasks import Dataset, make_dataset
 
 LOSSES = ("ce", "mse")
 #: Tasks whose rule is a component cos(omega (a +- b - c)) of the logits.
@@ -424,6 +430,33 @@ def key_frequencies(weights: Weights, task: str, min_share: float = 0.05) -> np.
     return key.astype(np.int64)
 
 
+def lookup_restricted_acc(data: Dataset, freqs: Sequence[int] | np.ndarray) -> float:
+    """The restricted logits' test accuracy of a lookup table of the training labels: the control.
+
+    The table holds no rule: logit 1 for the label each training pair was trained on, 0
+    everywhere else (every test pair included). Its restricted logits still average those labels
+    over each level set of a +- b - c, so where most training labels are right they point at the
+    true class of the test pairs too. A network's restricted accuracy says the rule has formed only
+    where it exceeds this control's.
+
+    Parameters
+    ----------
+    data : Dataset
+        The run's dataset (``add`` or ``sub``).
+    freqs : sequence of int
+        The key frequencies.
+
+    Returns
+    -------
+    float
+        Accuracy on the test pairs of :func:`restricted_logits` of the table.
+    """
+    x = np.zeros((data.p**2, data.p))
+    x[data.train_idx, data.train_labels] = 1.0
+    r = restricted_logits(x, data.task, freqs)
+    return float((r[data.test_idx].argmax(1) == data.true[data.test_idx]).mean())
+
+
 def vote_shares(weights: Weights, task: str) -> np.ndarray:
     """Share of the strength-weighted votes of every frequency (index = frequency, 0 unused).
 
@@ -492,9 +525,9 @@ def measures(weights: Weights, data: Dataset, freqs: Sequence[int] | np.ndarray,
 
 
 __all__ = ["COMPONENT_TASKS", "LOSSES", "embedding_spectrum", "excluded_logits", "excluded_loss", "gini",
-           "key_component", "key_frequencies", "logit_loss", "measures", "residue", "restricted_logits",
-           "restricted_loss", "spectrum_gini", "vote_shares", "FORMED", "MAX_SNAPSHOTS", "PROGRESS_SIZES",
-           "first_step", "measured_runs", "progress_configs", "progress_record", "snapshot_steps"]
+           "key_component", "key_frequencies", "logit_loss", "lookup_restricted_acc", "measures", "residue",
+           "restricted_logits", "restricted_loss", "spectrum_gini", "vote_shares", "FORMED", "MAX_SNAPSHOTS",
+           "PROGRESS_SIZES", "first_step", "measured_runs", "progress_configs", "progress_record", "snapshot_steps"]
 
 
 # ---------------------------------------------------------------------------- over training (chapter 13)
@@ -670,7 +703,9 @@ def progress_record(rec: dict[str, Any]) -> dict[str, Any]:
         :data:`FORMED` on the test pairs), ``t_test`` (first snapshot whose test accuracy, from the
         history, reaches it), ``t_mem`` (first recorded step with :data:`FORMED` of the noisy
         labels memorized; NaN at α = 0), final accuracies, ``excluded_final`` / ``excluded_min``,
-        ``gini_start`` / ``gini_final`` and ``restricted_acc_final``.
+        ``gini_start`` / ``gini_final``, ``restricted_acc_final``, ``key_share_final`` (share of
+        the final logits' variance the key component explains) and ``lookup_acc``
+        (:func:`lookup_restricted_acc` at the run's key frequencies).
     """
     h = rec["history"]
     steps = rec["steps"]
@@ -685,7 +720,9 @@ def progress_record(rec: dict[str, Any]) -> dict[str, Any]:
             "restricted_acc_final": rec["restricted_test_acc"][-1],
             "excluded_final": rec["excluded_loss"][-1], "excluded_min": float(np.min(rec["excluded_loss"])),
             "gini_start": rec["gini_embed"][0], "gini_final": rec["gini_embed"][-1],
-            "n_test": cfg.p**2 - cfg.n_train, "n_noisy": cfg.n_noisy, "key_freqs": rec["key_freqs"]}
+            "n_test": cfg.p**2 - cfg.n_train, "n_noisy": cfg.n_noisy, "key_freqs": rec["key_freqs"],
+            "key_share_final": rec["key_share"][-1],
+            "lookup_acc": lookup_restricted_acc(make_dataset(cfg), rec["key_freqs"])}
 
 
 def progress_configs(profile: str, seeds: Sequence[int] = (0, 1, 2)) -> list[RunConfig]:

@@ -515,7 +515,18 @@ def combine(claim: str, parts: Sequence[Verdict], *, settings: str = "", key: st
                    key or "; ".join(p.key for p in parts if p.key))
 
 
-def undefined(claim: str, why: str, *, settings: str = "", key: str = "undefined") -> Verdict:
+def _gist(why: str, most: int = 90) -> str:
+    """The first clause of ``why``, cut at a word to at most ``most`` characters."""
+    head = why.split("; ")[0].strip()
+    cut = len(head) > most
+    if cut:
+        head = head[:most - 1].rsplit(" ", 1)[0]
+    while head.count("(") > head.count(")"):  # no half-open parenthesis
+        head, cut = head[:head.rindex("(")], True
+    return head.rstrip(" ,:") + ("…" if cut else "")
+
+
+def undefined(claim: str, why: str, *, settings: str = "", key: str | None = None) -> Verdict:
     """``Not shown`` because the quantity is undefined here (``why`` says so).
 
     Parameters
@@ -526,12 +537,12 @@ def undefined(claim: str, why: str, *, settings: str = "", key: str = "undefined
         Why it cannot be judged; becomes the evidence.
     settings : str, default=""
         Where it would have been measured.
-    key : str, default="undefined"
-        The key number, if any.
+    key : str or None, default=None
+        The key number, if any (None: the first clause of ``why``, shortened, for tables).
 
     Returns
     -------
     Verdict
         A ``Not shown`` verdict without numbers.
     """
-    return Verdict(claim, NOT_SHOWN, why, {}, settings, key)
+    return Verdict(claim, NOT_SHOWN, why, {}, settings, _gist(why) if key is None else key)

@@ -86,7 +86,6 @@ def test_log_width_axes_show_the_widths_and_accuracy_axes_span_0_to_1():
         plots.grouped_lines(rows, "width", "test_acc", "noise", "t", "width M", "test accuracy", log_x=True),
         plots.seed_grouped_lines(rows, "width", "test_acc", "noise", "t", "width M", "test accuracy", log_x=True),
         plots.seed_lines(rows, "width", {"test_acc": "test"}, "t", "width M", "test accuracy", log_x=True),
-        plots.width_slider(rows, {"test_acc": "test"}, "t"),
         plots.seed_width_slider(rows, {"test_acc": "test"}, "t"),
         plots.seed_slider(rows, "width", {"test_acc": "test"}, "t", "width M", log_x=True),
     ]

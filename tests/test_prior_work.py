@@ -6,6 +6,7 @@ import os
 import numpy as np
 import pytest
 
+from memgen import progress as pg
 from memgen import train
 from memgen.book import prior_work as pw
 from memgen.configs import ConfigError, RunConfig
@@ -161,3 +162,42 @@ def test_a_spectrum_grows_sparse_only_when_its_gini_rises_to_the_sparse_level(me
     one_short = [dict(r) for r in high]
     one_short[0]["gini_final"] = pw.SPARSE - 0.01
     assert pw.judge_progress(one_short, noisy)["sparser"].verdict == "Not shown"
+
+
+def test_the_rule_needs_the_restricted_logits_above_a_lookup_table_of_the_labels(measures):
+    """Restricted logits average the training labels over level sets, so a lookup table that holds
+    no rule reaches them too: at or below its control the claims are not reproduced (never
+    contradicted), above it they are judged on the numbers."""
+    clean, noisy = measures.data["rows"][:3], measures.data["rows"][3:]
+    top = [{**r, "lookup_acc": 1.0, "restricted_acc_final": 0.95, "t_rule": 100.0, "t_mem": 40.0} for r in noisy]
+    v = pw.judge_progress(clean, top)
+    assert v["noisy_rule"].verdict == "Not shown" and "lookup table" in v["noisy_rule"].evidence
+    assert v["rule_after_memorization"].verdict == "Not shown" and "holds no rule" in v["rule_after_memorization"].key
+    low = [{**r, "lookup_acc": 0.05, "restricted_acc_final": 0.95 + 0.01 * i, "t_rule": 100.0, "t_mem": 40.0}
+           for i, r in enumerate(noisy)]
+    v = pw.judge_progress(clean, low)
+    assert v["noisy_rule"].verdict == "Reproduced"
+    assert v["rule_after_memorization"].verdict == "Reproduced"
+    grok = [{**r, "lookup_acc": 1.0, "t_rule": 50.0, "t_test": 500.0, "restricted_acc_final": 1.0} for r in clean]
+    assert pw.judge_progress(grok, noisy)["rule_before_test"].verdict == "Not shown"
+    assert pw.judge_progress([{**r, "lookup_acc": 0.1} for r in grok], noisy)["rule_before_test"].verdict \
+        == "Reproduced"
+
+
+def test_the_excluded_loss_is_judged_only_where_the_key_frequencies_carry_the_logits(measures):
+    """Removing key frequencies that explain 3% of the logits cannot unfit the training set: undefined."""
+    clean, noisy = measures.data["rows"][:3], measures.data["rows"][3:]
+    rising = [{**r, "excluded_final": 4.0 + 0.1 * i, "excluded_min": 0.1, "key_share_final": 0.5,
+               "restricted_acc_final": 1.0} for i, r in enumerate(clean)]
+    assert pw.judge_progress(rising, noisy)["excluded_rises"].verdict == "Reproduced"
+    thin = [{**r, "key_share_final": 0.03} for r in rising]
+    v = pw.judge_progress(thin, noisy)["excluded_rises"]
+    assert v.verdict == "Not shown" and "variance" in v.evidence
+
+
+def test_a_lookup_table_reaches_the_restricted_logits_but_not_the_raw_test_pairs():
+    """The control itself: the table's restricted logits find the true class of the test pairs
+    (most training labels are right), though its own test logits are all zero."""
+    d = make_dataset(RunConfig(p=23, noise=0.3, seed=0))
+    assert pg.lookup_restricted_acc(d, list(range(1, 12))) > 0.9
+    assert pg.lookup_restricted_acc(make_dataset(RunConfig(p=23, noise=0.0, seed=0)), [1, 2, 3]) > 0.9

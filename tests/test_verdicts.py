@@ -251,3 +251,12 @@ def test_fmt_seeds_counts_the_seeds_without_a_number():
     assert V.fmt_seeds([0.72, float("nan"), 0.746]) == "0.733 (2 of 3 seeds: 0.720–0.746)"
     assert V.fmt_seeds([float("nan"), 12, float("nan")], 0) == "12 (1 of 3 seeds)"
     assert V.fmt_seeds([float("nan")] * 3) == "–" and V.fmt_seeds(0.5) == "0.500"
+
+
+def test_an_undefined_verdict_names_its_reason_in_tables():
+    """Tables show the key: an undefined verdict's key is the first clause of why, not a placeholder."""
+    v = V.undefined("c", "the restricted logits never reach 0.9 in some seed (final 0.061); more")
+    assert v.verdict == "Not shown" and v.key == "the restricted logits never reach 0.9 in some seed (final 0.061)"
+    long = V.undefined("c", "word " * 40)
+    assert long.key.endswith("…") and len(long.key) <= 90
+    assert V.undefined("c", "why", key="k").key == "k"

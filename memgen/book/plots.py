@@ -297,34 +297,6 @@ def history_traces(history: dict[str, list[float]], metrics: dict[str, str],
             for i, (k, name) in enumerate(metrics.items())]
 
 
-def grouped_bars(groups: dict[str, dict[str, float]], title: str, ytitle: str = "accuracy",
-                 colors: dict[str, str] | None = None) -> go.Figure:
-    """Bars: x = inner keys, one bar series per outer key ({series: {category: value}}).
-
-    Parameters
-    ----------
-    groups : dict of str to dict of str to float
-        Series (legend name) -> category (x label) -> value.
-    title : str
-        Figure title.
-    ytitle : str, default="accuracy"
-        y-axis title.
-    colors : dict of str to str or None, default=None
-        Series -> colour (default: the book's palette in order).
-
-    Returns
-    -------
-    plotly.graph_objects.Figure
-        The bar chart, y from 0 to 1.05.
-    """
-    fig = go.Figure()
-    for i, (name, vals) in enumerate(groups.items()):
-        fig.add_trace(go.Bar(x=list(vals), y=_clean(list(vals.values())), name=name,
-                             marker_color=(colors or {}).get(name, COLORS[i % len(COLORS)])))
-    fig.update_layout(barmode="group")
-    return _layout(fig, title, "", ytitle, yaxis_range=[0, 1.05])
-
-
 def ff_bar_traces(report: dict[str, dict[str, float]],
                   metrics: dict[str, str] | None = None) -> list[go.Bar]:
     """Bar traces of a filtration report (full / G / R) over the chosen metrics.
@@ -416,41 +388,6 @@ def testbed_figure(datasets: dict[float, Any], title: str) -> go.Figure:
     return fig
 
 
-def width_slider(rows: Sequence[dict], metrics: dict[str, str], title: str, by: str = "noise",
-                 dash: dict[str, str] | None = None) -> go.Figure:
-    """Metrics against width (log axis), one slider step per value of ``by``.
-
-    Parameters
-    ----------
-    rows : list of dict
-        Records with ``width``, ``by`` and the ``metrics`` keys (one seed).
-    metrics : dict of str to str
-        Record key -> legend name.
-    title : str
-        Figure title.
-    by : str, default="noise"
-        The record key the slider steps through (a number); the highest value is shown first.
-    dash : dict of str to str or None, default=None
-        Record key -> plotly dash style.
-
-    Returns
-    -------
-    plotly.graph_objects.Figure
-        The figure.
-    """
-    frames = []
-    for val in sorted({r[by] for r in rows}):
-        sub = sorted((r for r in rows if r[by] == val), key=lambda r: r["width"])
-        x = [r["width"] for r in sub]
-        traces = [go.Scatter(x=x, y=_clean([r[k] for r in sub]), name=name, mode="lines+markers",
-                             **_styled(i, COLORS[i % len(COLORS)], (dash or {}).get(k)))
-                  for i, (k, name) in enumerate(metrics.items())]
-        frames.append((f"{val:g}", traces))
-    fig = slider_figure(frames, title, by, active=len(frames) - 1, xtitle="width M", ytitle="accuracy")
-    set_log_x(fig)
-    return fig
-
-
 def grouped_lines(rows: Sequence[dict], x: str, y: str, group: str, title: str, xtitle: str, ytitle: str,
                   log_x: bool = False, name_fmt: str = "{}") -> go.Figure:
     """One line of y against x per value of ``group``.
@@ -538,40 +475,6 @@ def spectrum_figure(spectrum: np.ndarray, freqs: np.ndarray, title: str) -> go.F
     fig = go.Figure(go.Heatmap(z=z.round(4).tolist(), x=list(range(1, z.shape[1] + 1)), colorscale="Blues",
                                colorbar=dict(title="power")))
     return _layout(fig, title, "frequency ω", "neuron (sorted by dominant ω)", height=520)
-
-
-def neuron_fit_figure(vectors: dict[str, np.ndarray], fits: dict[str, np.ndarray], neurons: Sequence[int],
-                      title: str) -> go.Figure:
-    """Trained u, v, w of chosen neurons (markers) beside their dominant cosine (lines);
-    a slider picks the neuron.
-
-    Parameters
-    ----------
-    vectors : dict of str to numpy.ndarray
-        ``u``, ``v``, ``w``: (M, n) trained vectors.
-    fits : dict of str to numpy.ndarray
-        ``u``, ``v``, ``w``: (M, n) their cosines.
-    neurons : sequence of int
-        The neurons, one slider step each.
-    title : str
-        Figure title.
-
-    Returns
-    -------
-    plotly.graph_objects.Figure
-        The figure.
-    """
-    frames = []
-    for m in neurons:
-        traces = []
-        for i, k in enumerate(("u", "v", "w")):
-            x = list(range(vectors[k].shape[1]))
-            traces.append(go.Scatter(x=x, y=vectors[k][m].round(4).tolist(), mode="markers", name=f"{k} trained",
-                                     marker=dict(color=COLORS[i], size=5)))
-            traces.append(go.Scatter(x=x, y=fits[k][m].round(4).tolist(), mode="lines", name=f"{k} cosine",
-                                     line=dict(color=COLORS[i])))
-        frames.append((str(m), traces))
-    return slider_figure(frames, title, "neuron", xtitle="token position in the frame", ytitle="weight")
 
 
 def ff_slider(reports: dict[str, dict[str, dict[str, float]]], title: str, slider_label: str) -> go.Figure:

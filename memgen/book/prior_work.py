@@ -16,6 +16,7 @@ Both return :class:`memgen.book.findings.Findings` like the functions of
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -52,6 +53,7 @@ from ..progress import (  # noqa: F401
 )
 from ..store import sweep
 from ..verdicts import (
+    CONTRADICTED,
     NOT_SHOWN,
     REPRODUCED,
     Verdict,
@@ -413,6 +415,9 @@ def progress_measures(profile: str = "book", *, progress: bool | None = False, s
 #: Gini coefficient of the embedding's per-frequency norms that counts as a sparse spectrum: the
 #: value of norms spread evenly over half the frequencies with none on the rest.
 SPARSE = 0.5
+#: Share of the final logits' variance the key frequencies must explain before removing them
+#: (the excluded loss) can say anything.
+KEY_SHARE = 0.1
 
 
 def judge_progress(clean: Sequence[dict[str, Any]], noisy: Sequence[dict[str, Any]], *,
@@ -438,13 +443,32 @@ def judge_progress(clean: Sequence[dict[str, Any]], noisy: Sequence[dict[str, An
     n, ch, T = c0["n_test"], 1.0 / c0["p"], c0["steps"]
     st_c = settings + "; α = 0"
     st_n = settings + f"; α = {n0['noise']:g}"
+
+    def lookup_reaches(rows: Sequence[dict[str, Any]]) -> str:
+        """Why the restricted logits reaching FORMED shows nothing here ("" when it can)."""
+        ctrl = v(rows, "lookup_acc")
+        if not np.any(ctrl >= FORMED):
+            return ""
+        return (f"a lookup table of the training labels, which holds no rule, reaches {fmt_seeds(ctrl)} on the "
+                f"restricted logits at the same key frequencies, so the restricted logits reaching {FORMED} do "
+                f"not tell the rule from memorization")
+
+    def key_note(rows: Sequence[dict[str, Any]]) -> str:
+        return (f"the key frequencies ({', '.join(str(len(r['key_freqs'])) for r in rows)} per seed) explain "
+                f"{fmt_seeds(v(rows, 'key_share_final'))} of the final logits' variance")
+
     # the rule forms before the test accuracy rises (clean run)
     claim = f"the rule forms (restricted logits ≥ {FORMED} on the test pairs) before the test accuracy reaches {FORMED}"
     t_rule, t_test = v(clean, "t_rule"), v(clean, "t_test")
     if not np.isfinite(t_rule).all():
         out["rule_before_test"] = undefined(claim, f"the restricted logits never reach {FORMED} in some seed "
-                                                   f"(final {fmt_seeds(v(clean, 'restricted_acc_final'))})",
+                                                   f"(final {fmt_seeds(v(clean, 'restricted_acc_final'))}), "
+                                                   f"though the raw test accuracy ends at "
+                                                   f"{fmt_seeds(v(clean, 'test_acc'))}; {key_note(clean)}",
                                             settings=st_c)
+    elif lookup_reaches(clean):
+        out["rule_before_test"] = undefined(claim, f"{lookup_reaches(clean)}; the restricted logits reach it at "
+                                                   f"steps {fmt_seeds(t_rule, 0)}", settings=st_c)
     elif not np.isfinite(t_test).all():
         out["rule_before_test"] = undefined(claim, f"the test accuracy never reaches {FORMED} in some seed within "
                                                    f"{T} steps (final {fmt_seeds(v(clean, 'test_acc'))}), so there is "
@@ -457,10 +481,16 @@ def judge_progress(clean: Sequence[dict[str, Any]], noisy: Sequence[dict[str, An
     # the excluded loss rises (clean run): the training fit comes to rely on the rule
     ex_f, ex_m = v(clean, "excluded_final"), v(clean, "excluded_min")
     floor = (v(clean, "restricted_acc_final"), n, ch)
-    out["excluded_rises"] = compare("the excluded loss rises during training: once the key frequencies are "
-                                    "removed, the training set is no longer fitted", ex_f, ex_m,
-                                    a_name="final excluded loss", b_name="lowest excluded loss", floor=floor,
-                                    settings=st_c)
+    claim = "the excluded loss rises during training: once the key frequencies are removed, the training set is no " \
+            "longer fitted"
+    if np.any(v(clean, "key_share_final") < KEY_SHARE):
+        out["excluded_rises"] = undefined(claim, f"{key_note(clean)}, below {KEY_SHARE:g} in some seed: removing "
+                                                 f"them leaves the logits nearly whole, so the excluded loss cannot "
+                                                 f"rise; final excluded loss {fmt_seeds(ex_f)}, raw test accuracy "
+                                                 f"{fmt_seeds(v(clean, 'test_acc'))}", settings=st_c)
+    else:
+        out["excluded_rises"] = compare(claim, ex_f, ex_m, a_name="final excluded loss",
+                                        b_name="lowest excluded loss", floor=floor, settings=st_c)
     g_end = v(clean, "gini_final")
     rise = compare("its Gini coefficient rises", g_end, v(clean, "gini_start"), a_name="final Gini",
                    b_name="initial Gini", floor=floor)
@@ -471,15 +501,24 @@ def judge_progress(clean: Sequence[dict[str, Any]], noisy: Sequence[dict[str, An
     out["sparser"] = combine(f"the embedding's Fourier spectrum grows sparse (its Gini coefficient rises, to at "
                              f"least {SPARSE:g})", [rise, level], settings=st_c, key=rise.key)
     # noisy run
-    out["noisy_rule"] = judge_above_chance(f"under label noise α = {n0['noise']:g} the rule still forms (restricted "
-                                           "logits above chance on the test pairs)",
-                                           v(noisy, "restricted_acc_final"), n, ch, settings=st_n,
-                                           name="restricted test accuracy")
+    rule = compare(f"under label noise α = {n0['noise']:g} the rule still forms (restricted logits on "
+                                "the test pairs above chance and above a lookup table of the training labels)",
+                                v(noisy, "restricted_acc_final"), v(noisy, "lookup_acc"),
+                                a_name="restricted test accuracy", b_name="lookup table's",
+                                floor=(v(noisy, "restricted_acc_final"), n, ch), settings=st_n)
+    if rule.verdict == CONTRADICTED:  # below the control: no evidence of a rule, but none against one either
+        rule = replace(rule, verdict=NOT_SHOWN, evidence=rule.evidence + "; below the control, which shows neither a "
+                                                                          "rule nor its absence")
+    out["noisy_rule"] = rule
     claim = "under label noise the corrupted labels are memorized before the rule forms"
     t_rule_n, t_mem = v(noisy, "t_rule"), v(noisy, "t_mem")
     if not np.isfinite(t_mem).all():
         out["rule_after_memorization"] = undefined(claim, f"the noisy labels never reach {FORMED} in some seed",
                                                    settings=st_n)
+    elif np.isfinite(t_rule_n).all() and lookup_reaches(noisy):
+        out["rule_after_memorization"] = undefined(claim, f"{lookup_reaches(noisy)}; memorized at steps "
+                                                          f"{fmt_seeds(t_mem, 0)}, restricted logits ≥ {FORMED} "
+                                                          f"at steps {fmt_seeds(t_rule_n, 0)}", settings=st_n)
     elif not np.isfinite(t_rule_n).all():
         out["rule_after_memorization"] = undefined(
             claim, f"the restricted logits never reach {FORMED} on the test pairs in some seed (final "
