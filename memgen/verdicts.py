@@ -370,11 +370,11 @@ def judge_above_chance(claim: str, acc: Sequence[float] | float, n: int, chance:
     v = np.atleast_1d(np.asarray(acc, dtype=float))
     worst = float(min(v, key=lambda x: x if np.isfinite(x) else -1.0))
     lo, hi = accuracy_interval(worst, n) if np.isfinite(worst) else (float("nan"), float("nan"))
+    level = f"chance 1/P = {chance:.3f}" if abs(1 / chance - round(1 / chance)) < 1e-9 else f"chance {chance:.3f}"
     if v.size == 1:
-        ev = f"{name} {fmt_acc(worst, n)} on {n} pairs; chance 1/P = {chance:.3f}"
+        ev = f"{name} {fmt_acc(worst, n)} on {n} pairs; {level}"
     else:
-        ev = (f"{name} {fmt_seeds(v)} on {n} pairs, lowest seed {fmt_acc(worst, n)}; "
-              f"chance 1/P = {chance:.3f}")
+        ev = f"{name} {fmt_seeds(v)} on {n} pairs, lowest seed {fmt_acc(worst, n)}; {level}"
     if all(above_chance(float(x), n, chance) for x in v):
         verdict = REPRODUCED
     elif at_chance(worst, n, chance):

@@ -1,5 +1,8 @@
-"""The settings line every verdict carries (memgen.book.findings.settings_text)."""
+"""The settings line every verdict carries (memgen.book.findings.settings_text), and chance levels."""
 
+import pytest
+
+from memgen import verdicts as V
 from memgen.book import findings as fd
 from memgen.configs import get_profile
 
@@ -27,3 +30,30 @@ def test_a_setting_the_caller_names_is_not_named_twice():
     line = fd.settings_text(rows, "book", **{"weight decay": "3"}, activations="quadratic")
     assert line.count("weight decay") == 1 and line.count("quadratic") == 1
     assert "activation quadratic" in fd.settings_text(rows, "book")  # unnamed: taken from the records
+
+
+def test_chance_for_multiplication_counts_the_pairs_with_a_zero():
+    """× puts every pair containing 0 in class 0, a rule no frequency carries and filtration keeps
+    in G: its chance level is that of a guess that knows only this, not 1/P."""
+    assert fd.chance_level("add", 59) == fd.chance_level("sub", 59) == pytest.approx(1 / 59)
+    z = 117 / 59**2
+    assert fd.chance_level("mul", 59) == pytest.approx(z + (1 - z) / 59)
+    assert fd.chance({"task": "mul", "p": 113}) > 2 / 113
+    assert fd.chance({"p": 113}) == pytest.approx(1 / 113)
+    # the per-vector G of a × network at 2.7% on 6385 pairs was "above chance 1/113" and is not any more
+    v = V.judge_above_chance("per-vector G above chance", [0.027, 0.026, 0.028], 6385, fd.chance_level("mul", 113))
+    assert v.verdict == "Not shown" and "chance 0.026" in v.evidence and "1/P" not in v.evidence
+    assert "chance 1/P = 0.009" in V.judge_above_chance("c", 0.5, 6385, 1 / 113).evidence
+
+
+def test_gamma_g_is_defined_only_where_f_g_rises_above_chance_and_a_random_subset():
+    """Chapter 6 prints γ_G per seed only where the verdict could use it."""
+    fr = [0.1, 0.5, 1.0]
+    row = lambda s, g, rnd: {"p": 59, "task": "add", "n_test": 1741, "seed": s, "fractions": fr,  # noqa: E731
+                             "strength_G_test": g, "strength_random_test": rnd}
+    at_chance = [row(s, [0.02, 0.02, 0.02], [0.02, 0.02, 0.02]) for s in range(3)]
+    assert not fd.gamma_g_defined(at_chance)
+    like_random = [row(s, [0.5, 0.6, 0.7], [0.5, 0.6, 0.7]) for s in range(3)]
+    assert not fd.gamma_g_defined(like_random)
+    finds = [row(s, [0.8 + 0.01 * s, 0.9, 0.7], [0.1, 0.3, 0.7]) for s in range(3)]
+    assert fd.gamma_g_defined(finds)

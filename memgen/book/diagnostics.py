@@ -490,8 +490,8 @@ def judge_heavy_tails(rows: Sequence[dict[str, Any]], *, visible: float, heavy: 
     claim = (f"from the weights alone, the HT-SR exponent (mean Hill α of U, V, W) separates a generalizing network "
              f"(α = {visible:g}) from a memorizing one (α = {heavy:g}): lower, heavier-tailed, when it generalizes "
              f"(M = {width})")
-    sees = judge_above_chance(f"the network at α = {visible:g} generalizes", values(gen, "test_acc"), n, ch,
-                              name="raw test")
+    sees = judge_above_chance(f"the network at α = {visible:g} generalizes above chance", values(gen, "test_acc"), n,
+                              ch, name="raw test")
     if _eq(visible, heavy) or not sees.reproduced:
         out["separates"] = undefined(claim, "no α below the highest has raw test accuracy above chance, so there is "
                                             f"no generalizing network to compare with ({sees.evidence})",

@@ -18,8 +18,8 @@ record when present and otherwise derived from its config fields.
 Every difference between runs is judged over several seeds (``seeds``, three by default; the
 ``book`` profile's activation sweep of chapter 2, one: :attr:`memgen.configs.Profile.activation_seeds`;
 chapter 10, five; chapter 12's phase grid and the run chapters 14 and 16 follow over training, the
-first seed) and every accuracy against chance 1/P with a 95% interval on the number of pairs
-evaluated; see :mod:`memgen.verdicts`.
+first seed) and every accuracy against chance (1/P; for ``mul`` see :func:`chance_level`) with a
+95% interval on the number of pairs evaluated; see :mod:`memgen.verdicts`.
 """
 
 from __future__ import annotations
@@ -116,20 +116,46 @@ def n_noisy(row: dict[str, Any]) -> int:
     return int(row["n_noisy"]) if row.get("n_noisy") is not None else _cfg(row).n_noisy
 
 
-def chance(row: dict[str, Any]) -> float:
-    """Chance accuracy 1/P of a record.
+def chance_level(task: str, p: int) -> float:
+    """The accuracy a network reaches without the Fourier rule: 1/P, more for ``mul``.
+
+    For ``mul`` the pairs containing 0 (expected share z = (2P - 1)/P**2 of the test pairs) all
+    belong to class 0, a rule no frequency carries, which frequency filtration keeps in its G part
+    (token 0 lies outside the discrete-log frame). The level is then that of a network that knows
+    only 0 * b = a * 0 = 0 and guesses elsewhere: z + (1 - z)/P.
 
     Parameters
     ----------
-    row : dict
-        A record with ``p``.
+    task : str
+        The operation.
+    p : int
+        The modulus.
 
     Returns
     -------
     float
-        1/P.
+        1/P for ``add`` and ``sub``; z + (1 - z)/P for ``mul``.
     """
-    return 1.0 / row["p"]
+    if task != "mul":
+        return 1.0 / p
+    z = (2 * p - 1) / p**2
+    return z + (1 - z) / p
+
+
+def chance(row: dict[str, Any]) -> float:
+    """Chance accuracy of a record (:func:`chance_level`: 1/P, more for ``mul``).
+
+    Parameters
+    ----------
+    row : dict
+        A record with ``p`` (and ``task``; ``add`` when absent).
+
+    Returns
+    -------
+    float
+        The chance level.
+    """
+    return chance_level(row.get("task", "add"), row["p"])
 
 
 def values(rows: Sequence[dict[str, Any]], key: str, **where: Any) -> np.ndarray:
@@ -802,8 +828,9 @@ def judge_filtration(rows: Sequence[dict[str, Any]], curve: Sequence[dict[str, A
     out: dict[str, Verdict] = {}
     out["near_perfect"] = judge_at_least(f"at α = {noise:g} the G subnetwork is near-perfect on the test set", g, n,
                                          0.9, name="G test", level_name="0.9 (near-perfect)", settings=settings)
-    out["g_beats_raw"] = compare(f"at α = {noise:g} the G part recovers the rule the raw network does not show",
-                                 g, raw, a_name="G test", b_name="raw test", n=n, floor=(g, n, ch), settings=settings)
+    out["g_beats_raw"] = compare(f"at α = {noise:g} the G part shows more of the rule than the raw network "
+                                 "(G test above raw test)", g, raw, a_name="G test", b_name="raw test", n=n,
+                                 floor=(g, n, ch), settings=settings)
     if nn:
         rn, gn = values(rs, "R_noisy_acc"), values(rs, "G_noisy_acc")
         out["r_memorizes"] = combine(f"the R part keeps the memorized labels and G does not (α = {noise:g})", [
@@ -885,6 +912,30 @@ def filtration(profile: str = "book", *, task: str = "add", width: int | None = 
 
 
 # ---------------------------------------------------------------------------- chapter 6: partition
+def gamma_g_defined(rows: Sequence[dict[str, Any]], score: str = "strength") -> bool:
+    """Whether γ_G means anything for ``score``: at its best fraction f^G is above chance and beats
+    a random subset of the same size in every seed (as :func:`judge_partition` asks).
+
+    Parameters
+    ----------
+    rows : list of dict
+        :func:`memgen.partition.partition_record` rows over seeds.
+    score : {"strength", "ipr"}, default="strength"
+        The score that ranks the neurons.
+
+    Returns
+    -------
+    bool
+        False where γ_G is undefined.
+    """
+    r0 = rows[0]
+    n, ch = n_test(r0), chance(r0)
+    g = np.array([r[f"{score}_G_test"] for r in rows], dtype=float)
+    i = int(np.argmax(g.mean(0)))
+    gi, ri = g[:, i], np.array([r[f"{score}_random_test"] for r in rows], dtype=float)[:, i]
+    return judge_above_chance("", gi, n, ch).reproduced and compare("", gi, ri, n=n, floor=(gi, n, ch)).reproduced
+
+
 def judge_partition(rows: Sequence[dict[str, Any]], *, settings: str = "") -> dict[str, Verdict]:
     """Chapter 6's claims from :func:`partition_record` rows (one per seed, one task and α).
 

@@ -176,7 +176,8 @@ def _hidden_rule(recs: Sequence[Record], source: str, task: str = "add") -> fd.F
     st = {a: fd.settings_text([r for r in rows if fd._eq(r["noise"], a)], source) for a in (vis, alpha)}
     st["both"] = fd.settings_text(rows, source)
     verdicts = fd.judge_hidden_rule(rows, noise=alpha, visible=vis, settings=st)
-    return fd.Findings("04_hidden_rule", verdicts, {"rows": rows, "p": rows[0]["p"], "records": _used(rows), **extra})
+    return fd.Findings("04_hidden_rule", verdicts, {"rows": rows, "p": rows[0]["p"], "chance": fd.chance(rows[0]),
+                                                    "records": _used(rows), **extra})
 
 
 def _filtration(recs: Sequence[Record], source: str, task: str = "add") -> fd.Findings | None:
@@ -190,6 +191,7 @@ def _filtration(recs: Sequence[Record], source: str, task: str = "add") -> fd.Fi
     verdicts = fd.judge_filtration(rows, first, noise=alpha, settings=fd.settings_text(rows, source),
                                    curve_settings=fd.settings_text(first, source))
     return fd.Findings("05_frequency_filtration", verdicts, {"curve": curve, "p": rows[0]["p"],
+                                                             "chance": fd.chance(rows[0]),
                                                              "records": _used(curve), **extra})
 
 
@@ -199,7 +201,8 @@ def _partition(recs: Sequence[Record], source: str, task: str = "add") -> fd.Fin
     if not _need(rows):
         return None
     verdicts = fd.judge_partition(rows, settings=fd.settings_text(rows, source))
-    return fd.Findings("06_partition", verdicts, {"rows": rows, "p": rows[0]["p"], "records": _used(rows)})
+    return fd.Findings("06_partition", verdicts, {"rows": rows, "p": rows[0]["p"], "chance": fd.chance(rows[0]),
+                                                  "records": _used(rows)})
 
 
 def _misspecification(recs: Sequence[Record], source: str, task: str = "add") -> fd.Findings | None:
@@ -448,7 +451,7 @@ def shipped_findings(chapter: str, source: str = "paper", task: str = "add",
 def _figure(F: fd.Findings, source: str) -> tuple[go.Figure, str]:
     """The headline figure of a chapter's shipped findings, and what its caption says to look at."""
     d, chapter = F.data, F.chapter
-    chance = 1 / d["p"]
+    chance = d.get("chance", 1 / d["p"])  # 1/P; chapters 4–6 give theirs (more for ×: fd.chance_level)
     if chapter == "02_scaling":
         fig = plots.seed_width_slider(d["grid"], {"train_acc": "train (noisy labels)", "test_acc": "test",
                                                   "noisy_acc": "noisy labels memorized",
