@@ -88,7 +88,7 @@ def optimizers(profile: str = "book", *, progress: bool | None = False, task: st
 
     values = {n: {k: per_seed(n, k) for k in METRICS} for n in opts}
     short = f"{task}, P = {P}, M = {base.width}, α = {noise:g}, {n_steps} steps"
-    settings = settings_text([dataclasses.asdict(c) for c in flat], profile, optimizers=", ".join(opts))
+    settings = settings_text([dataclasses.asdict(c) for c in flat], profile, optimizers=describe(opts))
     verdicts, t90 = judge_optimizers(values, {n: to_memorize(n) for n in opts}, p=P, n_test=n_test,
                                      n_noisy=n_noisy, steps=n_steps, settings=settings)
     data = {"opts": opts, "configs": configs, "runs": runs, "values": values, "t90": t90,
@@ -96,6 +96,22 @@ def optimizers(profile: str = "book", *, progress: bool | None = False, task: st
             "p": P, "steps": n_steps, "n_test": n_test, "n_noisy": n_noisy,
             "short": short, "settings": settings}
     return Findings("11_optimizers", verdicts, data, S)
+
+
+def describe(opts: Mapping[str, Mapping[str, Any]]) -> str:
+    """The optimizers with their learning rates and weight decays, for a settings line.
+
+    Parameters
+    ----------
+    opts : mapping of str to mapping
+        :func:`memgen.optimizers.optimizer_settings`' result.
+
+    Returns
+    -------
+    str
+        E.g. ``AdamW (lr 0.001, wd 0.1), ..., SGD (lr 3, wd 3.3e-05), ...``.
+    """
+    return ", ".join(f"{name} (lr {kw['lr']:g}, wd {kw['weight_decay']:.2g})" for name, kw in opts.items())
 
 
 def judge_optimizers(values: Mapping[str, Mapping[str, np.ndarray]], reached: Mapping[str, np.ndarray], *,

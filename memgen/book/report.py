@@ -113,21 +113,67 @@ def verdict_box(*verdicts: Verdict, title: str = "Verdict") -> Markdown:
     return Markdown("\n".join(lines))
 
 
-def verdict_counts(entries: Sequence[tuple[str, str, Any]]) -> dict[str, int]:
-    """How many claims of ``entries`` got each verdict (every verdict word present, zeros included).
+#: The kinds of claim the introduction tallies apart, in its order.
+CLAIM_KINDS = ("Liu & Lu's claims", "the book's controls", "beyond the paper", "other papers (chapters 12–16)")
+
+
+def claim_kind(doc: str, claim: str) -> str:
+    """Which of :data:`CLAIM_KINDS` a claim is.
+
+    Parameters
+    ----------
+    doc : str
+        The chapter's document (``05_frequency_filtration``, ``generated/05_..._mul``).
+    claim : str
+        The claim's text (the book marks its own checks ``control:`` and ``beyond the paper:``).
+
+    Returns
+    -------
+    str
+        One of :data:`CLAIM_KINDS`.
+    """
+    if doc.rsplit("/", 1)[-1][:2] in {"12", "13", "14", "15", "16"}:
+        return CLAIM_KINDS[3]
+    if claim.startswith("control:"):
+        return CLAIM_KINDS[1]
+    if claim.startswith("beyond the paper:"):
+        return CLAIM_KINDS[2]
+    return CLAIM_KINDS[0]
+
+
+def tally(entries: Sequence[tuple[str, str, Any]], shipped: dict[str, Any]) -> list[dict[str, Any]]:
+    """Verdicts counted by kind of claim, for the shipped results and for this build.
 
     Parameters
     ----------
     entries : list of (str, str, Findings)
-        (document, title, findings) as :func:`memgen.book.findings.book_findings` returns them.
+        (document, title, findings) of this build (:func:`memgen.book.findings.book_findings`).
+    shipped : dict of str to Findings or None
+        The shipped findings by document (:func:`memgen.book.shipped.book_shipped`).
 
     Returns
     -------
-    dict of str to int
-        The number of verdicts by verdict word.
+    list of dict
+        One row per kind present and a last row for all: the number of claims, then each
+        verdict's count on the shipped results (and, when any are, how many are not shipped),
+        then this build's.
     """
-    counts = dict.fromkeys(ICONS, 0)
-    for _, _, f in entries:
-        for v in f.verdicts.values():
-            counts[v.verdict] += 1
-    return counts
+    ship, build = "shipped", "this build"
+    cols = [f"{ship} {ICONS[w]}" for w in ICONS] + [f"{ship}: not shipped"] + [f"{build} {ICONS[w]}" for w in ICONS]
+    rows = {k: dict.fromkeys(["claims", "count", *cols], 0) for k in (*CLAIM_KINDS, "all")}
+    for doc, _, f in entries:
+        sf = shipped.get(doc)
+        for key, v in f.verdicts.items():
+            sv = None if sf is None else sf.verdicts.get(key)
+            for kind in (claim_kind(doc, v.claim), "all"):
+                r = rows[kind]
+                r["count"] += 1
+                r[f"{ship}: not shipped" if sv is None else f"{ship} {ICONS[sv.verdict]}"] += 1
+                r[f"{build} {ICONS[v.verdict]}"] += 1
+    for kind, r in rows.items():
+        r["claims"] = kind
+    out = [r for r in rows.values() if r["count"]]
+    if not rows["all"][f"{ship}: not shipped"]:  # everything shipped: no column for it
+        for r in out:
+            del r[f"{ship}: not shipped"]
+    return out

@@ -238,7 +238,7 @@ def _optimizers(recs: Sequence[Record], source: str, task: str = "add") -> fd.Fi
     reached = {n: per_seed(n, lambda r: tables.first_step_reaching(_pseudo_run(r), "noisy_acc", opt.MEMORIZED))
                for n in settings_}
     short = f"{task}, P = {r0['p']}, M = {width}, α = {NOISE:g}, {steps} steps"
-    settings = fd.settings_text([r for rs in picked.values() for r in rs], source, optimizers=", ".join(settings_))
+    settings = fd.settings_text([r for rs in picked.values() for r in rs], source, optimizers=opt.describe(settings_))
     verdicts, t90 = opt.judge_optimizers(values, reached, p=r0["p"], n_test=r0["n_test"], n_noisy=r0["n_noisy"],
                                          steps=steps, settings=settings)
     return fd.Findings("11_optimizers", verdicts, {"values": values, "t90": t90, "p": r0["p"], "short": short,
