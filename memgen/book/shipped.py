@@ -73,7 +73,7 @@ def banner(source: str, recs: list[Record], chapter: str | None = None, note: st
             f"Nothing in `results/{source}/` matches this chapter. {how}; until then the section below, "
             "trained now at CPU scale, is all this chapter shows.\n:::")
     kind = {"paper": "the paper's scale",
-            "paper20k": "the paper's P and optimizer; 20k training steps, not the paper's 200k"
+            "paper20k": "the paper's P = 113; 20k training steps, not the paper's 200k"
             }.get(source, "CPU-scale test results, not the paper's scale")
     return Markdown(f":::{{admonition}} Shipped results ({kind})\n:class: note\n{provenance(recs)}. "
                     f"Read from `results/{source}/`, checksummed; nothing is trained here.{note}\n:::")
