@@ -3,7 +3,9 @@
 Chapters emit figures as a div + Plotly.newPlot call (memgen.plots.use_book_renderer); this
 extension makes every page load _static/plotly.min.js, written at the end of the build from the
 installed plotly package, so its version always matches. It also ships the book's few CSS rules
-(_static/memgen.css): the introduction's findings table as one card per claim on a phone.
+(_static/memgen.css): the introduction's findings table as one card per claim on a phone, and a
+shadow at the edge of a table that scrolls sideways; and one script (_static/memgen.js) that makes
+the menu buttons work on a phone.
 """
 
 from pathlib import Path
@@ -20,11 +22,45 @@ CSS = """
   .claims-table td:nth-of-type(3)::before { content: "shipped results: "; font-style: italic; }
   .claims-table td:nth-of-type(4)::before { content: "this build: "; font-style: italic; }
 }
+/* a table wider than its column scrolls sideways: shadows at the edges say there is more */
+.pst-scrollable-table-container {
+  background:
+    linear-gradient(to right, var(--pst-color-background, #fff) 30%, transparent) left center,
+    linear-gradient(to left, var(--pst-color-background, #fff) 30%, transparent) right center,
+    radial-gradient(farthest-side at 0 50%, rgba(0, 0, 0, 0.25), transparent) left center,
+    radial-gradient(farthest-side at 100% 50%, rgba(0, 0, 0, 0.25), transparent) right center;
+  background-repeat: no-repeat;
+  background-size: 40px 100%, 40px 100%, 14px 100%, 14px 100%;
+  background-attachment: local, local, scroll, scroll;
+}
+/* display math wider than a phone scrolls instead of being cut */
+mjx-container[display="true"] { overflow-x: auto; overflow-y: hidden; max-width: 100%; }
+"""
+
+#: pydata-sphinx-theme 0.17 wires only the first ``.primary-toggle`` / ``.secondary-toggle`` on the
+#: page, which sphinx-book-theme hides on a phone; its visible buttons then do nothing
+#: (pydata-sphinx-theme issue 2451). On a narrow screen a click on any other one is passed on.
+JS = """
+document.addEventListener("DOMContentLoaded", () => {
+  for (const kind of ["primary-toggle", "secondary-toggle"]) {
+    const [wired, ...others] = document.querySelectorAll("." + kind);
+    for (const button of others) {
+      button.addEventListener("click", (event) => {
+        if (window.matchMedia("(max-width: 991.98px)").matches) {
+          event.preventDefault();
+          event.stopPropagation();
+          wired.click();
+        }
+      });
+    }
+  }
+});
 """
 
 
 def _write_static(app, exc):
-    """At the end of an HTML build: _static/plotly.min.js (from the installed plotly) and memgen.css."""
+    """At the end of an HTML build: _static/plotly.min.js (from the installed plotly), memgen.css and
+    memgen.js."""
     if exc is None and app.builder.format == "html":
         from plotly.offline import get_plotlyjs
 
@@ -32,6 +68,7 @@ def _write_static(app, exc):
         static.mkdir(parents=True, exist_ok=True)
         (static / "plotly.min.js").write_text(get_plotlyjs(), encoding="utf-8")
         (static / "memgen.css").write_text(CSS, encoding="utf-8")
+        (static / "memgen.js").write_text(JS, encoding="utf-8")
 
 
 def _dedupe_scripts(app, pagename, templatename, context, doctree):
@@ -51,6 +88,7 @@ def _dedupe_scripts(app, pagename, templatename, context, doctree):
 def setup(app):
     app.add_js_file("plotly.min.js")
     app.add_css_file("memgen.css")
+    app.add_js_file("memgen.js")
     app.connect("html-page-context", _dedupe_scripts, priority=900)
     app.connect("build-finished", _write_static)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -196,3 +196,19 @@ def test_findings_table_is_a_table_on_a_page_and_cards_on_a_phone(browser, base_
     wide = page.evaluate("() => document.documentElement.scrollWidth")
     page.close()
     assert label == '"this build: "' and wide <= 390 and errors == []
+
+
+def test_the_menu_buttons_open_the_contents_on_a_phone(browser, base_url):
+    """On a phone the visible table-of-contents and page-contents buttons open their dialogs
+    (pydata-sphinx-theme 0.17 wires only the hidden first one; _ext/book_assets.py's script passes
+    the click on)."""
+    page, errors, _ = open_page(browser, base_url, "book/02_scaling.html")
+    page.set_viewport_size({"width": 390, "height": 844})
+    for kind, dialog in (("primary", "#pst-primary-sidebar-modal"), ("secondary", "#pst-secondary-sidebar-modal")):
+        visible = page.locator(f".{kind}-toggle:visible").first
+        visible.click()
+        page.wait_for_function(f"() => document.querySelector('{dialog}')?.open === true", timeout=5_000)
+        page.keyboard.press("Escape")
+        page.wait_for_function(f"() => !document.querySelector('{dialog}').open", timeout=5_000)
+    page.close()
+    assert errors == []

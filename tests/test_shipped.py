@@ -255,12 +255,14 @@ def test_a_level_never_reached_is_said_to_be_censored():
 
 
 def test_partition_claims_say_when_the_partition_found_nothing():
-    """At α = 0.8 (paper20k, ×) the strength-ranked f^G is no better than a random subset: γ is
-    undefined, and the FF-beats-partition comparison says its partition found nothing."""
+    """At α = 0.8 (paper20k, ×) the strength-ranked f^G is at chance (× counts the pairs with a 0)
+    and no better than a random subset: γ is undefined, and the FF-beats-partition comparison
+    says its partition found nothing."""
     src, F = shipped.resolve("06_partition", "paper", task="mul")
     assert src == "paper20k" and F.verdicts["random_control"].verdict != "Reproduced"
     gammas = F.verdicts["gammas"]
-    assert gammas.verdict == "Not shown" and "does not beat a random subset" in gammas.evidence
+    assert gammas.verdict == "Not shown" and "f^G is not above chance" in gammas.evidence
+    assert f"chance {fd.chance_level('mul', 113):.3f}" in gammas.evidence
     assert "the partition itself found nothing here" in F.verdicts["ff_beats_partition"].evidence
 
 

@@ -569,7 +569,7 @@ def add_chance(fig: go.Figure, chance: float, label: str | None = None,
     """
     fig.add_hline(y=float(chance), line_dash="dash", line_color="#7f7f7f", line_width=1,
                   annotation_text=label or chance_label(chance), annotation_position=position,
-                  annotation_font_color="#7f7f7f")
+                  annotation_font_color="#7f7f7f", annotation_bgcolor="rgba(255, 255, 255, 0.8)")
     return fig
 
 
