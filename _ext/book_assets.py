@@ -46,7 +46,7 @@ document.addEventListener("DOMContentLoaded", () => {
     const [wired, ...others] = document.querySelectorAll("." + kind);
     for (const button of others) {
       button.addEventListener("click", (event) => {
-        if (window.matchMedia("(max-width: 991.98px)").matches) {
+        if (window.matchMedia("(max-width: 991.98px)").matches && !document.querySelector("dialog[open]")) {
           event.preventDefault();
           event.stopPropagation();
           wired.click();

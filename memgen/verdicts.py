@@ -4,8 +4,9 @@ A claim's verdict is exactly one of ``Reproduced``, ``Not shown`` or ``Contradic
 from numbers with an explicit margin:
 
 * an accuracy counts as *above chance* only when its binomial confidence interval (Wilson score,
-  95%, on the number of pairs evaluated) lies entirely above the chance level 1/P, and as *at
-  chance* when the interval contains it;
+  95%, on the number of pairs evaluated) lies entirely above the chance level (1/P; for ``mul``
+  a level of its own, :func:`memgen.book.findings.chance_level`), and as *at chance* when the
+  interval contains it;
 * a difference between two quantities counts only when it exceeds the spread over seeds: the
   larger of the two sides' full ranges (max - min over seeds), and at least ``min_margin`` and,
   for accuracies, the 95% sampling margin of two proportions on ``n`` pairs. With three seeds per
@@ -143,7 +144,7 @@ def above_chance(acc: float, n: int, chance: float) -> bool:
     n : int
         Number of pairs it was measured on.
     chance : float
-        The chance level (1/P).
+        The chance level (1/P, or the task's own).
 
     Returns
     -------
@@ -165,7 +166,7 @@ def at_chance(acc: float, n: int, chance: float) -> bool:
     n : int
         Number of pairs it was measured on.
     chance : float
-        The chance level (1/P).
+        The chance level (1/P, or the task's own).
 
     Returns
     -------
@@ -355,7 +356,7 @@ def judge_above_chance(claim: str, acc: Sequence[float] | float, n: int, chance:
     n : int
         Number of pairs it was measured on.
     chance : float
-        The chance level (1/P).
+        The chance level (1/P, or the task's own).
     settings : str, default=""
         Where it was measured.
     name : str, default="accuracy"

@@ -57,3 +57,16 @@ def test_gamma_g_is_defined_only_where_f_g_rises_above_chance_and_a_random_subse
     assert not fd.gamma_g_defined(like_random)
     finds = [row(s, [0.8 + 0.01 * s, 0.9, 0.7], [0.1, 0.3, 0.7]) for s in range(3)]
     assert fd.gamma_g_defined(finds)
+    by_ipr = [{**r, "ipr_G_test": [0.02] * 3, "ipr_random_test": [0.02] * 3} for r in finds]
+    assert fd.gamma_g_defined(by_ipr) and not fd.gamma_g_defined(by_ipr, "ipr")
+
+
+def test_a_claim_that_shows_no_rule_is_judged_at_the_lowest_chance_level():
+    """× raises the level an accuracy must beat; a claim that the raw output shows *no* rule passes
+    at or below chance, so it stays at 1/P: a × network at 0.013 on 6385 pairs (above 1/113) shows
+    something, although it is below the × level."""
+    from memgen.book import diagnostics as dg
+    rows = [{"p": 113, "task": "mul", "n_test": 6385, "seed": s, "test_acc": 0.013} for s in range(3)]
+    assert fd.lowest_chance(rows[0]) == pytest.approx(1 / 113) and fd.lowest_chance(rows[0]) < fd.chance(rows[0])
+    assert dg._no_rule_in_output(rows).verdict == "Not shown"
+    assert dg._no_rule_in_output([{**r, "test_acc": 0.008} for r in rows]).verdict == "Reproduced"

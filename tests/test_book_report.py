@@ -25,3 +25,5 @@ def test_the_tally_counts_each_kind_of_claim_for_both_columns():
     assert rows["all"]["count"] == 4 and rows["all"]["this build ✓"] == 2
     everything = report.tally(entries[:1], shipped)
     assert all("shipped: not shipped" not in r for r in everything)
+    alone = report.tally(entries, {})
+    assert all(not any(k.startswith("shipped") for k in r) for r in alone)

@@ -195,9 +195,11 @@ def test_the_excluded_loss_is_judged_only_where_the_key_frequencies_carry_the_lo
     assert v.verdict == "Not shown" and "variance" in v.evidence
 
 
-def test_a_lookup_table_reaches_the_restricted_logits_but_not_the_raw_test_pairs():
-    """The control itself: the table's restricted logits find the true class of the test pairs
-    (most training labels are right), though its own test logits are all zero."""
+def test_a_lookup_table_reaches_the_restricted_logits_with_many_key_frequencies():
+    """The control itself: with most key frequencies the table's restricted logits find the true
+    class of the test pairs (most training labels are right), though its own test logits are all
+    zero; with one key frequency they do not, which is what makes the gate tell anything."""
     d = make_dataset(RunConfig(p=23, noise=0.3, seed=0))
     assert pg.lookup_restricted_acc(d, list(range(1, 12))) > 0.9
+    assert pg.lookup_restricted_acc(d, [1]) < 0.9
     assert pg.lookup_restricted_acc(make_dataset(RunConfig(p=23, noise=0.0, seed=0)), [1, 2, 3]) > 0.9

@@ -46,7 +46,7 @@ from ..verdicts import (
     judge_at_least,
     undefined,
 )
-from .findings import FITS, SEEDS, Findings, _eq, chance, n_test, settings_text, values, visible_noise
+from .findings import FITS, SEEDS, Findings, _eq, chance, lowest_chance, n_test, settings_text, values, visible_noise
 
 #: configs -> their records (trained now, or shipped): see ``shipped`` of the chapter functions
 Rows = Callable[[list[RunConfig]], list[dict[str, Any]]]
@@ -207,9 +207,10 @@ def spearman(x: Sequence[float], y: Sequence[float]) -> float:
 
 
 def _no_rule_in_output(rows: Sequence[dict[str, Any]], key: str = "test_acc") -> Verdict:
-    """"The raw output shows no rule": Reproduced when no seed's test accuracy is above chance."""
+    """"The raw output shows no rule": Reproduced when no seed's test accuracy is above chance
+    (1/P, the lowest level, for every task: :func:`~memgen.book.findings.lowest_chance`)."""
     r0 = rows[0]
-    v = judge_above_chance("", values(rows, key), n_test(r0), chance(r0), name="raw test")
+    v = judge_above_chance("", values(rows, key), n_test(r0), lowest_chance(r0), name="raw test")
     return Verdict("the raw network's test accuracy is not above chance", NOT_SHOWN if v.reproduced else REPRODUCED,
                    v.evidence, v.numbers, key=v.key)
 
@@ -635,7 +636,7 @@ def judge_clustering(rows: Sequence[dict[str, Any]], series: Sequence[dict[str, 
             n=n_last, floor=(last["ncc_test_acc"], n_last, ch_last), settings=st.get("series", ""))
         if v.verdict == CONTRADICTED and not above_chance(float(first["ncc_test_acc"]), n_last, ch_last):
             # a fall between two numbers at chance says nothing about clusters: there are none at either step
-            v = replace(v, verdict=NOT_SHOWN, evidence=f"{v.evidence}; but neither is above chance (1/P = "
+            v = replace(v, verdict=NOT_SHOWN, evidence=f"{v.evidence}; but neither is above chance ("
                                                        f"{ch_last:.3f}): no clusters at either step")
         out["emerges"] = v
     return out

@@ -158,6 +158,25 @@ def chance(row: dict[str, Any]) -> float:
     return chance_level(row.get("task", "add"), row["p"])
 
 
+def lowest_chance(row: dict[str, Any]) -> float:
+    """1/P: the chance level for a claim that an accuracy is *not* above chance.
+
+    :func:`chance` is the level an accuracy must beat; for ``mul`` it is higher than 1/P. A claim
+    that something shows no rule passes at or below the level, so it is judged at the lowest one.
+
+    Parameters
+    ----------
+    row : dict
+        A record with ``p``.
+
+    Returns
+    -------
+    float
+        1/P.
+    """
+    return 1.0 / row["p"]
+
+
 def values(rows: Sequence[dict[str, Any]], key: str, **where: Any) -> np.ndarray:
     """``key`` of every record matching ``where`` (one value per seed), in seed order.
 
@@ -1109,7 +1128,7 @@ def judge_misspecification(rows: Sequence[dict[str, Any]], *, settings: str = ""
         judge_at_least("fits the noisy labels", values(sym, "noisy_acc"), n_noisy(sym[0]), FITS, name="noisy fitted"),
         judge_above_chance("rule beyond lookup", values(sym, "test_no_mirror"), nm_sym, ch,
                            name="test without mirror")])
-    no_rule = judge_above_chance("", values(wrong, "test_no_mirror"), nm_wrong, ch)
+    no_rule = judge_above_chance("", values(wrong, "test_no_mirror"), nm_wrong, lowest_chance(r0))
     share = np.nanmean(values(wrong, "mirror_share"))
     ev = (f"tied + wrong: raw test {fmt_seeds(values(wrong, 'test_acc'))} vs mirror-lookup share {share:.3f}; on the "
           f"{nm_wrong} test pairs lookup cannot answer: {no_rule.evidence}; noisy labels fitted "

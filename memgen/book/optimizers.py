@@ -20,7 +20,7 @@ from ..optimizers import SIZE, optimizer_settings
 from ..store import sweep
 from ..verdicts import above_chance, combine, compare, fmt_seeds, judge_at_least
 from . import tables
-from .findings import Findings, settings_text
+from .findings import Findings, chance_level, settings_text
 
 #: Accuracy on the noisy labels that counts as memorized for the time to memorize.
 MEMORIZED = 0.9
@@ -63,8 +63,9 @@ def optimizers(profile: str = "book", *, progress: bool | None = False, task: st
         AdamW). Data: ``opts`` (name: optimizer settings), ``configs`` and ``runs`` (name: one
         per seed), ``values`` (name: {metric: per-seed array, NaN where diverged} for the keys
         of :data:`METRICS`), ``t90`` (name: steps to :data:`MEMORIZED` on the noisy labels per
-        seed, the run length when never, NaN where it diverged), ``diverged`` (name: count), ``p``, ``steps``,
-        ``n_test``, ``n_noisy``, ``short`` and ``settings`` (one-line descriptions).
+        seed, the run length when never, NaN where it diverged), ``diverged`` (name: count), ``p``,
+        ``chance`` (the level the G part must beat), ``steps``, ``n_test``, ``n_noisy``, ``short``
+        and ``settings`` (one-line descriptions).
     """
     w0, s0 = SIZE.get(profile, SIZE["book"])
     S = experiments.setup(profile, task=task, noise=noise, width=width or w0, steps=steps or s0,
@@ -90,10 +91,11 @@ def optimizers(profile: str = "book", *, progress: bool | None = False, task: st
     short = f"{task}, P = {P}, M = {base.width}, α = {noise:g}, {n_steps} steps"
     settings = settings_text([dataclasses.asdict(c) for c in flat], profile, optimizers=describe(opts))
     verdicts, t90 = judge_optimizers(values, {n: to_memorize(n) for n in opts}, p=P, n_test=n_test,
-                                     n_noisy=n_noisy, steps=n_steps, settings=settings)
+                                     n_noisy=n_noisy, steps=n_steps, settings=settings,
+                                     chance=chance_level(task, P))
     data = {"opts": opts, "configs": configs, "runs": runs, "values": values, "t90": t90,
             "diverged": {n: sum(bool(r.failed) for r in runs[n]) for n in opts},
-            "p": P, "steps": n_steps, "n_test": n_test, "n_noisy": n_noisy,
+            "p": P, "chance": chance_level(task, P), "steps": n_steps, "n_test": n_test, "n_noisy": n_noisy,
             "short": short, "settings": settings}
     return Findings("11_optimizers", verdicts, data, S)
 
@@ -115,7 +117,8 @@ def describe(opts: Mapping[str, Mapping[str, Any]]) -> str:
 
 
 def judge_optimizers(values: Mapping[str, Mapping[str, np.ndarray]], reached: Mapping[str, np.ndarray], *,
-                     p: int, n_test: int, n_noisy: int, steps: int, settings: str) -> tuple[dict, dict]:
+                     p: int, n_test: int, n_noisy: int, steps: int, settings: str,
+                     chance: float | None = None) -> tuple[dict, dict]:
     """Chapter 11's verdicts from per-seed numbers (trained runs or shipped records alike).
 
     Parameters
@@ -129,6 +132,9 @@ def judge_optimizers(values: Mapping[str, Mapping[str, np.ndarray]], reached: Ma
         Modulus, test and noisy-label counts, run length.
     settings : str
         One line naming the setting (in every verdict).
+    chance : float or None, default=None
+        The level the G part must beat (None: 1/P; :func:`memgen.book.findings.chance_level`
+        for ``mul``).
 
     Returns
     -------
@@ -147,7 +153,7 @@ def judge_optimizers(values: Mapping[str, Mapping[str, np.ndarray]], reached: Ma
             [judge_at_least("memorizes", mem, n_noisy, MEMORIZED, name="noisy-label accuracy",
                             settings=settings),
              compare("G beats raw", g, raw, a_name="G test", b_name="raw test", n=n_test,
-                     floor=(g, n_test, 1 / p), settings=settings)])
+                     floor=(g, n_test, 1 / p if chance is None else chance), settings=settings)])
     for key, name in list(KEYS.items())[3:]:
         verdicts[key] = compare(
             f"{name} is slower to memorize than AdamW (steps to 90% on the noisy labels)",
@@ -187,7 +193,7 @@ def failures(F: Findings) -> list[str]:
         if (t >= n_steps).any():
             bad.append(f"never reaches 90% on the noisy labels in {n_steps} steps "
                        f"({int((t >= n_steps).sum())} of {len(t)} seeds)")
-        if len(g) and not all(above_chance(x, n_test, 1 / P) for x in g):
+        if len(g) and not all(above_chance(x, n_test, d.get("chance", 1 / P)) for x in g):
             bad.append(f"its G part is not above chance in every seed (G test {fmt_seeds(g)})")
         ok = f"no failure here: memorizes in {fmt_seeds(t, 0)} steps, G test {fmt_seeds(g)}"
         if n == slowest:

@@ -424,10 +424,15 @@ def judge_progress(clean: Sequence[dict[str, Any]], noisy: Sequence[dict[str, An
                    settings: str = "") -> dict[str, Verdict]:
     """Chapter 13's claims from :func:`progress_record` rows (one per seed for each run).
 
+    The restricted logits count as showing the rule only above the lookup-table control
+    (``lookup_acc``), and the excluded loss only where the key frequencies explain at least
+    :data:`KEY_SHARE` of the final logits' variance (``key_share_final``).
+
     Parameters
     ----------
     clean, noisy : list of dict
-        Rows of the clean (α = 0) and the noisy run, one per seed.
+        Rows of the clean (α = 0) and the noisy run, one per seed (:func:`progress_record`'s keys,
+        ``lookup_acc`` and ``key_share_final`` among them).
     settings : str, default=""
         Where they were measured.
 
@@ -466,8 +471,8 @@ def judge_progress(clean: Sequence[dict[str, Any]], noisy: Sequence[dict[str, An
                                                    f"though the raw test accuracy ends at "
                                                    f"{fmt_seeds(v(clean, 'test_acc'))}; {key_note(clean)}",
                                             settings=st_c)
-    elif lookup_reaches(clean):
-        out["rule_before_test"] = undefined(claim, f"{lookup_reaches(clean)}; the restricted logits reach it at "
+    elif lookup_clean := lookup_reaches(clean):
+        out["rule_before_test"] = undefined(claim, f"{lookup_clean}; the restricted logits reach it at "
                                                    f"steps {fmt_seeds(t_rule, 0)}", settings=st_c)
     elif not np.isfinite(t_test).all():
         out["rule_before_test"] = undefined(claim, f"the test accuracy never reaches {FORMED} in some seed within "
@@ -501,11 +506,10 @@ def judge_progress(clean: Sequence[dict[str, Any]], noisy: Sequence[dict[str, An
     out["sparser"] = combine(f"the embedding's Fourier spectrum grows sparse (its Gini coefficient rises, to at "
                              f"least {SPARSE:g})", [rise, level], settings=st_c, key=rise.key)
     # noisy run
-    rule = compare(f"under label noise α = {n0['noise']:g} the rule still forms (restricted logits on "
-                                "the test pairs above chance and above a lookup table of the training labels)",
-                                v(noisy, "restricted_acc_final"), v(noisy, "lookup_acc"),
-                                a_name="restricted test accuracy", b_name="lookup table's",
-                                floor=(v(noisy, "restricted_acc_final"), n, ch), settings=st_n)
+    rule = compare(f"under label noise α = {n0['noise']:g} the rule still forms (restricted logits on the test "
+                   "pairs above chance and above a lookup table of the training labels)",
+                   v(noisy, "restricted_acc_final"), v(noisy, "lookup_acc"), a_name="restricted test accuracy",
+                   b_name="lookup table's", n=n, floor=(v(noisy, "restricted_acc_final"), n, ch), settings=st_n)
     if rule.verdict == CONTRADICTED:  # below the control: no evidence of a rule, but none against one either
         rule = replace(rule, verdict=NOT_SHOWN, evidence=rule.evidence + "; below the control, which shows neither a "
                                                                           "rule nor its absence")
@@ -515,8 +519,8 @@ def judge_progress(clean: Sequence[dict[str, Any]], noisy: Sequence[dict[str, An
     if not np.isfinite(t_mem).all():
         out["rule_after_memorization"] = undefined(claim, f"the noisy labels never reach {FORMED} in some seed",
                                                    settings=st_n)
-    elif np.isfinite(t_rule_n).all() and lookup_reaches(noisy):
-        out["rule_after_memorization"] = undefined(claim, f"{lookup_reaches(noisy)}; memorized at steps "
+    elif np.isfinite(t_rule_n).all() and (lookup_noisy := lookup_reaches(noisy)):
+        out["rule_after_memorization"] = undefined(claim, f"{lookup_noisy}; memorized at steps "
                                                           f"{fmt_seeds(t_mem, 0)}, restricted logits ≥ {FORMED} "
                                                           f"at steps {fmt_seeds(t_rule_n, 0)}", settings=st_n)
     elif not np.isfinite(t_rule_n).all():

@@ -155,8 +155,8 @@ def tally(entries: Sequence[tuple[str, str, Any]], shipped: dict[str, Any]) -> l
     -------
     list of dict
         One row per kind present and a last row for all: the number of claims, then each
-        verdict's count on the shipped results (and, when any are, how many are not shipped),
-        then this build's.
+        verdict's count on the shipped results (none without ``shipped``; "not shipped" only
+        when some are not), then this build's.
     """
     ship, build = "shipped", "this build"
     cols = [f"{ship} {ICONS[w]}" for w in ICONS] + [f"{ship}: not shipped"] + [f"{build} {ICONS[w]}" for w in ICONS]
@@ -173,7 +173,9 @@ def tally(entries: Sequence[tuple[str, str, Any]], shipped: dict[str, Any]) -> l
     for kind, r in rows.items():
         r["claims"] = kind
     out = [r for r in rows.values() if r["count"]]
-    if not rows["all"][f"{ship}: not shipped"]:  # everything shipped: no column for it
-        for r in out:
-            del r[f"{ship}: not shipped"]
+    drop = [c for c in cols if c.startswith(ship)] if not shipped else \
+        [f"{ship}: not shipped"] if not rows["all"][f"{ship}: not shipped"] else []
+    for r in out:  # no shipped columns without shipped results, no "not shipped" when all are
+        for c in drop:
+            del r[c]
     return out

@@ -152,7 +152,8 @@ def _scaling(recs: Sequence[Record], source: str, task: str = "add") -> fd.Findi
           "weight_decay": fd.settings_text(wd, source, **{"weight decay": ", ".join(
               f"{x:g}" for x in sorted({r["weight_decay"] for r in wd}))})}
     verdicts = fd.judge_scaling(grid, act, wd, heavy=heavy, side=heavy, settings=st)
-    return fd.Findings("02_scaling", verdicts, {"grid": grid, "p": grid[0]["p"], "records": _used(grid, act, wd)})
+    return fd.Findings("02_scaling", verdicts, {"grid": grid, "p": grid[0]["p"], "chance": fd.chance(grid[0]),
+                                                "records": _used(grid, act, wd)})
 
 
 def _noise_first(recs: Sequence[Record], source: str, task: str = "add") -> fd.Findings | None:
@@ -240,8 +241,9 @@ def _optimizers(recs: Sequence[Record], source: str, task: str = "add") -> fd.Fi
     short = f"{task}, P = {r0['p']}, M = {width}, α = {NOISE:g}, {steps} steps"
     settings = fd.settings_text([r for rs in picked.values() for r in rs], source, optimizers=opt.describe(settings_))
     verdicts, t90 = opt.judge_optimizers(values, reached, p=r0["p"], n_test=r0["n_test"], n_noisy=r0["n_noisy"],
-                                         steps=steps, settings=settings)
-    return fd.Findings("11_optimizers", verdicts, {"values": values, "t90": t90, "p": r0["p"], "short": short,
+                                         steps=steps, settings=settings, chance=fd.chance(r0))
+    return fd.Findings("11_optimizers", verdicts, {"values": values, "t90": t90, "p": r0["p"],
+                                                   "chance": fd.chance(r0), "short": short,
                                                    "opts": settings_, "records": _used(*picked.values())})
 
 
