@@ -70,3 +70,14 @@ def test_a_claim_that_shows_no_rule_is_judged_at_the_lowest_chance_level():
     assert fd.lowest_chance(rows[0]) == pytest.approx(1 / 113) and fd.lowest_chance(rows[0]) < fd.chance(rows[0])
     assert dg._no_rule_in_output(rows).verdict == "Not shown"
     assert dg._no_rule_in_output([{**r, "test_acc": 0.008} for r in rows]).verdict == "Reproduced"
+
+
+def test_the_diagnostic_figures_draw_the_tasks_chance_line():
+    from memgen.book import diagnostics as dg
+    rows = [{"noise": a, "seed": 0, "task": t, "hill_mean": 2.0, "test_acc": 0.5} for a in (0.0, 0.8)
+            for t in ("mul",)]
+    fig = dg.two_panel(rows, "noise", {"hill_mean": "Hill"}, {"test_acc": "test"}, "t", "α", "Hill", 59)
+    assert [s.y0 for s in fig.layout.shapes] == [pytest.approx(fd.chance_level("mul", 59))]
+    add = dg.two_panel([{**r, "task": "add"} for r in rows], "noise", {"hill_mean": "Hill"}, {"test_acc": "test"},
+                       "t", "α", "Hill", 59)
+    assert [s.y0 for s in add.layout.shapes] == [pytest.approx(1 / 59)]

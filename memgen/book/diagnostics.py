@@ -732,7 +732,7 @@ def _trace(rows: Sequence[dict[str, Any]], x: str, y: str, name: str, i: int, da
 def two_panel(rows: Sequence[dict[str, Any]], x: str, top: dict[str, str], bottom: dict[str, str], title: str,
               xtitle: str, top_title: str, p: int, *, log_x: bool = False, bottom_title: str = "accuracy",
               dash: dict[str, str] | None = None, top_accuracy: bool = False) -> Any:
-    """A diagnostic (top) and accuracies (bottom, 0–1 with chance 1/P) against ``x``, sharing the x axis.
+    """A diagnostic (top) and accuracies (bottom, 0–1 with the chance line) against ``x``, sharing the x axis.
 
     Lines are means over the seeds present with error bars from the lowest to the highest seed.
 
@@ -747,7 +747,8 @@ def two_panel(rows: Sequence[dict[str, Any]], x: str, top: dict[str, str], botto
     title, xtitle, top_title : str
         Figure title, x axis and top y axis titles.
     p : int
-        The modulus (chance 1/P on the accuracy panel).
+        The modulus (chance on the accuracy panel: 1/P, more for ``mul``, see
+        :func:`~memgen.book.findings.chance_level`).
     log_x : bool, default=False
         Logarithmic x axis.
     bottom_title : str, default="accuracy"
@@ -772,10 +773,11 @@ def two_panel(rows: Sequence[dict[str, Any]], x: str, top: dict[str, str], botto
         fig.add_trace(_trace(rows, x, k, name, i, dash.get(k), legendgroup="top"), row=1, col=1)
     for j, (k, name) in enumerate(bottom.items()):
         fig.add_trace(_trace(rows, x, k, name, len(top) + j, dash.get(k), legendgroup="bottom"), row=2, col=1)
+    ch = chance({"p": p, "task": rows[0].get("task", "add") if rows else "add"})
     for row in (1, 2) if top_accuracy else (2,):
-        fig.add_hline(y=1 / p, line_dash="dash", line_color="#7f7f7f", line_width=1, row=row, col=1,
-                      annotation_text=chance_label(1 / p), annotation_position="top right",
-                      annotation_font_color="#7f7f7f")
+        fig.add_hline(y=ch, line_dash="dash", line_color="#7f7f7f", line_width=1, row=row, col=1,
+                      annotation_text=chance_label(ch), annotation_position="top right",
+                      annotation_font_color="#7f7f7f", annotation_bgcolor="rgba(255, 255, 255, 0.8)")
     fig.update_yaxes(title_text=top_title, row=1, col=1, automargin=True,
                      **({"range": list(ACC_RANGE)} if top_accuracy else {}))
     fig.update_yaxes(title_text=bottom_title, range=list(ACC_RANGE), row=2, col=1, automargin=True)
