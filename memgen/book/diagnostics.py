@@ -46,7 +46,19 @@ from ..verdicts import (
     judge_at_least,
     undefined,
 )
-from .findings import FITS, SEEDS, Findings, _eq, chance, lowest_chance, n_test, settings_text, values, visible_noise
+from .findings import (
+    FITS,
+    SEEDS,
+    Findings,
+    _eq,
+    chance,
+    chance_level,
+    lowest_chance,
+    n_test,
+    settings_text,
+    values,
+    visible_noise,
+)
 
 #: configs -> their records (trained now, or shipped): see ``shipped`` of the chapter functions
 Rows = Callable[[list[RunConfig]], list[dict[str, Any]]]
@@ -773,7 +785,7 @@ def two_panel(rows: Sequence[dict[str, Any]], x: str, top: dict[str, str], botto
         fig.add_trace(_trace(rows, x, k, name, i, dash.get(k), legendgroup="top"), row=1, col=1)
     for j, (k, name) in enumerate(bottom.items()):
         fig.add_trace(_trace(rows, x, k, name, len(top) + j, dash.get(k), legendgroup="bottom"), row=2, col=1)
-    ch = chance({"p": p, "task": rows[0].get("task", "add") if rows else "add"})
+    ch = chance_level(rows[0].get("task", "add") if rows else "add", p)
     for row in (1, 2) if top_accuracy else (2,):
         fig.add_hline(y=ch, line_dash="dash", line_color="#7f7f7f", line_width=1, row=row, col=1,
                       annotation_text=chance_label(ch), annotation_position="top right",

@@ -947,12 +947,17 @@ def gamma_g_defined(rows: Sequence[dict[str, Any]], score: str = "strength") -> 
     bool
         False where γ_G is undefined.
     """
-    r0 = rows[0]
-    n, ch = n_test(r0), chance(r0)
-    g = np.array([r[f"{score}_G_test"] for r in rows], dtype=float)
-    i = int(np.argmax(g.mean(0)))
-    gi, ri = g[:, i], np.array([r[f"{score}_random_test"] for r in rows], dtype=float)[:, i]
+    n, ch = n_test(rows[0]), chance(rows[0])
+    _, gi, ri = _best_fraction(rows, score)
     return judge_above_chance("", gi, n, ch).reproduced and compare("", gi, ri, n=n, floor=(gi, n, ch)).reproduced
+
+
+def _best_fraction(rows: Sequence[dict[str, Any]], score: str) -> tuple[int, np.ndarray, np.ndarray]:
+    """The kept fraction (index) where ``score``'s f^G tests best on the seeds' mean, and the f^G
+    and random-subset test accuracies there, per seed."""
+    g = np.array([r[f"{score}_G_test"] for r in rows], dtype=float)  # seeds × fractions
+    i = int(np.argmax(g.mean(0)))
+    return i, g[:, i], np.array([r[f"{score}_random_test"] for r in rows], dtype=float)[:, i]
 
 
 def judge_partition(rows: Sequence[dict[str, Any]], *, settings: str = "") -> dict[str, Verdict]:
@@ -976,10 +981,8 @@ def judge_partition(rows: Sequence[dict[str, Any]], *, settings: str = "") -> di
     fr = np.asarray(r0["fractions"])
     out: dict[str, Verdict] = {}
     curve = lambda key: np.array([r[key] for r in rows], dtype=float)  # noqa: E731 (seeds × fractions)
-    g = curve("strength_G_test")
-    i = int(np.argmax(g.mean(0)))
+    i, gi, ri = _best_fraction(rows, "strength")
     at = f"{fr[i]:.0%} of neurons kept (the best fraction)"
-    gi, ri = g[:, i], curve("strength_random_test")[:, i]
     out["random_control"] = compare(f"the strength-ranked f^G generalizes better than a random subset of the same "
                                     f"size ({at})", gi, ri, a_name="f^G test", b_name="random test", n=n,
                                     floor=(gi, n, ch), settings=settings)

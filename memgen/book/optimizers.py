@@ -179,7 +179,7 @@ def failures(F: Findings) -> list[str]:
         One markdown bullet per optimizer, in the order of ``F.data["opts"]``.
     """
     d = F.data
-    n_steps, n_test, P = d["steps"], d["n_test"], d["p"]
+    n_steps, n_test = d["steps"], d["n_test"]
     live = {n: _live(d, n) for n in d["opts"]}  # a diverged seed is said once, as diverged
     fit = [n for n in d["opts"] if live[n].any() and (d["t90"][n][live[n]] < n_steps).all()]
     mean_t = {n: np.mean(d["t90"][n][live[n]]) for n in fit}
@@ -193,7 +193,7 @@ def failures(F: Findings) -> list[str]:
         if (t >= n_steps).any():
             bad.append(f"never reaches 90% on the noisy labels in {n_steps} steps "
                        f"({int((t >= n_steps).sum())} of {len(t)} seeds)")
-        if len(g) and not all(above_chance(x, n_test, d.get("chance", 1 / P)) for x in g):
+        if len(g) and not all(above_chance(x, n_test, d.get("chance", 1 / d["p"])) for x in g):
             bad.append(f"its G part is not above chance in every seed (G test {fmt_seeds(g)})")
         ok = f"no failure here: memorizes in {fmt_seeds(t, 0)} steps, G test {fmt_seeds(g)}"
         if n == slowest:

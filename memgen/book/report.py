@@ -173,9 +173,13 @@ def tally(entries: Sequence[tuple[str, str, Any]], shipped: dict[str, Any]) -> l
     for kind, r in rows.items():
         r["claims"] = kind
     out = [r for r in rows.values() if r["count"]]
-    drop = [c for c in cols if c.startswith(ship)] if not shipped else \
-        [f"{ship}: not shipped"] if not rows["all"][f"{ship}: not shipped"] else []
-    for r in out:  # no shipped columns without shipped results, no "not shipped" when all are
+    if not shipped:  # no shipped results: no shipped columns
+        drop = [c for c in cols if c.startswith(ship)]
+    elif not rows["all"][f"{ship}: not shipped"]:  # all shipped: no "not shipped" column
+        drop = [f"{ship}: not shipped"]
+    else:
+        drop = []
+    for r in out:
         for c in drop:
             del r[c]
     return out
