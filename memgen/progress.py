@@ -20,6 +20,12 @@ which holds no rule, therefore already has restricted logits that point at the t
 most test pairs wherever most training labels are right (:func:`lookup_restricted_acc`); a
 restricted accuracy shows the rule only above this control's.
 
+*Held-out restricted logits.* The same projection with the level sets averaged over the *test*
+pairs only (``pairs=data.test_idx``), plus each class's mean logit over those pairs: no training
+label enters, so a lookup table's are all zero (chance) and what they predict is the rule carried
+by the network's answers on pairs it never saw. ``measures`` reports both; chapter 13 judges the
+held-out ones.
+
 *Restricted loss* (Nanda's "restricted loss", ``calculate_trig_loss`` in their code): the loss of
 the logits reduced to the key-frequency component plus, for each class c, the mean logit over all
 pairs (their ``bias_correction``), on all p**2 pairs against the *true* labels. Low when the
@@ -105,6 +111,18 @@ def _check_logits(logits, p: int | None = None) -> np.ndarray:
     return x.astype(np.float64)
 
 
+def _check_pairs(pairs, p: int) -> np.ndarray:
+    """Row indices of the pairs to average over (all p*p when None)."""
+    if pairs is None:
+        return np.arange(p * p)
+    rows = np.asarray(pairs)
+    if rows.ndim != 1 or rows.size == 0 or not np.issubdtype(rows.dtype, np.integer) or rows.min() < 0 \
+            or rows.max() >= p * p:
+        raise ValueError(f"pairs of shape {rows.shape} are not allowed; give a non-empty 1-D array of pair indices "
+                         f"in 0..{p * p - 1}")
+    return rows
+
+
 def _check_loss(loss: str) -> None:
     if loss not in LOSSES:
         raise ValueError(f"loss={loss!r} is not allowed; choose one of {', '.join(LOSSES)}")
@@ -138,7 +156,8 @@ def residue(task: str, p: int) -> np.ndarray:
     return (a[:, None] + s * b[:, None] - np.arange(p)[None, :]) % p
 
 
-def key_component(logits: np.ndarray | torch.Tensor, task: str, freqs: Sequence[int] | np.ndarray) -> np.ndarray:
+def key_component(logits: np.ndarray | torch.Tensor, task: str, freqs: Sequence[int] | np.ndarray,
+                  pairs: np.ndarray | None = None) -> np.ndarray:
     """The part of ``logits`` spanned by cos and sin of 2 pi omega (a ± b − c) / p, omega in ``freqs``.
 
     Parameters
@@ -149,12 +168,16 @@ def key_component(logits: np.ndarray | torch.Tensor, task: str, freqs: Sequence[
         The operation.
     freqs : sequence of int
         Frequencies in 1..p//2 (duplicates are ignored; empty: the component is zero).
+    pairs : numpy.ndarray or None, default=None
+        Indices of the pairs whose logits are averaged over each level set (None: all p*p; the
+        held-out variant passes the test pairs). Every pair holds each residue once, so every
+        level set gets one value per pair.
 
     Returns
     -------
     numpy.ndarray
-        (p*p, p) float64 orthogonal projection of ``logits`` onto that span (it has zero mean
-        over the pairs for every class).
+        (p*p, p) float64 projection onto that span, read at every pair: with ``pairs=None`` the
+        orthogonal projection of ``logits`` (zero mean over the pairs for every class).
 
     Raises
     ------
@@ -166,15 +189,17 @@ def key_component(logits: np.ndarray | torch.Tensor, task: str, freqs: Sequence[
     p = x.shape[1]
     r = residue(task, p)
     f = _check_freqs(freqs, p)
-    g = np.bincount(r.ravel(), weights=x.ravel(), minlength=p) / p**2  # mean over each level set
+    rows = _check_pairs(pairs, p)
+    g = np.bincount(r[rows].ravel(), weights=x[rows].ravel(), minlength=p) / len(rows)  # mean over each level set
     spec = np.fft.rfft(g)
     keep = np.zeros_like(spec)
     keep[f] = spec[f]
     return np.fft.irfft(keep, n=p)[r]
 
 
-def restricted_logits(logits: np.ndarray | torch.Tensor, task: str, freqs: Sequence[int] | np.ndarray) -> np.ndarray:
-    """The key-frequency component plus each class's mean logit over all pairs.
+def restricted_logits(logits: np.ndarray | torch.Tensor, task: str, freqs: Sequence[int] | np.ndarray,
+                      pairs: np.ndarray | None = None) -> np.ndarray:
+    """The key-frequency component plus each class's mean logit, both over ``pairs``.
 
     Parameters
     ----------
@@ -184,6 +209,9 @@ def restricted_logits(logits: np.ndarray | torch.Tensor, task: str, freqs: Seque
         The operation.
     freqs : sequence of int
         The key frequencies.
+    pairs : numpy.ndarray or None, default=None
+        The pairs whose logits are averaged (None: all; ``data.test_idx``: held out, no training
+        label enters).
 
     Returns
     -------
@@ -191,7 +219,8 @@ def restricted_logits(logits: np.ndarray | torch.Tensor, task: str, freqs: Seque
         (p*p, p) restricted logits (Nanda et al.'s trig logits with bias correction).
     """
     x = _check_logits(logits)
-    return key_component(x, task, freqs) + x.mean(0, keepdims=True)
+    rows = _check_pairs(pairs, x.shape[1])
+    return key_component(x, task, freqs, pairs) + x[rows].mean(0, keepdims=True)
 
 
 def excluded_logits(logits: np.ndarray | torch.Tensor, task: str, freqs: Sequence[int] | np.ndarray) -> np.ndarray:
@@ -500,6 +529,8 @@ def measures(weights: Weights, data: Dataset, freqs: Sequence[int] | np.ndarray,
         ``restricted_loss``, ``excluded_loss``, ``train_loss`` (full logits, training pairs
         against the labels trained on), ``test_loss`` (full logits, test pairs),
         ``restricted_test_acc`` (restricted logits' accuracy on the test pairs),
+        ``heldout_test_acc`` and ``heldout_loss`` (accuracy and loss on the test pairs of the
+        held-out restricted logits, averaged over the test pairs only),
         ``excluded_train_acc`` (excluded logits' accuracy on the training labels),
         ``gini_embed``, ``gini_unembed`` and ``key_share`` (share of the logits' variance over
         pairs that the key component explains).
@@ -510,6 +541,7 @@ def measures(weights: Weights, data: Dataset, freqs: Sequence[int] | np.ndarray,
     mean = x.mean(0, keepdims=True)
     restricted, excluded = comp + mean, x - comp
     tr, te = data.train_idx, data.test_idx
+    held = restricted_logits(x, data.task, freqs, te)[te]
     var = ((x - mean) ** 2).sum()
     return {
         "restricted_loss": logit_loss(restricted, data.true, loss),
@@ -517,6 +549,8 @@ def measures(weights: Weights, data: Dataset, freqs: Sequence[int] | np.ndarray,
         "train_loss": logit_loss(x[tr], data.train_labels, loss),
         "test_loss": logit_loss(x[te], data.true[te], loss),
         "restricted_test_acc": float((restricted[te].argmax(1) == data.true[te]).mean()),
+        "heldout_test_acc": float((held.argmax(1) == data.true[te]).mean()),
+        "heldout_loss": logit_loss(held, data.true[te], loss),
         "excluded_train_acc": float((excluded[tr].argmax(1) == data.train_labels).mean()),
         "gini_embed": spectrum_gini(weights, data.task, "embed"),
         "gini_unembed": spectrum_gini(weights, data.task, "unembed"),
@@ -527,24 +561,27 @@ def measures(weights: Weights, data: Dataset, freqs: Sequence[int] | np.ndarray,
 __all__ = ["COMPONENT_TASKS", "LOSSES", "embedding_spectrum", "excluded_logits", "excluded_loss", "gini",
            "key_component", "key_frequencies", "logit_loss", "lookup_restricted_acc", "measures", "residue",
            "restricted_logits", "restricted_loss", "spectrum_gini", "vote_shares", "FORMED", "MAX_SNAPSHOTS",
-           "PROGRESS_SIZES", "first_step", "measured_runs", "progress_configs", "progress_record", "snapshot_steps"]
+           "PROGRESS_SIZES", "RISEN", "first_step", "measured_runs", "progress_configs", "progress_record",
+           "snapshot_steps"]
 
 
 # ---------------------------------------------------------------------------- over training (chapter 13)
 #: Per profile: modulus, width, steps, learning rate, weight decay and the noisy run's α.
 PROGRESS_SIZES: dict[str, dict[str, Any]] = {
     "test": dict(p=13, width=64, steps=300, lr=1e-2, weight_decay=1.0, noise=0.3),
-    "book": dict(p=31, width=128, steps=1000, lr=1e-2, weight_decay=1.0, noise=0.3),
+    "book": dict(p=31, width=128, steps=2000, lr=1e-2, weight_decay=1.0, noise=0.3),
     "paper": dict(p=113, width=512, steps=20_000, lr=1e-3, weight_decay=1.0, noise=0.3),
 }
 PROGRESS_SIZES["paper20k"] = PROGRESS_SIZES["paper"]  # chapter 13 trains 20k steps at the paper scale anyway
 #: Accuracy at which the rule counts as formed (restricted logits on the test pairs), the
 #: network as generalizing (test) and the corrupted labels as memorized.
 FORMED = 0.9
+#: Test accuracy at which the network's generalization counts as under way (half the test pairs).
+RISEN = 0.5
 #: Most snapshots measured per run (thinned evenly from the recorded steps).
 MAX_SNAPSHOTS = 48
 #: Bumped when the measures change, so cached curves are recomputed.
-PROGRESS_VERSION = 1
+PROGRESS_VERSION = 2
 
 
 @contextlib.contextmanager
@@ -699,25 +736,29 @@ def progress_record(rec: dict[str, Any]) -> dict[str, Any]:
     Returns
     -------
     dict
-        Config fields plus ``t_rule`` (first snapshot whose restricted logits reach
-        :data:`FORMED` on the test pairs), ``t_test`` (first snapshot whose test accuracy, from the
-        history, reaches it), ``t_mem`` (first recorded step with :data:`FORMED` of the noisy
-        labels memorized; NaN at α = 0), final accuracies, ``excluded_final`` / ``excluded_min``,
-        ``gini_start`` / ``gini_final``, ``restricted_acc_final``, ``key_share_final`` (share of
-        the final logits' variance the key component explains) and ``lookup_acc``
-        (:func:`lookup_restricted_acc` at the run's key frequencies).
+        Config fields plus ``t_heldout`` (first snapshot whose held-out restricted logits reach
+        :data:`FORMED` on the test pairs; NaN when the entry predates them), ``t_rule`` (the same
+        for the restricted logits over all pairs), ``t_half`` and ``t_test`` (first snapshots whose
+        test accuracy, from the history, reaches :data:`RISEN` and :data:`FORMED`), ``t_mem`` (first
+        recorded step with :data:`FORMED` of the noisy labels memorized; NaN at α = 0), final
+        accuracies, ``excluded_final`` / ``excluded_min``, ``gini_start`` / ``gini_final``,
+        ``heldout_acc_final`` (NaN when not measured), ``restricted_acc_final``,
+        ``key_share_final`` (share of the final logits' variance the key component explains) and
+        ``lookup_acc`` (:func:`lookup_restricted_acc` at the run's key frequencies).
     """
     h = rec["history"]
     steps = rec["steps"]
     hist_at = dict(zip(h["step"], h["test_acc"]))
     test_at = [hist_at.get(s, float("nan")) for s in steps]
     cfg = RunConfig.from_dict(rec["config"])
-    return {**rec["config"], "t_rule": first_step(steps, rec["restricted_test_acc"], FORMED),
-            "t_test": first_step(steps, test_at, FORMED),
+    held = rec.get("heldout_test_acc", [float("nan")])  # absent from entries measured before version 2
+    return {**rec["config"], "t_heldout": first_step(steps, held, FORMED),
+            "t_rule": first_step(steps, rec["restricted_test_acc"], FORMED),
+            "t_half": first_step(steps, test_at, RISEN), "t_test": first_step(steps, test_at, FORMED),
             "t_mem": first_step(h["step"], h["noisy_acc"], FORMED) if cfg.n_noisy else float("nan"),
             "test_acc": h["test_acc"][-1], "train_acc": h["train_acc"][-1],
             "noisy_acc": h["noisy_acc"][-1] if cfg.n_noisy else float("nan"),
-            "restricted_acc_final": rec["restricted_test_acc"][-1],
+            "heldout_acc_final": held[-1], "restricted_acc_final": rec["restricted_test_acc"][-1],
             "excluded_final": rec["excluded_loss"][-1], "excluded_min": float(np.min(rec["excluded_loss"])),
             "gini_start": rec["gini_embed"][0], "gini_final": rec["gini_embed"][-1],
             "n_test": cfg.p**2 - cfg.n_train, "n_noisy": cfg.n_noisy, "key_freqs": rec["key_freqs"],

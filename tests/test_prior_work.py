@@ -153,42 +153,61 @@ def test_a_spectrum_grows_sparse_only_when_its_gini_rises_to_the_sparse_level(me
     """A Gini rise that stays near 0 is not a sparse spectrum: the claim asks for the rise and a
     final Gini of at least ``SPARSE`` in every seed."""
     clean, noisy = measures.data["rows"][:3], measures.data["rows"][3:]
-    low = [{**r, "gini_start": 0.01, "gini_final": 0.05} for r in clean]
+    low = [{**r, "gini_start": 0.01, "gini_final": 0.05, "test_acc": 0.9} for r in clean]
     v = pw.judge_progress(low, noisy)["sparser"]
     assert v.verdict == "Not shown" and "it ends sparse" in v.evidence and "its Gini coefficient rises — Reproduced" \
         in v.evidence
-    high = [{**r, "gini_start": 0.01, "gini_final": pw.SPARSE + 0.1 + 0.01 * i} for i, r in enumerate(clean)]
+    high = [{**r, "gini_start": 0.01, "gini_final": pw.SPARSE + 0.1 + 0.01 * i, "test_acc": 0.9}
+            for i, r in enumerate(clean)]
     assert pw.judge_progress(high, noisy)["sparser"].verdict == "Reproduced"
+    unlearned = [{**r, "test_acc": 0.0} for r in high]  # the floor: a network at chance grows no rule's spectrum
+    assert pw.judge_progress(unlearned, noisy)["sparser"].verdict == "Not shown"
     one_short = [dict(r) for r in high]
     one_short[0]["gini_final"] = pw.SPARSE - 0.01
     assert pw.judge_progress(one_short, noisy)["sparser"].verdict == "Not shown"
 
 
-def test_the_rule_needs_the_restricted_logits_above_a_lookup_table_of_the_labels(measures):
-    """Restricted logits average the training labels over level sets, so a lookup table that holds
-    no rule reaches them too: at or below its control the claims are not reproduced (never
-    contradicted), above it they are judged on the numbers."""
+def test_the_rule_is_read_off_the_held_out_restricted_logits(measures):
+    """The rule's claims read the held-out restricted logits (no training label in them): their
+    step against the test accuracy's and the memorization's, their final accuracy against chance."""
     clean, noisy = measures.data["rows"][:3], measures.data["rows"][3:]
-    top = [{**r, "lookup_acc": 1.0, "restricted_acc_final": 0.95, "t_rule": 100.0, "t_mem": 40.0} for r in noisy]
-    v = pw.judge_progress(clean, top)
-    assert v["noisy_rule"].verdict == "Not shown" and "lookup table" in v["noisy_rule"].evidence
-    assert v["rule_after_memorization"].verdict == "Not shown" and "holds no rule" in v["rule_after_memorization"].key
-    low = [{**r, "lookup_acc": 0.05, "restricted_acc_final": 0.95 + 0.01 * i, "t_rule": 100.0, "t_mem": 40.0}
-           for i, r in enumerate(noisy)]
-    v = pw.judge_progress(clean, low)
-    assert v["noisy_rule"].verdict == "Reproduced"
-    assert v["rule_after_memorization"].verdict == "Reproduced"
-    grok = [{**r, "lookup_acc": 1.0, "t_rule": 50.0, "t_test": 500.0, "restricted_acc_final": 1.0} for r in clean]
-    assert pw.judge_progress(grok, noisy)["rule_before_test"].verdict == "Not shown"
-    assert pw.judge_progress([{**r, "lookup_acc": 0.1} for r in grok], noisy)["rule_before_test"].verdict \
-        == "Reproduced"
+    grok = [{**r, "t_heldout": 100.0 + i, "t_half": 500.0 + i, "heldout_acc_final": 1.0} for i, r in enumerate(clean)]
+    assert pw.judge_progress(grok, noisy)["rule_before_test"].verdict == "Reproduced"
+    late = [{**r, "t_heldout": 600.0 + i, "t_half": 100.0 + i} for i, r in enumerate(grok)]
+    assert pw.judge_progress(late, noisy)["rule_before_test"].verdict == "Contradicted"
+    flat = [{**r, "t_half": float("nan")} for r in grok]
+    v = pw.judge_progress(flat, noisy)["rule_before_test"]
+    assert v.verdict == "Not shown" and "no generalization to order" in v.evidence
+    formed = [{**r, "heldout_acc_final": 0.95 + 0.01 * i, "t_heldout": 100.0 + i, "t_mem": 40.0 + i}
+              for i, r in enumerate(noisy)]
+    v = pw.judge_progress(grok, formed)
+    assert v["noisy_rule"].verdict == "Reproduced" and v["rule_after_memorization"].verdict == "Reproduced"
+    below = [{**r, "heldout_acc_final": 0.0, "t_heldout": float("nan"), "t_mem": 40.0} for r in noisy]
+    v = pw.judge_progress(grok, below)
+    assert v["noisy_rule"].verdict == "Contradicted" and "chance 1/" in v["noisy_rule"].evidence
+    assert v["rule_after_memorization"].verdict == "Not shown" and "never reach" in v["rule_after_memorization"].key
+
+
+def test_snapshots_measured_before_the_held_out_logits_leave_the_rule_undefined(measures):
+    """Shipped rows measured before version 2 have no held-out numbers: however high their
+    all-pairs restricted accuracy, the rule's claims are undefined and say why."""
+    clean, noisy = measures.data["rows"][:3], measures.data["rows"][3:]
+    old = lambda rows: [{**{k: x for k, x in r.items() if k not in ("t_heldout", "heldout_acc_final")},  # noqa: E731
+                         "restricted_acc_final": 1.0, "t_rule": 10.0, "t_half": 500.0, "t_mem": 5.0} for r in rows]
+    v = pw.judge_progress(old(clean), old(noisy))
+    for k in ("rule_before_test", "noisy_rule", "rule_after_memorization"):
+        assert v[k].verdict == "Not shown" and "held-out restricted logits" in v[k].evidence, k
+    entry = {k: x for k, x in measures.data["clean"][0].items() if k != "heldout_test_acc"}
+    row = pg.progress_record(entry)
+    assert np.isnan(row["t_heldout"]) and np.isnan(row["heldout_acc_final"])
+    assert row["t_rule"] == pg.progress_record(measures.data["clean"][0])["t_rule"]
 
 
 def test_the_excluded_loss_is_judged_only_where_the_key_frequencies_carry_the_logits(measures):
     """Removing key frequencies that explain 3% of the logits cannot unfit the training set: undefined."""
     clean, noisy = measures.data["rows"][:3], measures.data["rows"][3:]
     rising = [{**r, "excluded_final": 4.0 + 0.1 * i, "excluded_min": 0.1, "key_share_final": 0.5,
-               "restricted_acc_final": 1.0} for i, r in enumerate(clean)]
+               "test_acc": 1.0} for i, r in enumerate(clean)]
     assert pw.judge_progress(rising, noisy)["excluded_rises"].verdict == "Reproduced"
     thin = [{**r, "key_share_final": 0.03} for r in rising]
     v = pw.judge_progress(thin, noisy)["excluded_rises"]

@@ -58,11 +58,33 @@ def test_restricted_loss_low_and_excluded_loss_high_for_the_analytic_network():
     assert pg.restricted_loss(logits, d, freqs) < 0.05
     assert pg.excluded_loss(logits, d, freqs) > np.log(P)  # worse than a uniform guess
     m = pg.measures(w, d, freqs)
-    assert m["restricted_test_acc"] == 1.0 and m["excluded_train_acc"] < 0.2
+    assert m["restricted_test_acc"] == 1.0 and m["heldout_test_acc"] == 1.0 and m["excluded_train_acc"] < 0.2
+    assert m["heldout_loss"] < 0.05
     assert set(m) == {"restricted_loss", "excluded_loss", "train_loss", "test_loss", "restricted_test_acc",
-                      "excluded_train_acc", "gini_embed", "gini_unembed", "key_share"}
+                      "heldout_test_acc", "heldout_loss", "excluded_train_acc", "gini_embed", "gini_unembed",
+                      "key_share"}
     # without key frequencies the restricted logits are the class means: no better than a guess
     assert pg.restricted_loss(logits, d, []) > 0.9 * np.log(P)
+
+
+def test_held_out_restricted_logits_hold_the_rule_but_no_training_label():
+    """Averaged over the test pairs only, a lookup table of the training labels has no restricted
+    logits at all (all zero: chance), while a network that answers by the rule keeps its own; over
+    all pairs, the default, the table's point at the true class."""
+    d = make_dataset(RunConfig(p=P, noise=0.2, seed=0))
+    freqs = list(range(1, P // 2 + 1))
+    table = np.zeros((P * P, P))
+    table[d.train_idx, d.train_labels] = 1.0
+    te = d.test_idx
+    held = pg.restricted_logits(table, "add", freqs, te)
+    np.testing.assert_allclose(held[te], 0.0, atol=1e-12)
+    leak = pg.restricted_logits(table, "add", freqs)
+    assert (leak[te].argmax(1) == d.true[te]).mean() > 0.9
+    key = [1, 2, 3, 4, 5]
+    rule = sum(cosine_logits(P, w) for w in key) + np.random.default_rng(0).normal(size=(P * P, P))
+    assert (rule[te].argmax(1) == d.true[te]).mean() < 0.9  # the noise hides the rule in the raw logits
+    assert (pg.restricted_logits(rule, "add", key, te)[te].argmax(1) == d.true[te]).mean() == 1.0
+    np.testing.assert_allclose(pg.key_component(rule, "add", [3], np.arange(P * P)), pg.key_component(rule, "add", [3]))
 
 
 def test_gini():
@@ -112,6 +134,9 @@ def test_bad_inputs_are_refused_with_the_parameter_named():
         pg.key_component(np.full((P * P, P), np.nan), "add", [1])
     with pytest.raises(ValueError, match="loss="):
         pg.restricted_loss(x, d, [1], loss="hinge")
+    for bad in ([], [P * P], [-1], [0.5], [[0, 1]]):
+        with pytest.raises(ValueError, match="pairs"):
+            pg.restricted_logits(x, "add", [1], np.array(bad))
     with pytest.raises(ValueError, match="min_share"):
         pg.key_frequencies(analytic_weights("add", P, 8), "add", min_share=0)
     with pytest.raises(ValueError, match="which"):

@@ -45,6 +45,7 @@ from ..progress import (  # noqa: F401
     MAX_SNAPSHOTS,
     PROGRESS_SIZES,
     PROGRESS_VERSION,
+    RISEN,
     _snapshots,
     first_step,
     measured_runs,
@@ -53,7 +54,6 @@ from ..progress import (  # noqa: F401
 )
 from ..store import sweep
 from ..verdicts import (
-    CONTRADICTED,
     NOT_SHOWN,
     REPRODUCED,
     Verdict,
@@ -424,15 +424,17 @@ def judge_progress(clean: Sequence[dict[str, Any]], noisy: Sequence[dict[str, An
                    settings: str = "") -> dict[str, Verdict]:
     """Chapter 13's claims from :func:`progress_record` rows (one per seed for each run).
 
-    The restricted logits count as showing the rule only above the lookup-table control
-    (``lookup_acc``), and the excluded loss only where the key frequencies explain at least
-    :data:`KEY_SHARE` of the final logits' variance (``key_share_final``).
+    "The rule forms" is read off the held-out restricted logits (``t_heldout``,
+    ``heldout_acc_final``), which no training label enters: the all-pairs ones let a lookup table
+    of the training labels reach them too (``lookup_acc``). Rows measured before memgen had the
+    held-out ones leave those claims undefined. The excluded loss is judged only where the key
+    frequencies explain at least :data:`KEY_SHARE` of the final logits' variance
+    (``key_share_final``).
 
     Parameters
     ----------
     clean, noisy : list of dict
-        Rows of the clean (α = 0) and the noisy run, one per seed (:func:`progress_record`'s keys,
-        ``lookup_acc`` and ``key_share_final`` among them).
+        Rows of the clean (α = 0) and the noisy run, one per seed (:func:`progress_record`'s keys).
     settings : str, default=""
         Where they were measured.
 
@@ -443,49 +445,48 @@ def judge_progress(clean: Sequence[dict[str, Any]], noisy: Sequence[dict[str, An
         ``rule_after_memorization`` (noisy run).
     """
     out: dict[str, Verdict] = {}
-    v = lambda rows, k: np.array([r[k] for r in rows], dtype=float)  # noqa: E731
+    v = lambda rows, k: np.array([r.get(k, np.nan) for r in rows], dtype=float)  # noqa: E731
     c0, n0 = clean[0], noisy[0]
     n, ch, T = c0["n_test"], 1.0 / c0["p"], c0["steps"]
     st_c = settings + "; α = 0"
     st_n = settings + f"; α = {n0['noise']:g}"
-
-    def lookup_reaches(rows: Sequence[dict[str, Any]]) -> str:
-        """Why the restricted logits reaching FORMED shows nothing here ("" when it can)."""
-        ctrl = v(rows, "lookup_acc")
-        if not np.any(ctrl >= FORMED):
-            return ""
-        return (f"a lookup table of the training labels, which holds no rule, reaches {fmt_seeds(ctrl)} on the "
-                f"restricted logits at the same key frequencies, so the restricted logits reaching {FORMED} do "
-                f"not tell the rule from memorization")
+    measured = bool(np.isfinite(v([*clean, *noisy], "heldout_acc_final")).all())
+    def unmeasured(rows: Sequence[dict[str, Any]]) -> str:
+        return (f"these snapshots were measured before memgen had the held-out restricted logits, which this claim "
+                f"reads; the all-pairs ones, which the training labels enter, end at "
+                f"{fmt_seeds(v(rows, 'restricted_acc_final'))} (a lookup table of the training labels: "
+                f"{fmt_seeds(v(rows, 'lookup_acc'))}); re-measuring needs new snapshots (`memgen produce` trains "
+                f"these runs again)")
 
     def key_note(rows: Sequence[dict[str, Any]]) -> str:
         return (f"the key frequencies ({', '.join(str(len(r['key_freqs'])) for r in rows)} per seed) explain "
                 f"{fmt_seeds(v(rows, 'key_share_final'))} of the final logits' variance")
 
+    def held(rows: Sequence[dict[str, Any]]) -> str:
+        return f"final held-out restricted accuracy {fmt_seeds(v(rows, 'heldout_acc_final'))}"
+
     # the rule forms before the test accuracy rises (clean run)
-    claim = f"the rule forms (restricted logits ≥ {FORMED} on the test pairs) before the test accuracy reaches {FORMED}"
-    t_rule, t_test = v(clean, "t_rule"), v(clean, "t_test")
-    if not np.isfinite(t_rule).all():
-        out["rule_before_test"] = undefined(claim, f"the restricted logits never reach {FORMED} in some seed "
-                                                   f"(final {fmt_seeds(v(clean, 'restricted_acc_final'))}), "
-                                                   f"though the raw test accuracy ends at "
+    claim = (f"the rule forms (held-out restricted logits ≥ {FORMED} on the test pairs) before the raw test accuracy "
+             f"reaches {RISEN}")
+    t_rule, t_half = v(clean, "t_heldout"), v(clean, "t_half")
+    if not measured:
+        out["rule_before_test"] = undefined(claim, unmeasured(clean), settings=st_c)
+    elif not np.isfinite(t_rule).all():
+        out["rule_before_test"] = undefined(claim, f"the held-out restricted logits never reach {FORMED} in some seed "
+                                                   f"({held(clean)}), though the raw test accuracy ends at "
                                                    f"{fmt_seeds(v(clean, 'test_acc'))}; {key_note(clean)}",
                                             settings=st_c)
-    elif lookup_clean := lookup_reaches(clean):
-        out["rule_before_test"] = undefined(claim, f"{lookup_clean}; the restricted logits reach it at "
-                                                   f"steps {fmt_seeds(t_rule, 0)}", settings=st_c)
-    elif not np.isfinite(t_test).all():
-        out["rule_before_test"] = undefined(claim, f"the test accuracy never reaches {FORMED} in some seed within "
+    elif not np.isfinite(t_half).all():
+        out["rule_before_test"] = undefined(claim, f"the test accuracy never reaches {RISEN} in some seed within "
                                                    f"{T} steps (final {fmt_seeds(v(clean, 'test_acc'))}), so there is "
-                                                   f"no grokking to order; the rule formed at steps "
+                                                   f"no generalization to order; the rule formed at steps "
                                                    f"{fmt_seeds(t_rule, 0)}", settings=st_c)
     else:
-        part = compare(claim, t_test, t_rule, a_name="test step", b_name="rule step", digits=0, settings=st_c,
-                       floor=(v(clean, "restricted_acc_final"), n, ch))
-        out["rule_before_test"] = part
+        out["rule_before_test"] = compare(claim, t_half, t_rule, a_name="test step", b_name="rule step", digits=0,
+                                          settings=st_c, floor=(v(clean, "heldout_acc_final"), n, ch))
     # the excluded loss rises (clean run): the training fit comes to rely on the rule
     ex_f, ex_m = v(clean, "excluded_final"), v(clean, "excluded_min")
-    floor = (v(clean, "restricted_acc_final"), n, ch)
+    floor = (v(clean, "test_acc"), n, ch)  # the network generalizes at all
     claim = "the excluded loss rises during training: once the key frequencies are removed, the training set is no " \
             "longer fitted"
     if np.any(v(clean, "key_share_final") < KEY_SHARE):
@@ -505,29 +506,28 @@ def judge_progress(clean: Sequence[dict[str, Any]], noisy: Sequence[dict[str, An
                     f"evenly over half the frequencies, none on the rest)", {"sparse level": SPARSE})
     out["sparser"] = combine(f"the embedding's Fourier spectrum grows sparse (its Gini coefficient rises, to at "
                              f"least {SPARSE:g})", [rise, level], settings=st_c, key=rise.key)
-    # noisy run
-    rule = compare(f"under label noise α = {n0['noise']:g} the rule still forms (restricted logits on the test "
-                   "pairs above chance and above a lookup table of the training labels)",
-                   v(noisy, "restricted_acc_final"), v(noisy, "lookup_acc"), a_name="restricted test accuracy",
-                   b_name="lookup table's", n=n, floor=(v(noisy, "restricted_acc_final"), n, ch), settings=st_n)
-    if rule.verdict == CONTRADICTED:  # below the control: no evidence of a rule, but none against one either
-        rule = replace(rule, verdict=NOT_SHOWN, evidence=rule.evidence + "; below the control, which shows neither a "
-                                                                          "rule nor its absence")
-    out["noisy_rule"] = rule
+    # noisy run: does the rule still form in the network's answers on unseen pairs?
+    claim = (f"under label noise α = {n0['noise']:g} the rule still forms (held-out restricted logits on the test "
+             "pairs above chance)")
+    if not measured:
+        out["noisy_rule"] = undefined(claim, unmeasured(noisy), settings=st_n)
+    else:
+        acc = v(noisy, "heldout_acc_final")
+        rule = compare(claim, acc, ch, a_name="held-out restricted test accuracy",
+                       b_name=f"chance 1/{c0['p']}", n=n, settings=st_n)
+        out["noisy_rule"] = replace(rule, evidence=f"{rule.evidence}; raw test accuracy "
+                                                   f"{fmt_seeds(v(noisy, 'test_acc'))}")
     claim = "under label noise the corrupted labels are memorized before the rule forms"
-    t_rule_n, t_mem = v(noisy, "t_rule"), v(noisy, "t_mem")
-    if not np.isfinite(t_mem).all():
+    t_rule_n, t_mem = v(noisy, "t_heldout"), v(noisy, "t_mem")
+    if not measured:
+        out["rule_after_memorization"] = undefined(claim, unmeasured(noisy), settings=st_n)
+    elif not np.isfinite(t_mem).all():
         out["rule_after_memorization"] = undefined(claim, f"the noisy labels never reach {FORMED} in some seed",
                                                    settings=st_n)
-    elif np.isfinite(t_rule_n).all() and (lookup_noisy := lookup_reaches(noisy)):
-        out["rule_after_memorization"] = undefined(claim, f"{lookup_noisy}; memorized at steps "
-                                                          f"{fmt_seeds(t_mem, 0)}, restricted logits ≥ {FORMED} "
-                                                          f"at steps {fmt_seeds(t_rule_n, 0)}", settings=st_n)
     elif not np.isfinite(t_rule_n).all():
         out["rule_after_memorization"] = undefined(
-            claim, f"the restricted logits never reach {FORMED} on the test pairs in some seed (final "
-                   f"{fmt_seeds(v(noisy, 'restricted_acc_final'))}); memorized at steps {fmt_seeds(t_mem, 0)}",
-            settings=st_n)
+            claim, f"the held-out restricted logits never reach {FORMED} in some seed within {T} steps "
+                   f"({held(noisy)}); memorized at steps {fmt_seeds(t_mem, 0)}", settings=st_n)
     else:
         out["rule_after_memorization"] = compare(claim, t_rule_n, t_mem, a_name="rule step", b_name="memorized step",
                                                  digits=0, settings=st_n)
@@ -541,8 +541,16 @@ __all__ = ["DOSHI", "PHASES", "PHASE_SIZES", "PROGRESS_SIZES", "best_prune_index
 
 
 # ---------------------------------------------------------------------------- chapter 13: figures
+HELD = "restricted logits, held out (the rule)"
+ALL_PAIRS = "restricted logits, all pairs (labels leak in)"
+
+
 def progress_figure(groups: dict[str, Sequence[dict[str, Any]]], title: str, p: int) -> Any:
     """Losses (top, log scale) and accuracies (bottom) over training, one slider step per run.
+
+    The accuracy panel draws the held-out restricted logits' test accuracy (solid green, where
+    measured) and the all-pairs one (dotted light green), whose level sets include the training
+    labels.
 
     Parameters
     ----------
@@ -581,11 +589,13 @@ def progress_figure(groups: dict[str, Sequence[dict[str, Any]]], title: str, p: 
             vals = np.array([[dict(zip(x["step"], x[k])).get(s, np.nan) for s in steps] for x in h], dtype=float)
             if np.isfinite(vals).any():
                 series[name] = vals
-        series["restricted logits, test accuracy"] = np.array([r["restricted_test_acc"] for r in recs])
+        if all("heldout_test_acc" in r for r in recs):  # absent from snapshots measured before version 2
+            series[HELD] = np.array([r["heldout_test_acc"] for r in recs])
+        series[ALL_PAIRS] = np.array([r["restricted_test_acc"] for r in recs])
         bottom = seed_traces(steps, series, colors={"train accuracy": "#1f77b4", "test accuracy": "#ff7f0e",
-                                                     "noisy labels memorized": "#d62728",
-                                                     "restricted logits, test accuracy": "#2ca02c"},
-                             dash={"restricted logits, test accuracy": "dot"})
+                                                     "noisy labels memorized": "#d62728", HELD: "#2ca02c",
+                                                     ALL_PAIRS: "#98df8a"},
+                             dash={ALL_PAIRS: "dot"})
         for tr in top:
             tr.visible = i == 0
             fig.add_trace(tr, row=1, col=1)
