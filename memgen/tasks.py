@@ -236,6 +236,32 @@ class Dataset:
         return role.reshape(self.p, self.p)
 
 
+def chance_level(task: str, p: int) -> float:
+    """The accuracy a network reaches without the Fourier rule: 1/P, more for ``mul``.
+
+    For ``mul`` the pairs containing 0 (expected share z = (2P - 1)/P**2 of the test pairs) all
+    belong to class 0, a rule no frequency carries, which frequency filtration keeps in its G part
+    (token 0 lies outside the discrete-log frame). The level is then that of a network that knows
+    only 0 * b = a * 0 = 0 and guesses elsewhere: z + (1 - z)/P.
+
+    Parameters
+    ----------
+    task : str
+        The operation.
+    p : int
+        The modulus.
+
+    Returns
+    -------
+    float
+        1/P for ``add`` and ``sub``; z + (1 - z)/P for ``mul``.
+    """
+    if task != "mul":
+        return 1.0 / p
+    z = (2 * p - 1) / p**2
+    return z + (1 - z) / p
+
+
 def make_dataset(config: RunConfig) -> Dataset:
     """Build the dataset of ``config`` (deterministic in its seeds).
 

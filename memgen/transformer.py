@@ -61,7 +61,7 @@ from .checkpoint import StoreError, atomic_save, checked_load
 from .configs import DEVICES, ConfigError, RunConfig, _choice, _integer, _number, _plain_fields, content_key
 from .fourier import frame_order
 from .metrics import accuracies_of_predictions
-from .tasks import Dataset, make_dataset
+from .tasks import Dataset, chance_level, make_dataset
 from .train import resolve_device
 
 #: Bumped whenever a change to this module changes training results (part of the store key).
@@ -1098,11 +1098,11 @@ def judge(runs: list[TransformerRun], n_keep: int | None = None, settings: str =
     data = runs[0].data
     return judge_filtration([r.filtration(n_keep) for r in runs], n_train=len(data.train_idx),
                             n_test=len(data.test_idx), n_noisy=int(data.noisy.sum()), p=runs[0].config.p,
-                            settings=settings)
+                            task=runs[0].config.task, settings=settings)
 
 
 def judge_filtration(ffs: list[dict[str, Any]], *, n_train: int, n_test: int, n_noisy: int, p: int,
-                     settings: str = "") -> dict[str, Any]:
+                     task: str = "add", settings: str = "") -> dict[str, Any]:
     """The chapter's verdicts from accuracies before and after filtration (trained or shipped runs).
 
     Parameters
@@ -1113,7 +1113,10 @@ def judge_filtration(ffs: list[dict[str, Any]], *, n_train: int, n_test: int, n_
     n_train, n_test, n_noisy : int
         Sizes of the training set, the test set and the noisy subset (the same for every seed).
     p : int
-        The modulus (chance is 1/p).
+        The modulus.
+    task : str, default="add"
+        The operation; with ``p`` it sets the chance level the accuracies must exceed
+        (:func:`memgen.tasks.chance_level`: 1/p, more for ``mul``).
     settings : str, default=""
         Where the numbers were measured, for the verdicts.
 
@@ -1128,7 +1131,7 @@ def judge_filtration(ffs: list[dict[str, Any]], *, n_train: int, n_test: int, n_
         ``test_unpaired`` (the ``test`` claim judged by :func:`memgen.verdicts.compare` on the two
         sides' seeds, for comparison). With no noisy labels every verdict is ``Not shown``.
     """
-    n_clean, chance = n_train - n_noisy, 1 / p
+    n_clean, chance = n_train - n_noisy, chance_level(task, p)
 
     def side(s: str, k: str) -> np.ndarray:
         return np.array([f[s][k] for f in ffs], dtype=float)

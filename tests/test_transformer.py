@@ -160,6 +160,17 @@ def test_judge_reproduces_nothing_when_nothing_was_learned():
     assert {v.verdict for v in tfm.judge(clean).values()} == {"Not shown"}
 
 
+def test_the_filtered_test_accuracy_must_beat_the_tasks_own_chance_level():
+    """For × the pairs containing 0 all belong to class 0, which filtration keeps: a filtered
+    accuracy of 0.03 at P = 113 beats 1/P but not ×'s chance level (about 3/P)."""
+    ffs = [{"before": dict(test_acc=0.005 + 0.001 * s, noisy_acc=1.0, clean_acc=1.0),
+            "after": dict(test_acc=0.03 + 0.001 * s, noisy_acc=0.2, clean_acc=0.99)} for s in range(3)]
+    sizes = dict(n_train=6384, n_test=6385, n_noisy=2553, p=113)
+    assert tfm.judge_filtration(ffs, **sizes)["test"].verdict == "Reproduced"
+    v = tfm.judge_filtration(ffs, **sizes, task="mul")["test"]
+    assert v.verdict == "Not shown" and "chance" in v.evidence
+
+
 @pytest.mark.parametrize("kw,name", [
     (dict(n_heads=3), "n_heads"), (dict(n_keep=6), "n_keep"), (dict(n_keep=0), "n_keep"),
     (dict(noise=1.5), "noise"), (dict(d_mlp=0), "d_mlp"), (dict(lr=0), "lr"), (dict(task="mul", p=12), "p=12"),

@@ -43,6 +43,7 @@ from ..analysis import (
 from ..configs import PROFILES, TRAINING_FIELDS, RunConfig
 from ..experiments import Setup
 from ..store import sweep
+from ..tasks import chance_level  # noqa: F401  (re-exported: the chapters call mb.findings.chance_level)
 from ..verdicts import REPRODUCED, Verdict, combine, compare, fmt_seeds, judge_above_chance, judge_at_least, undefined
 from . import tables
 
@@ -114,32 +115,6 @@ def n_noisy(row: dict[str, Any]) -> int:
         ``n_noisy`` when the record gives one, else the count its config implies.
     """
     return int(row["n_noisy"]) if row.get("n_noisy") is not None else _cfg(row).n_noisy
-
-
-def chance_level(task: str, p: int) -> float:
-    """The accuracy a network reaches without the Fourier rule: 1/P, more for ``mul``.
-
-    For ``mul`` the pairs containing 0 (expected share z = (2P - 1)/P**2 of the test pairs) all
-    belong to class 0, a rule no frequency carries, which frequency filtration keeps in its G part
-    (token 0 lies outside the discrete-log frame). The level is then that of a network that knows
-    only 0 * b = a * 0 = 0 and guesses elsewhere: z + (1 - z)/P.
-
-    Parameters
-    ----------
-    task : str
-        The operation.
-    p : int
-        The modulus.
-
-    Returns
-    -------
-    float
-        1/P for ``add`` and ``sub``; z + (1 - z)/P for ``mul``.
-    """
-    if task != "mul":
-        return 1.0 / p
-    z = (2 * p - 1) / p**2
-    return z + (1 - z) / p
 
 
 def chance(row: dict[str, Any]) -> float:

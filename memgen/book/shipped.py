@@ -270,9 +270,10 @@ def _transformer(recs: Sequence[Record], source: str, task: str = "add") -> fd.F
             + "; ".join(f"α = {r['noise']:g}: {r['test_acc']:.3f} → {r['ff_test_acc']:.3f}" for r in sweep)
             + f". The verdicts below are judged at α = {C.noise:g}, over its seeds.")
     V = tfm.judge_filtration(ffs, n_train=r0["n_train"], n_test=r0["n_test"], n_noisy=r0["n_noisy"], p=r0["p"],
-                             settings=where)
+                             task=task, settings=where)
     return fd.Findings("09_transformer", {k: V[k] for k in ("memorized", "test", "noisy", "split")},
-                       {"ff": ffs, "p": r0["p"], "noise": C.noise, "n_keep": C.n_keep, "records": _used(rows),
+                       {"ff": ffs, "p": r0["p"], "chance": fd.chance_level(task, r0["p"]), "noise": C.noise,
+                        "n_keep": C.n_keep, "records": _used(rows),
                         "note": note})
 
 
