@@ -31,7 +31,7 @@ PAGES = {
     "book/05_frequency_filtration.html": 4,
     "book/06_partition.html": 3,
     "book/07_misspecification.html": 4,
-    "book/08_explorer.html": 2,
+    "book/17_explorer.html": 2,
     "book/09_transformer.html": 6,  # the shipped section's figure, then 5 trained now
     "book/10_noise_first_images.html": 3,  # the shipped section's figure, then 2 trained now
     "book/11_optimizers.html": 4,  # the shipped section's figure, then 3 trained now

@@ -84,8 +84,8 @@ def test_nothing_is_judged_where_nothing_is_shipped(tmp_path, monkeypatch):
     monkeypatch.setenv("MEMGEN_RESULTS", str(tmp_path))
     assert shipped.shipped_findings("02_scaling", "paper") is None
     assert "not shipped yet" in shipped.banner("paper", [], "02_scaling").data
-    assert "does not plan" in shipped.banner("paper", [], "08_explorer").data
-    assert "08_explorer" not in shipped.JUDGES
+    assert "does not plan" in shipped.banner("paper", [], "17_explorer").data
+    assert "17_explorer" not in shipped.JUDGES
     assert "not shipped yet" in shipped.banner("paper", [], "09_transformer").data
     assert "--mnist-path" in shipped.banner("paper", [], "10_noise_first_images").data
     assert shipped.shipped_findings("09_transformer", "paper") is None
