@@ -573,8 +573,8 @@ PROGRESS_SIZES: dict[str, dict[str, Any]] = {
     "paper": dict(p=113, width=512, steps=20_000, lr=1e-3, weight_decay=1.0, noise=0.3),
 }
 PROGRESS_SIZES["paper20k"] = PROGRESS_SIZES["paper"]  # chapter 13 trains 20k steps at the paper scale anyway
-#: Accuracy at which the rule counts as formed (restricted logits on the test pairs), the
-#: network as generalizing (test) and the corrupted labels as memorized.
+#: Accuracy at which the rule counts as formed (held-out restricted logits on the test pairs) and
+#: the corrupted labels as memorized (also reported: the first step the test accuracy reaches it).
 FORMED = 0.9
 #: Test accuracy at which the network's generalization counts as under way (half the test pairs).
 RISEN = 0.5

@@ -184,7 +184,11 @@ def test_the_rule_is_read_off_the_held_out_restricted_logits(measures):
     assert v["noisy_rule"].verdict == "Reproduced" and v["rule_after_memorization"].verdict == "Reproduced"
     below = [{**r, "heldout_acc_final": 0.0, "t_heldout": float("nan"), "t_mem": 40.0} for r in noisy]
     v = pw.judge_progress(grok, below)
-    assert v["noisy_rule"].verdict == "Contradicted" and "chance 1/" in v["noisy_rule"].evidence
+    assert v["noisy_rule"].verdict == "Not shown" and "(below chance)" in v["noisy_rule"].evidence
+    at_chance = [{**r, "heldout_acc_final": 1 / r["p"]} for r in below]
+    assert pw.judge_progress(grok, at_chance)["noisy_rule"].verdict == "Not shown"
+    blip = [{**r, "heldout_acc_final": 0.0} for r in formed]  # reached 0.9 once, ends at 0: no rule to order
+    assert pw.judge_progress(grok, blip)["rule_after_memorization"].verdict == "Not shown"
     assert v["rule_after_memorization"].verdict == "Not shown" and "never reach" in v["rule_after_memorization"].key
 
 
@@ -217,7 +221,8 @@ def test_the_excluded_loss_is_judged_only_where_the_key_frequencies_carry_the_lo
 def test_a_lookup_table_reaches_the_restricted_logits_with_many_key_frequencies():
     """The control itself: with most key frequencies the table's restricted logits find the true
     class of the test pairs (most training labels are right), though its own test logits are all
-    zero; with one key frequency they do not, which is what makes the gate tell anything."""
+    zero; with one key frequency they do not: how far the labels leak in depends on how many key
+    frequencies the table is projected on."""
     d = make_dataset(RunConfig(p=23, noise=0.3, seed=0))
     assert pg.lookup_restricted_acc(d, list(range(1, 12))) > 0.9
     assert pg.lookup_restricted_acc(d, [1]) < 0.9

@@ -85,6 +85,10 @@ def test_held_out_restricted_logits_hold_the_rule_but_no_training_label():
     assert (rule[te].argmax(1) == d.true[te]).mean() < 0.9  # the noise hides the rule in the raw logits
     assert (pg.restricted_logits(rule, "add", key, te)[te].argmax(1) == d.true[te]).mean() == 1.0
     np.testing.assert_allclose(pg.key_component(rule, "add", [3], np.arange(P * P)), pg.key_component(rule, "add", [3]))
+    # a function of a + b - c alone is its own projection over any set of pairs (each pair holds every residue once)
+    pure = 2.0 * cosine_logits(P, 3) + np.sin(2 * np.pi * 5 * pg.residue("add", P) / P)
+    np.testing.assert_allclose(pg.key_component(pure, "add", [3, 5], te), pure, atol=1e-10)
+    np.testing.assert_allclose(pg.key_component(pure, "add", [3], te[:7]), 2.0 * cosine_logits(P, 3), atol=1e-10)
 
 
 def test_gini():

@@ -288,6 +288,19 @@ def test_the_partition_record_is_made_at_the_profiles_alpha_and_at_alpha_0_2(tmp
     assert res._complete(results, "grid", c, set(), have)
 
 
+def test_a_progress_record_measured_before_the_held_out_logits_is_produced_again(tmp_path):
+    """Chapter 13's records need the held-out restricted logits (progress version 2)."""
+    from memgen.progress import progress_configs
+
+    c = progress_configs("test")[0]
+    results, have = res.Results("test", tmp_path), {"topology": True, "powerlaw": True}
+    results.write({**c.identity(), "key": c.key(), "measured": {"restricted_test_acc": [0.5]}})
+    assert not res._complete(results, "progress", c, set(), have)
+    results.write({**c.identity(), "key": c.key(),
+                   "measured": {"restricted_test_acc": [0.5], "heldout_test_acc": [0.1]}})
+    assert res._complete(results, "progress", c, set(), have)
+
+
 def test_dry_run_lists_a_record_that_lacks_numbers_its_group_records_now(tmp_path, monkeypatch, capsys):
     import shutil
 

@@ -451,6 +451,7 @@ def judge_progress(clean: Sequence[dict[str, Any]], noisy: Sequence[dict[str, An
     st_c = settings + "; α = 0"
     st_n = settings + f"; α = {n0['noise']:g}"
     measured = bool(np.isfinite(v([*clean, *noisy], "heldout_acc_final")).all())
+
     def unmeasured(rows: Sequence[dict[str, Any]]) -> str:
         return (f"these snapshots were measured before memgen had the held-out restricted logits, which this claim "
                 f"reads; the all-pairs ones, which the training labels enter, end at "
@@ -473,7 +474,7 @@ def judge_progress(clean: Sequence[dict[str, Any]], noisy: Sequence[dict[str, An
         out["rule_before_test"] = undefined(claim, unmeasured(clean), settings=st_c)
     elif not np.isfinite(t_rule).all():
         out["rule_before_test"] = undefined(claim, f"the held-out restricted logits never reach {FORMED} in some seed "
-                                                   f"({held(clean)}), though the raw test accuracy ends at "
+                                                   f"({held(clean)}); the raw test accuracy ends at "
                                                    f"{fmt_seeds(v(clean, 'test_acc'))}; {key_note(clean)}",
                                             settings=st_c)
     elif not np.isfinite(t_half).all():
@@ -512,9 +513,8 @@ def judge_progress(clean: Sequence[dict[str, Any]], noisy: Sequence[dict[str, An
     if not measured:
         out["noisy_rule"] = undefined(claim, unmeasured(noisy), settings=st_n)
     else:
-        acc = v(noisy, "heldout_acc_final")
-        rule = compare(claim, acc, ch, a_name="held-out restricted test accuracy",
-                       b_name=f"chance 1/{c0['p']}", n=n, settings=st_n)
+        rule = judge_above_chance(claim, v(noisy, "heldout_acc_final"), n, ch, settings=st_n,
+                                  name="held-out restricted test accuracy")
         out["noisy_rule"] = replace(rule, evidence=f"{rule.evidence}; raw test accuracy "
                                                    f"{fmt_seeds(v(noisy, 'test_acc'))}")
     claim = "under label noise the corrupted labels are memorized before the rule forms"
@@ -530,7 +530,7 @@ def judge_progress(clean: Sequence[dict[str, Any]], noisy: Sequence[dict[str, An
                    f"({held(noisy)}); memorized at steps {fmt_seeds(t_mem, 0)}", settings=st_n)
     else:
         out["rule_after_memorization"] = compare(claim, t_rule_n, t_mem, a_name="rule step", b_name="memorized step",
-                                                 digits=0, settings=st_n)
+                                                 digits=0, settings=st_n, floor=(v(noisy, "heldout_acc_final"), n, ch))
     return out
 
 
