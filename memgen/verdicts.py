@@ -5,7 +5,7 @@ from numbers with an explicit margin:
 
 * an accuracy counts as *above chance* only when its binomial confidence interval (Wilson score,
   95%, on the number of pairs evaluated) lies entirely above the chance level (1/P; for ``mul``
-  a level of its own, :func:`memgen.book.findings.chance_level`), and as *at chance* when the
+  a level of its own, :func:`memgen.tasks.chance_level`), and as *at chance* when the
   interval contains it;
 * a difference between two quantities counts only when it exceeds the spread over seeds: the
   larger of the two sides' full ranges (max - min over seeds), and at least ``min_margin`` and,

@@ -34,6 +34,7 @@ from ..checkpoint import StoreError, atomic_save, checked_load, stored_digest
 from ..configs import ConfigError, RunConfig, validate_noise
 from ..diagnostics import SERIES_FRACTIONS, default_series_width, series_steps  # noqa: F401  (the chapters' names)
 from ..store import default_store, sweep
+from ..tasks import chance_level
 from ..verdicts import (
     CONTRADICTED,
     NOT_SHOWN,
@@ -52,7 +53,6 @@ from .findings import (
     Findings,
     _eq,
     chance,
-    chance_level,
     lowest_chance,
     n_test,
     settings_text,
@@ -760,7 +760,7 @@ def two_panel(rows: Sequence[dict[str, Any]], x: str, top: dict[str, str], botto
         Figure title, x axis and top y axis titles.
     p : int
         The modulus (chance on the accuracy panel: 1/P, more for ``mul``, see
-        :func:`~memgen.book.findings.chance_level`).
+        :func:`~memgen.tasks.chance_level`).
     log_x : bool, default=False
         Logarithmic x axis.
     bottom_title : str, default="accuracy"

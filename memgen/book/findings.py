@@ -43,7 +43,7 @@ from ..analysis import (
 from ..configs import PROFILES, TRAINING_FIELDS, RunConfig
 from ..experiments import Setup
 from ..store import sweep
-from ..tasks import chance_level  # noqa: F401  (re-exported: the chapters call mb.findings.chance_level)
+from ..tasks import chance_level  # the chapters call it as mb.findings.chance_level
 from ..verdicts import REPRODUCED, Verdict, combine, compare, fmt_seeds, judge_above_chance, judge_at_least, undefined
 from . import tables
 

@@ -18,9 +18,10 @@ import numpy as np
 from .. import experiments
 from ..optimizers import SIZE, optimizer_settings
 from ..store import sweep
+from ..tasks import chance_level
 from ..verdicts import above_chance, combine, compare, fmt_seeds, judge_at_least
 from . import tables
-from .findings import Findings, chance_level, settings_text
+from .findings import Findings, settings_text
 
 #: Accuracy on the noisy labels that counts as memorized for the time to memorize.
 MEMORIZED = 0.9
@@ -133,7 +134,7 @@ def judge_optimizers(values: Mapping[str, Mapping[str, np.ndarray]], reached: Ma
     settings : str
         One line naming the setting (in every verdict).
     chance : float or None, default=None
-        The level the G part must beat (None: 1/P; :func:`memgen.book.findings.chance_level`
+        The level the G part must beat (None: 1/P; :func:`memgen.tasks.chance_level`
         for ``mul``).
 
     Returns

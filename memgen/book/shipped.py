@@ -272,7 +272,7 @@ def _transformer(recs: Sequence[Record], source: str, task: str = "add") -> fd.F
     V = tfm.judge_filtration(ffs, n_train=r0["n_train"], n_test=r0["n_test"], n_noisy=r0["n_noisy"], p=r0["p"],
                              task=task, settings=where)
     return fd.Findings("09_transformer", {k: V[k] for k in ("memorized", "test", "noisy", "split")},
-                       {"ff": ffs, "p": r0["p"], "chance": fd.chance_level(task, r0["p"]), "noise": C.noise,
+                       {"ff": ffs, "p": r0["p"], "chance": fd.chance(r0), "noise": C.noise,
                         "n_keep": C.n_keep, "records": _used(rows),
                         "note": note})
 
