@@ -47,10 +47,13 @@ Their reference code is ``mechanistic-interpretability-grokking/progress-measure
 components (:func:`embedding_spectrum`): near 1 when the embedding uses a few frequencies, near 0
 when its power is spread evenly. Nanda et al. plot the same for their embedding and unembedding.
 
-*Key frequencies.* :func:`key_frequencies` picks them from trained weights: each neuron votes
-for its dominant frequency (:func:`memgen.fourier.dominant_frequencies`) with its strength
-(:func:`memgen.model.strength`); the frequencies that gather at least ``min_share`` of the
-total vote are key. Nanda et al. use the dominant frequencies of the MLP neurons' activations.
+*Key frequencies.* :func:`spectrum_key_frequencies` reads them off the final network's logits:
+the power spectrum of their level-set means over the test pairs (:func:`rule_spectrum`), strongest
+frequency first, until the chosen ones hold ``KEY_POWER`` (90%) of it. Only the power enters the
+choice, not the phase, so it cannot by itself make the restricted logits point at the right class.
+Nanda et al. use the dominant frequencies of the MLP neurons' activations; memgen's wider networks
+spread their neurons over many frequencies (at P = 113, M = 512 no frequency but one per seed
+gathers 5% of the neurons' strength-weighted votes), so a share-of-votes rule finds too few.
 
 Only ``add`` and ``sub`` have an a +- b - c component; ``mul`` is refused by the loss functions
 (its rule lives in the discrete-log frame and pairs containing 0 follow no frequency).
@@ -71,16 +74,19 @@ import torch
 import torch.nn.functional as F
 
 from . import train as train_module
+from .checkpoint import StoreError, atomic_save, checked_load
 from .configs import RunConfig, content_key
 from .experiments import setup as make_setup
-from .fourier import dominant_frequencies, frame_order
-from .model import Weights, strength, weights_of_run
+from .fourier import frame_order
+from .model import Weights, weights_of_run
 from .store import RunStore, default_store
 from .tasks import Dataset, make_dataset
 
 LOSSES = ("ce", "mse")
 #: Tasks whose rule is a component cos(omega (a +- b - c)) of the logits.
 COMPONENT_TASKS = ("add", "sub")
+#: Share of the rule direction's power the key frequencies hold (:func:`spectrum_key_frequencies`).
+KEY_POWER = 0.9
 
 
 # ---------------------------------------------------------------------------- validation
@@ -419,44 +425,76 @@ def spectrum_gini(weights: Weights, task: str, which: str = "embed") -> float:
 
 
 # ---------------------------------------------------------------------------- key frequencies
-def key_frequencies(weights: Weights, task: str, min_share: float = 0.05) -> np.ndarray:
-    """Frequencies that gather at least ``min_share`` of the neurons' strength-weighted votes.
-
-    Each neuron votes for its dominant (joint) frequency with its strength; a frequency is key
-    when its votes are at least ``min_share`` of the total.
+def rule_spectrum(logits: np.ndarray | torch.Tensor, task: str, pairs: np.ndarray | None = None) -> np.ndarray:
+    """Power of every frequency in the logits' rule direction: the spectrum of their mean over each
+    level set of a ± b − c (the part of the logits that depends on the answer's residue only).
 
     Parameters
     ----------
-    weights : Weights
-        The trained network.
-    task : str
-        The operation (chooses the frame).
-    min_share : float, default=0.05
-        Share of the total strength a frequency needs, in (0, 1].
+    logits : numpy.ndarray or torch.Tensor
+        (p*p, p) logits of all pairs in row-major order.
+    task : {"add", "sub"}
+        The operation.
+    pairs : numpy.ndarray or None, default=None
+        The pairs averaged over (None: all; ``data.test_idx``: held out, no training label enters).
 
     Returns
     -------
     numpy.ndarray
-        Sorted int64 frequencies (at least the one with the most votes; empty only when every
-        neuron has zero strength).
+        (p//2 + 1,) squared rfft magnitudes of the level-set means (index = frequency; index 0,
+        the constant, and powers at the level of rounding are set to 0).
+    """
+    x = _check_logits(logits)
+    p = x.shape[1]
+    r = residue(task, p)
+    rows = _check_pairs(pairs, p)
+    g = np.bincount(r[rows].ravel(), weights=x[rows].ravel(), minlength=p) / len(rows)
+    power = np.abs(np.fft.rfft(g)) ** 2
+    power[0] = 0.0
+    power[power < (1e-12 * p * np.abs(g).max()) ** 2] = 0.0  # rounding, not a rule (e.g. equal logits)
+    return power
+
+
+def spectrum_key_frequencies(logits: np.ndarray | torch.Tensor, task: str, pairs: np.ndarray | None = None,
+                             power: float = KEY_POWER) -> np.ndarray:
+    """The fewest frequencies of :func:`rule_spectrum` that carry at least ``power`` of its power.
+
+    Nanda et al. read the key frequencies off the trained network's own Fourier spectrum; here
+    they are the strongest frequencies of the logits' rule direction, taken strongest first until
+    they hold ``power`` of it. Only the power enters, not the phase, so the choice cannot by
+    itself make the restricted logits point at the right class.
+
+    Parameters
+    ----------
+    logits : numpy.ndarray or torch.Tensor
+        (p*p, p) logits of all pairs (usually of the final network).
+    task : {"add", "sub"}
+        The operation.
+    pairs : numpy.ndarray or None, default=None
+        The pairs whose logits are read (None: all; the chapter passes the test pairs).
+    power : float, default=KEY_POWER
+        Share of the rule direction's power the key frequencies hold, in (0, 1].
+
+    Returns
+    -------
+    numpy.ndarray
+        Sorted int64 frequencies (the strongest one at least; empty when the rule direction is
+        flat, e.g. all logits equal).
 
     Raises
     ------
     ValueError
-        When ``min_share`` is not in (0, 1].
+        When ``power`` is not in (0, 1] or the logits are not (p*p, p) and finite.
     """
-    if not isinstance(min_share, (int, float)) or not 0 < min_share <= 1:
-        raise ValueError(f"min_share={min_share!r} is not allowed; it must lie in (0, 1]")
-    f = dominant_frequencies(weights, task)["u"]
-    s = strength(weights).astype(np.float64)
-    n = len(frame_order(task, weights.p))
-    votes = np.bincount(f, weights=s, minlength=n // 2 + 1)
-    if votes.sum() <= 0:
+    if isinstance(power, bool) or not isinstance(power, (int, float)) or not 0 < power <= 1:
+        raise ValueError(f"power={power!r} is not allowed; it must lie in (0, 1]")
+    spec = rule_spectrum(logits, task, pairs)
+    total = spec.sum()
+    if total <= 0:
         return np.array([], dtype=np.int64)
-    key = np.flatnonzero(votes >= min_share * votes.sum())
-    if key.size == 0:
-        key = np.array([int(votes.argmax())])
-    return key.astype(np.int64)
+    order = np.argsort(-spec[1:], kind="stable") + 1
+    k = int(np.searchsorted(np.cumsum(spec[order]) / total, power - 1e-12)) + 1
+    return np.sort(order[:k]).astype(np.int64)
 
 
 def lookup_restricted_acc(data: Dataset, freqs: Sequence[int] | np.ndarray) -> float:
@@ -486,28 +524,6 @@ def lookup_restricted_acc(data: Dataset, freqs: Sequence[int] | np.ndarray) -> f
     return float((r[data.test_idx].argmax(1) == data.true[data.test_idx]).mean())
 
 
-def vote_shares(weights: Weights, task: str) -> np.ndarray:
-    """Share of the strength-weighted votes of every frequency (index = frequency, 0 unused).
-
-    Parameters
-    ----------
-    weights : Weights
-        The network.
-    task : str
-        The operation (chooses the frame).
-
-    Returns
-    -------
-    numpy.ndarray
-        (n//2 + 1,) shares summing to 1 (all zero when every neuron has zero strength).
-    """
-    f = dominant_frequencies(weights, task)["u"]
-    s = strength(weights).astype(np.float64)
-    n = len(frame_order(task, weights.p))
-    votes = np.bincount(f, weights=s, minlength=n // 2 + 1)
-    return votes / votes.sum() if votes.sum() > 0 else votes
-
-
 # ---------------------------------------------------------------------------- all at once
 def measures(weights: Weights, data: Dataset, freqs: Sequence[int] | np.ndarray, loss: str = "ce") -> dict[str, float]:
     """Every progress measure of one network.
@@ -519,7 +535,7 @@ def measures(weights: Weights, data: Dataset, freqs: Sequence[int] | np.ndarray,
     data : Dataset
         Its dataset (``add`` or ``sub``).
     freqs : sequence of int
-        The key frequencies (usually from the final network, :func:`key_frequencies`).
+        The key frequencies (usually from the final network, :func:`spectrum_key_frequencies`).
     loss : {"ce", "mse"}, default="ce"
         The loss of the restricted, excluded and full logits.
 
@@ -559,8 +575,9 @@ def measures(weights: Weights, data: Dataset, freqs: Sequence[int] | np.ndarray,
 
 
 __all__ = ["COMPONENT_TASKS", "LOSSES", "embedding_spectrum", "excluded_logits", "excluded_loss", "gini",
-           "key_component", "key_frequencies", "logit_loss", "lookup_restricted_acc", "measures", "residue",
-           "restricted_logits", "restricted_loss", "spectrum_gini", "vote_shares", "FORMED", "MAX_SNAPSHOTS",
+           "key_component", "logit_loss", "lookup_restricted_acc", "measures", "residue", "restricted_logits",
+           "restricted_loss", "rule_spectrum", "spectrum_gini", "spectrum_key_frequencies", "FORMED", "KEY_POWER",
+           "MAX_SNAPSHOTS",
            "PROGRESS_SIZES", "RISEN", "first_step", "measured_runs", "progress_configs", "progress_record",
            "snapshot_steps"]
 
@@ -581,7 +598,7 @@ RISEN = 0.5
 #: Most snapshots measured per run (thinned evenly from the recorded steps).
 MAX_SNAPSHOTS = 48
 #: Bumped when the measures change, so cached curves are recomputed.
-PROGRESS_VERSION = 2
+PROGRESS_VERSION = 3
 
 
 @contextlib.contextmanager
@@ -639,44 +656,53 @@ def _atomic_write_json(path: Path, obj: Any) -> None:
         raise
 
 
-def measured_runs(configs: Sequence[RunConfig], *, min_share: float = 0.05, loss: str = "ce",
+def measured_runs(configs: Sequence[RunConfig], *, key_power: float = KEY_POWER, loss: str = "ce",
                   progress: bool | None = False, store: RunStore | None = None) -> list[dict[str, Any]]:
     """Train runs (one batch) while keeping snapshots, and measure each snapshot (cached).
 
-    The final runs go to the run store; the measure curves are cached next to it (under
-    ``<store>/progress/``) by a content key of the configs and the measure settings, so a
-    second call neither trains nor measures.
+    The final runs go to the run store; the snapshots (``<store>/progress/snaps-<key>.pt``) and
+    the measure curves (``<store>/progress/<key>.json``) are cached next to it, so a second call
+    neither trains nor measures, and a change of the measures re-measures the kept snapshots
+    without training again.
 
     Parameters
     ----------
     configs : sequence of RunConfig
         Runs sharing a batch key (``add`` or ``sub``).
-    min_share : float, default=0.05
-        Passed to :func:`key_frequencies` (found from each run's final weights).
+    key_power : float, default=KEY_POWER
+        Passed to :func:`spectrum_key_frequencies`, read off each run's final logits on its test
+        pairs (no training label enters the choice).
     loss : {"ce", "mse"}, default="ce"
         The loss of the measures.
     progress : bool or None, default=False
         Progress bar while training.
     store : RunStore or None, default=None
-        Where the runs and the cached curves go (None: the default store).
+        Where the runs, the snapshots and the cached curves go (None: the default store).
 
     Returns
     -------
     list of dict
-        Per config: ``config`` (dict), ``key_freqs``, ``steps`` (the snapshots), each measure of
-        :func:`measures` as a list over ``steps``, and the recorded ``history``.
+        Per config: ``config`` (dict), ``key_freqs``, ``key_power`` (the share asked for),
+        ``spectrum`` (the final held-out :func:`rule_spectrum`, shares summing to 1), ``steps``
+        (the snapshots), each measure of :func:`measures` as a list over ``steps``, and the
+        recorded ``history``.
 
     Raises
     ------
     ValueError
-        When the configs do not share a batch key or a run diverges.
+        When the configs do not share a batch key, ``key_power`` is not in (0, 1] or a run
+        diverges.
     """
     configs = list(configs)
     if not configs or any(c.batch_key() != configs[0].batch_key() for c in configs):
         raise ValueError("configs=... is not allowed; give runs that share a batch key (RunConfig.batch_key)")
+    if isinstance(key_power, bool) or not isinstance(key_power, (int, float)) or not 0 < key_power <= 1:
+        raise ValueError(f"key_power={key_power!r} is not allowed; it must lie in (0, 1]")
+    _check_loss(loss)
     store = store or default_store()
-    key = content_key({"configs": [c.identity() for c in configs], "min_share": float(min_share), "loss": loss,
-                       "max_points": MAX_SNAPSHOTS, "version": PROGRESS_VERSION})
+    ids = [c.identity() for c in configs]
+    key = content_key({"configs": ids, "key_power": float(key_power), "loss": loss, "max_points": MAX_SNAPSHOTS,
+                       "version": PROGRESS_VERSION})
     path = store.root / "progress" / f"{key}.json"
     if path.exists() and all(c in store for c in configs):
         try:
@@ -684,22 +710,45 @@ def measured_runs(configs: Sequence[RunConfig], *, min_share: float = 0.05, loss
         except (OSError, ValueError):
             path.unlink(missing_ok=True)
     steps = snapshot_steps(configs[0].steps)
-    snaps: dict[int, dict[str, Any]] = {}
-    with _snapshots(set(steps), snaps):
-        runs = train_module.train_batch(configs, progress=progress)
+    snaps_path = store.root / "progress" / f"snaps-{content_key({'configs': ids, 'steps': steps})}.pt"
+    snaps = _load_snapshots(snaps_path, steps) if all(c in store for c in configs) else None
+    if snaps is not None:
+        runs = [store.load(c) for c in configs]
+    else:
+        snaps = {}
+        with _snapshots(set(steps), snaps):
+            runs = train_module.train_batch(configs, progress=progress)
+        for run in runs:
+            if run.failed:
+                raise ValueError(run.failed)
+            store.save(run)
+        atomic_save(snaps_path, snaps)
     out = []
     for r, run in enumerate(runs):
-        if run.failed:
-            raise ValueError(run.failed)
-        store.save(run)
         data = run.data
-        freqs = key_frequencies(run.weights, data.task, min_share)
+        final = run.weights.logits()
+        freqs = spectrum_key_frequencies(final, data.task, data.test_idx, key_power)
+        spec = rule_spectrum(final, data.task, data.test_idx)
         ms = [measures(weights_of_run(snaps[s], r, run.config.activation), data, freqs, loss) for s in steps]
-        rec = {"config": run.config.to_dict(), "key_freqs": freqs.tolist(), "steps": steps, "history": run.history}
+        rec = {"config": run.config.to_dict(), "key_freqs": freqs.tolist(), "key_power": float(key_power),
+               "spectrum": (spec / spec.sum() if spec.sum() > 0 else spec).tolist(), "steps": steps,
+               "history": run.history}
         rec.update({k: [m[k] for m in ms] for k in ms[0]})
         out.append(rec)
     _atomic_write_json(path, out)
     return out
+
+
+def _load_snapshots(path: Path, steps: Sequence[int]) -> dict[int, dict[str, torch.Tensor]] | None:
+    """The kept snapshots of a batch, or None when there are none or they are damaged or incomplete."""
+    if not path.exists():
+        return None
+    try:
+        snaps = checked_load(path)
+    except (StoreError, OSError, RuntimeError, ValueError):
+        path.unlink(missing_ok=True)
+        return None
+    return snaps if isinstance(snaps, dict) and all(s in snaps for s in steps) else None
 
 
 def first_step(steps: Sequence[int], values: Sequence[float], level: float) -> float:

@@ -662,7 +662,7 @@ def _complete(res: Results, group: str, config: Config, pruned: set[str], have: 
     if group == "phases":
         return "doshi" in rec and (config.key() not in pruned or "prune" in rec)
     if group == "progress":
-        return "heldout_test_acc" in rec.get("measured", {})  # measured before version 2: again
+        return "key_power" in rec.get("measured", {})  # measured before version 3: again
     return ("ncc_test_acc" in rec and ("h1_mean" in rec or not have["topology"])
             and ("pl_p_U" in rec or not have["powerlaw"])
             and ("strength_G_test" in rec or not wants_partition(config, res.profile)))

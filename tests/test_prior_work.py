@@ -124,8 +124,8 @@ def test_bad_parameters_are_refused():
         pw.progress_measures("test", task="mul")
     with pytest.raises(ConfigError, match="noise"):
         pw.progress_measures("test", noise=0.0)
-    with pytest.raises(ConfigError, match="min_share"):
-        pw.progress_measures("test", min_share=2.0)
+    with pytest.raises(ConfigError, match="key_power"):
+        pw.progress_measures("test", key_power=2.0)
 
 
 def test_nothing_learnable_never_says_reproduced():

@@ -53,8 +53,8 @@ def test_key_component_is_the_projection():
 def test_restricted_loss_low_and_excluded_loss_high_for_the_analytic_network():
     w = analytic_weights("add", P, 256)
     d = make_dataset(RunConfig(p=P))
-    freqs = pg.key_frequencies(w, "add")
     logits = w.logits()
+    freqs = pg.spectrum_key_frequencies(logits, "add")
     assert pg.restricted_loss(logits, d, freqs) < 0.05
     assert pg.excluded_loss(logits, d, freqs) > np.log(P)  # worse than a uniform guess
     m = pg.measures(w, d, freqs)
@@ -91,6 +91,24 @@ def test_held_out_restricted_logits_hold_the_rule_but_no_training_label():
     np.testing.assert_allclose(pg.key_component(pure, "add", [3], te[:7]), 2.0 * cosine_logits(P, 3), atol=1e-10)
 
 
+def test_spectrum_key_frequencies_are_the_strongest_until_they_hold_the_power_asked_for():
+    """Powers 9, 4, 1 (amplitudes 3, 2, 1) at frequencies 2, 5, 7: 90% needs 2 and 5 (13/14), 95% all
+    three, 50% only 2; the sign of a component (its phase) does not change the choice."""
+    r = pg.residue("add", P)
+    x = 3 * cosine_logits(P, 2) + 2 * np.sin(2 * np.pi * 5 * r / P) + cosine_logits(P, 7)
+    assert pg.spectrum_key_frequencies(x, "add").tolist() == [2, 5]
+    assert pg.spectrum_key_frequencies(x, "add", power=0.95).tolist() == [2, 5, 7]
+    assert pg.spectrum_key_frequencies(x, "add", power=0.5).tolist() == [2]
+    assert pg.spectrum_key_frequencies(-x, "add").tolist() == [2, 5]
+    assert pg.spectrum_key_frequencies(x, "add", np.arange(0, P * P, 3)).tolist() == [2, 5]  # any pairs
+    np.testing.assert_allclose(pg.rule_spectrum(x, "add")[[2, 5, 7]] / pg.rule_spectrum(x, "add").sum(),
+                               np.array([9, 4, 1]) / 14)
+    assert pg.spectrum_key_frequencies(np.ones((P * P, P)), "add").size == 0  # no rule direction at all
+    # a function of the pair alone (no c) has no rule direction either: every class gets the same
+    pair_only = np.repeat(np.arange(P * P, dtype=float)[:, None], P, 1)
+    assert pg.spectrum_key_frequencies(pair_only, "add").size == 0
+
+
 def test_gini():
     assert pg.gini(np.eye(100)[0]) == pytest.approx(0.99)
     assert pg.gini(np.ones(29)) == pytest.approx(0.0)
@@ -107,9 +125,10 @@ def test_spectrum_gini_and_key_frequencies_of_a_one_frequency_network():
     assert pg.spectrum_gini(w, "add") == pytest.approx((n - 1) / n, abs=1e-3)
     assert pg.spectrum_gini(w, "add", "unembed") == pytest.approx((n - 1) / n, abs=1e-3)
     assert pg.embedding_spectrum(w, "add").shape == (n,)
-    assert pg.key_frequencies(w, "add").tolist() == [4]
-    assert pg.vote_shares(w, "add")[4] == pytest.approx(1.0)
     d = make_dataset(RunConfig(p=P))
+    assert pg.spectrum_key_frequencies(w.logits(), "add", d.test_idx).tolist() == [4]
+    spec = pg.rule_spectrum(w.logits(), "add", d.test_idx)
+    assert spec.shape == (n + 1,) and spec[0] == 0 and spec[4] / spec.sum() > 0.99
     assert pg.measures(w, d, [4])["key_share"] > 0.5
     # a random network spreads its spectrum
     rand = Weights(*(torch.randn(32, P) for _ in range(2)), torch.randn(P, 32), torch.zeros(P))
@@ -141,9 +160,46 @@ def test_bad_inputs_are_refused_with_the_parameter_named():
     for bad in ([], [P * P], [-1], [0.5], [[0, 1]]):
         with pytest.raises(ValueError, match="pairs"):
             pg.restricted_logits(x, "add", [1], np.array(bad))
-    with pytest.raises(ValueError, match="min_share"):
-        pg.key_frequencies(analytic_weights("add", P, 8), "add", min_share=0)
+    for bad in (0, 1.5, True, "0.9"):
+        with pytest.raises(ValueError, match="power="):
+            pg.spectrum_key_frequencies(x, "add", power=bad)
     with pytest.raises(ValueError, match="which"):
         pg.embedding_spectrum(analytic_weights("add", P, 8), "add", "both")
     with pytest.raises(ValueError, match="logits"):
         pg.restricted_loss(np.zeros((9, 3)), d, [1])
+
+
+def test_kept_snapshots_are_measured_again_without_training(tmp_path, monkeypatch):
+    """The cached curves gone (a change of the measures), the kept snapshots are measured again and
+    nothing is trained; damaged snapshots are trained again."""
+    from memgen import train
+    from memgen.store import RunStore
+
+    store = RunStore(tmp_path)
+    configs = pg.progress_configs("test", seeds=(0,))
+    first = pg.measured_runs(configs, store=store)
+    assert [len(r["key_freqs"]) > 0 for r in first] == [True, True]
+    assert all(r["key_power"] == pg.KEY_POWER and sum(r["spectrum"]) == pytest.approx(1.0) for r in first)
+    snaps = list((tmp_path / "progress").glob("snaps-*.pt"))
+    assert len(snaps) == 1
+    for f in (tmp_path / "progress").glob("*.json"):
+        f.unlink()
+    real = train.train_batch
+
+    def boom(*a, **k):
+        raise AssertionError("trained again")
+
+    monkeypatch.setattr(train, "train_batch", boom)
+    again = pg.measured_runs(configs, store=store)
+    assert again[1]["heldout_test_acc"] == first[1]["heldout_test_acc"]
+    other = pg.measured_runs(configs, store=store, key_power=0.5)  # another choice: measured, not trained
+    assert all(len(o["key_freqs"]) <= len(f["key_freqs"]) for o, f in zip(other, first))
+    snaps[0].write_bytes(snaps[0].read_bytes()[:-10])
+    for f in (tmp_path / "progress").glob("*.json"):
+        f.unlink()
+    with pytest.raises(AssertionError, match="trained again"):
+        pg.measured_runs(configs, store=store)
+    monkeypatch.setattr(train, "train_batch", real)
+    assert pg.measured_runs(configs, store=store)[0]["excluded_loss"] == first[0]["excluded_loss"]
+    with pytest.raises(ValueError, match="key_power="):
+        pg.measured_runs(configs, store=store, key_power=0)

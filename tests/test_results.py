@@ -288,8 +288,9 @@ def test_the_partition_record_is_made_at_the_profiles_alpha_and_at_alpha_0_2(tmp
     assert res._complete(results, "grid", c, set(), have)
 
 
-def test_a_progress_record_measured_before_the_held_out_logits_is_produced_again(tmp_path):
-    """Chapter 13's records need the held-out restricted logits (progress version 2)."""
+def test_a_progress_record_measured_before_the_spectrum_key_frequencies_is_produced_again(tmp_path):
+    """Chapter 13's records need the held-out restricted logits (progress version 2) at key
+    frequencies read off the logits' spectrum (version 3, which records ``key_power``)."""
     from memgen.progress import progress_configs
 
     c = progress_configs("test")[0]
@@ -298,6 +299,9 @@ def test_a_progress_record_measured_before_the_held_out_logits_is_produced_again
     assert not res._complete(results, "progress", c, set(), have)
     results.write({**c.identity(), "key": c.key(),
                    "measured": {"restricted_test_acc": [0.5], "heldout_test_acc": [0.1]}})
+    assert not res._complete(results, "progress", c, set(), have)
+    results.write({**c.identity(), "key": c.key(),
+                   "measured": {"restricted_test_acc": [0.5], "heldout_test_acc": [0.1], "key_power": 0.9}})
     assert res._complete(results, "progress", c, set(), have)
 
 

@@ -364,7 +364,7 @@ def _progress_sizes(profile: str, params: dict[str, Any]) -> dict[str, Any]:
 
 
 def progress_measures(profile: str = "book", *, progress: bool | None = False, seeds: Sequence[int] | None = None,
-                      min_share: float = 0.05, **params: Any) -> Findings:
+                      key_power: float = pg.KEY_POWER, **params: Any) -> Findings:
     """Chapter 13: Nanda et al.'s progress measures over training, for a clean and a noisy run.
 
     Parameters
@@ -375,8 +375,9 @@ def progress_measures(profile: str = "book", *, progress: bool | None = False, s
         Progress bar while training.
     seeds : sequence of int or None, default=None
         Seeds of both runs (None: 0, 1, 2).
-    min_share : float, default=0.05
-        Strength share a key frequency needs (:func:`memgen.progress.key_frequencies`).
+    key_power : float, default=0.9
+        Share of the final logits' rule-direction power the key frequencies hold
+        (:func:`memgen.progress.spectrum_key_frequencies`, read on the test pairs).
     **params : Any
         ``p``, ``width``, ``steps``, ``lr``, ``weight_decay``, ``noise`` (the noisy run's α)
         override :data:`PROGRESS_SIZES`; other RunConfig fields (``task``, ``activation``,
@@ -397,12 +398,12 @@ def progress_measures(profile: str = "book", *, progress: bool | None = False, s
     sizes = _progress_sizes(profile, params)
     if params.get("task", "add") not in pg.COMPONENT_TASKS:
         raise ConfigError(f"task={params['task']!r} is not allowed here; choose one of {', '.join(pg.COMPONENT_TASKS)}")
-    if not isinstance(min_share, (int, float)) or not 0 < min_share <= 1:
-        raise ConfigError(f"min_share={min_share!r} is not allowed; it must lie in (0, 1]")
+    if isinstance(key_power, bool) or not isinstance(key_power, (int, float)) or not 0 < key_power <= 1:
+        raise ConfigError(f"key_power={key_power!r} is not allowed; it must lie in (0, 1]")
     seeds = list(seeds) if seeds else list(SEEDS)
     S = make_setup(profile, seeds=seeds, **sizes, **params)
     configs = [S.config(noise=a, seed=s) for a in (0.0, S.base.noise) for s in seeds]
-    recs = measured_runs(configs, min_share=min_share, loss="ce", progress=progress)
+    recs = measured_runs(configs, key_power=key_power, loss="ce", progress=progress)
     clean, noisy = recs[:len(seeds)], recs[len(seeds):]
     rows = [progress_record(r) for r in recs]
     settings = (f"profile {profile}; {S.base.task} mod P = {S.base.p}, M = {S.base.width}, {S.base.activation}, "
