@@ -4,8 +4,8 @@ Chapters emit figures as a div + Plotly.newPlot call (memgen.plots.use_book_rend
 extension makes every page load _static/plotly.min.js, written at the end of the build from the
 installed plotly package, so its version always matches. It also ships the book's few CSS rules
 (_static/memgen.css): the introduction's findings table as one card per claim on a phone, and a
-shadow at the edge of a table that scrolls sideways; and one script (_static/memgen.js) that makes
-the menu buttons work on a phone.
+shadow at the edge of a table that scrolls sideways; one script (_static/memgen.js) that makes
+the menu buttons work on a phone; and a redirect page at each address a chapter used to have.
 """
 
 from pathlib import Path
@@ -58,9 +58,20 @@ document.addEventListener("DOMContentLoaded", () => {
 """
 
 
+#: Old page -> its chapter's page now (relative to the old one): links to a renamed chapter keep working.
+REDIRECTS = {"book/08_explorer.html": "17_explorer.html"}
+
+REDIRECT_PAGE = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>Moved</title>
+<link rel="canonical" href="{to}"><meta http-equiv="refresh" content="0; url={to}">
+<script>location.replace("{to}" + location.hash)</script></head>
+<body><p>This page has moved to <a href="{to}">{to}</a>.</p></body></html>
+"""
+
+
 def _write_static(app, exc):
-    """At the end of an HTML build: _static/plotly.min.js (from the installed plotly), memgen.css and
-    memgen.js."""
+    """At the end of an HTML build: _static/plotly.min.js (from the installed plotly), memgen.css,
+    memgen.js and the :data:`REDIRECTS` pages."""
     if exc is None and app.builder.format == "html":
         from plotly.offline import get_plotlyjs
 
@@ -69,6 +80,10 @@ def _write_static(app, exc):
         (static / "plotly.min.js").write_text(get_plotlyjs(), encoding="utf-8")
         (static / "memgen.css").write_text(CSS, encoding="utf-8")
         (static / "memgen.js").write_text(JS, encoding="utf-8")
+        for old, new in REDIRECTS.items():
+            page = Path(app.outdir) / old  # also replaces a stale page of that name from an older build
+            page.parent.mkdir(parents=True, exist_ok=True)
+            page.write_text(REDIRECT_PAGE.format(to=new), encoding="utf-8")
 
 
 def _dedupe_scripts(app, pagename, templatename, context, doctree):

@@ -791,7 +791,7 @@ def progress_record(rec: dict[str, Any]) -> dict[str, Any]:
         test accuracy, from the history, reaches :data:`RISEN` and :data:`FORMED`), ``t_mem`` (first
         recorded step with :data:`FORMED` of the noisy labels memorized; NaN at α = 0), final
         accuracies, ``excluded_final`` / ``excluded_min``, ``gini_start`` / ``gini_final``,
-        ``heldout_acc_final`` (NaN when not measured), ``restricted_acc_final``,
+        ``heldout_acc_final`` and ``heldout_loss_final`` (NaN when not measured), ``restricted_acc_final``,
         ``key_share_final`` (share of the final logits' variance the key component explains) and
         ``lookup_acc`` (:func:`lookup_restricted_acc` at the run's key frequencies).
     """
@@ -807,7 +807,8 @@ def progress_record(rec: dict[str, Any]) -> dict[str, Any]:
             "t_mem": first_step(h["step"], h["noisy_acc"], FORMED) if cfg.n_noisy else float("nan"),
             "test_acc": h["test_acc"][-1], "train_acc": h["train_acc"][-1],
             "noisy_acc": h["noisy_acc"][-1] if cfg.n_noisy else float("nan"),
-            "heldout_acc_final": held[-1], "restricted_acc_final": rec["restricted_test_acc"][-1],
+            "heldout_acc_final": held[-1], "heldout_loss_final": rec.get("heldout_loss", [float("nan")])[-1],
+            "restricted_acc_final": rec["restricted_test_acc"][-1],
             "excluded_final": rec["excluded_loss"][-1], "excluded_min": float(np.min(rec["excluded_loss"])),
             "gini_start": rec["gini_embed"][0], "gini_final": rec["gini_embed"][-1],
             "n_test": cfg.p**2 - cfg.n_train, "n_noisy": cfg.n_noisy, "key_freqs": rec["key_freqs"],

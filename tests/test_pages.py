@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import http.server
+import importlib.util
 import shutil
 import threading
 from pathlib import Path
@@ -20,6 +21,11 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 HTML = ROOT / "_build" / "test-book" / "_build" / "html"
 SHOTS = ROOT / "_build" / "screenshots"
+_spec = importlib.util.spec_from_file_location("book_assets", ROOT / "_ext" / "book_assets.py")
+_assets = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_assets)
+#: old page -> where it forwards (the book's redirect pages)
+REDIRECTS = _assets.REDIRECTS
 
 #: page -> number of plotly figures it must show
 PAGES = {
@@ -122,7 +128,7 @@ def test_every_page_is_listed():
     built = {str(p.relative_to(HTML)) for p in (HTML / "book").rglob("*.html")} if HTML.exists() else set()
     if not built:
         pytest.skip("the test book is not built: run `make test-book` first")
-    assert built == set(PAGES)
+    assert built == set(PAGES) | set(REDIRECTS)
 
 
 @pytest.mark.parametrize("path", sorted(PAGES))
@@ -197,6 +203,20 @@ def test_findings_table_is_a_table_on_a_page_and_cards_on_a_phone(browser, base_
     wide = page.evaluate("() => document.documentElement.scrollWidth")
     page.close()
     assert label == '"this build: "' and wide <= 390 and errors == []
+
+
+def test_a_renamed_chapter_s_old_address_leads_to_its_page(browser, base_url):
+    """The explorer was book/08_explorer.html; that address now forwards to its page (_ext/book_assets.py)."""
+    assert REDIRECTS == {"book/08_explorer.html": "17_explorer.html"}
+    toc = (ROOT / "_toc.yml").read_text()
+    assert "08_explorer" not in toc and "17_explorer" in toc  # no chapter lives at the old address
+    page = browser.new_page()
+    page.goto(f"{base_url}/book/08_explorer.html#live-controls")
+    page.wait_for_url("**/book/17_explorer.html#live-controls", timeout=10_000)
+    page.wait_for_function(ALL_DRAWN, timeout=30_000)
+    title = page.title()
+    page.close()
+    assert "xplorer" in title
 
 
 def test_the_menu_buttons_open_the_contents_on_a_phone(browser, base_url):

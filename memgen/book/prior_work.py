@@ -517,7 +517,9 @@ def judge_progress(clean: Sequence[dict[str, Any]], noisy: Sequence[dict[str, An
         rule = judge_at_least(claim, v(noisy, "heldout_acc_final"), n, FORMED, settings=st_n,
                               name="final held-out restricted test accuracy")
         out["noisy_rule"] = replace(rule, evidence=f"{rule.evidence}; chance 1/P = {ch:.3f}, raw test accuracy "
-                                                   f"{fmt_seeds(v(noisy, 'test_acc'))}")
+                                                   f"{fmt_seeds(v(noisy, 'test_acc'))}; held-out restricted loss "
+                                                   f"{fmt_seeds(v(noisy, 'heldout_loss_final'))} (a uniform guess: "
+                                                   f"log P = {np.log(c0['p']):.2f}); {key_note(noisy)}")
     claim = "under label noise the corrupted labels are memorized before the rule forms"
     t_rule_n, t_mem = v(noisy, "t_heldout"), v(noisy, "t_mem")
     if not measured:
