@@ -441,8 +441,9 @@ def rule_spectrum(logits: np.ndarray | torch.Tensor, task: str, pairs: np.ndarra
     Returns
     -------
     numpy.ndarray
-        (p//2 + 1,) squared rfft magnitudes of the level-set means (index = frequency; index 0,
-        the constant, and powers at the level of rounding are set to 0).
+        (p//2 + 1,) power of the level-set means at each frequency (index = frequency), in
+        proportion to the variance it carries (squared rfft magnitudes, doubled below Nyquist for
+        the +-omega pair); index 0, the constant, and powers at the level of rounding are 0.
     """
     x = _check_logits(logits)
     p = x.shape[1]
@@ -450,8 +451,9 @@ def rule_spectrum(logits: np.ndarray | torch.Tensor, task: str, pairs: np.ndarra
     rows = _check_pairs(pairs, p)
     g = np.bincount(r[rows].ravel(), weights=x[rows].ravel(), minlength=p) / len(rows)
     power = np.abs(np.fft.rfft(g)) ** 2
+    power[1:(p + 1) // 2] *= 2  # each bin below Nyquist stands for +-omega: power in proportion to variance
     power[0] = 0.0
-    power[power < (1e-12 * p * np.abs(g).max()) ** 2] = 0.0  # rounding, not a rule (e.g. equal logits)
+    power[power < (1e-12 * p * np.abs(x[rows]).max()) ** 2] = 0.0  # rounding, not a rule (e.g. class-only logits)
     return power
 
 
@@ -712,9 +714,9 @@ def measured_runs(configs: Sequence[RunConfig], *, key_power: float = KEY_POWER,
     steps = snapshot_steps(configs[0].steps)
     snaps_path = store.root / "progress" / f"snaps-{content_key({'configs': ids, 'steps': steps})}.pt"
     snaps = _load_snapshots(snaps_path, steps) if all(c in store for c in configs) else None
-    if snaps is not None:
-        runs = [store.load(c) for c in configs]
-    else:
+    runs = [store.load(c) for c in configs] if snaps is not None else []
+    if snaps is None or not all(run is not None and _same(snaps[steps[-1]], r, run) for r, run in enumerate(runs)):
+        # no snapshots, or kept ones that are not of the stored runs (damaged, or trained again since)
         snaps = {}
         with _snapshots(set(steps), snaps):
             runs = train_module.train_batch(configs, progress=progress)
@@ -737,6 +739,12 @@ def measured_runs(configs: Sequence[RunConfig], *, key_power: float = KEY_POWER,
         out.append(rec)
     _atomic_write_json(path, out)
     return out
+
+
+def _same(params: dict[str, torch.Tensor], r: int, run: Any) -> bool:
+    """Whether run r's weights in the last snapshot are the stored run's final weights."""
+    w = weights_of_run(params, r, run.config.activation)
+    return all(torch.equal(getattr(w, k), getattr(run.weights, k)) for k in ("U", "V", "W", "mu"))
 
 
 def _load_snapshots(path: Path, steps: Sequence[int]) -> dict[int, dict[str, torch.Tensor]] | None:

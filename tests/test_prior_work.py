@@ -11,7 +11,7 @@ from memgen import train
 from memgen.book import prior_work as pw
 from memgen.configs import ConfigError, RunConfig
 from memgen.tasks import make_dataset
-from memgen.verdicts import REPRODUCED, VERDICTS
+from memgen.verdicts import REPRODUCED, VERDICTS, fmt_seeds
 
 
 @pytest.fixture(scope="module")
@@ -182,7 +182,8 @@ def test_the_rule_is_read_off_the_held_out_restricted_logits(measures):
               for i, r in enumerate(noisy)]
     v = pw.judge_progress(grok, formed)
     assert v["noisy_rule"].verdict == "Reproduced" and v["rule_after_memorization"].verdict == "Reproduced"
-    assert "held-out restricted loss" in v["noisy_rule"].evidence and "log P" in v["noisy_rule"].evidence
+    loss = fmt_seeds([r["heldout_loss_final"] for r in formed])
+    assert f"held-out restricted loss {loss}" in v["noisy_rule"].evidence and "log P" in v["noisy_rule"].evidence
     below = [{**r, "heldout_acc_final": 0.0, "t_heldout": float("nan"), "t_mem": 40.0} for r in noisy]
     v = pw.judge_progress(grok, below)
     assert v["noisy_rule"].verdict == "Not shown" and "chance 1/P" in v["noisy_rule"].evidence

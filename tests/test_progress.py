@@ -107,6 +107,8 @@ def test_spectrum_key_frequencies_are_the_strongest_until_they_hold_the_power_as
     # a function of the pair alone (no c) has no rule direction either: every class gets the same
     pair_only = np.repeat(np.arange(P * P, dtype=float)[:, None], P, 1)
     assert pg.spectrum_key_frequencies(pair_only, "add").size == 0
+    class_only = np.tile(np.random.default_rng(0).normal(size=P), (P * P, 1))  # a bias per class, no rule
+    assert pg.spectrum_key_frequencies(class_only - class_only.mean(), "add").size == 0
 
 
 def test_gini():
@@ -194,9 +196,24 @@ def test_kept_snapshots_are_measured_again_without_training(tmp_path, monkeypatc
     assert again[1]["heldout_test_acc"] == first[1]["heldout_test_acc"]
     other = pg.measured_runs(configs, store=store, key_power=0.5)  # another choice: measured, not trained
     assert all(len(o["key_freqs"]) <= len(f["key_freqs"]) for o, f in zip(other, first))
-    snaps[0].write_bytes(snaps[0].read_bytes()[:-10])
-    for f in (tmp_path / "progress").glob("*.json"):
-        f.unlink()
+    from memgen.checkpoint import atomic_save, checked_load
+
+    def forget_curves():
+        for f in (tmp_path / "progress").glob("*.json"):
+            f.unlink()
+
+    kept = checked_load(snaps[0])
+    other = {s: {k: v.clone() for k, v in p.items()} for s, p in kept.items()}
+    other[max(other)]["Ut"] += 1.0  # snapshots of another training than the stored runs'
+    atomic_save(snaps[0], other)
+    forget_curves()
+    with pytest.raises(AssertionError, match="trained again"):
+        pg.measured_runs(configs, store=store)
+    atomic_save(snaps[0], kept)
+    store.path(configs[0]).write_bytes(store.path(configs[0]).read_bytes()[:-10])  # a damaged stored run
+    with pytest.raises(AssertionError, match="trained again"), pytest.warns(UserWarning, match="checksum"):
+        pg.measured_runs(configs, store=store)
+    snaps[0].write_bytes(snaps[0].read_bytes()[:-10])  # damaged snapshots
     with pytest.raises(AssertionError, match="trained again"):
         pg.measured_runs(configs, store=store)
     monkeypatch.setattr(train, "train_batch", real)
