@@ -537,10 +537,64 @@ def judge_progress(clean: Sequence[dict[str, Any]], noisy: Sequence[dict[str, An
     return out
 
 
+def progress_summary(findings: Findings) -> str:
+    """Chapter 13's numbers in words: how many key frequencies, when memorization and the rule
+    came, and how strong the rule is at the end (Markdown, generated from the findings).
+
+    Parameters
+    ----------
+    findings : Findings
+        :func:`progress_measures`'s, or the shipped section's (data ``clean`` and ``noisy``:
+        :func:`measured_runs` entries per seed).
+
+    Returns
+    -------
+    str
+        One paragraph of Markdown.
+    """
+    v = lambda rs, k: np.array([r.get(k, np.nan) for r in rs], dtype=float)  # noqa: E731
+    clean = [progress_record(e) for e in findings.data["clean"]]
+    noisy = [progress_record(e) for e in findings.data["noisy"]]
+    rows, verdicts = clean + noisy, findings.verdicts
+    p, alpha = rows[0]["p"], noisy[0]["noise"]
+
+    def steps(x: np.ndarray) -> str:
+        return fmt_seeds(x, 0) if np.isfinite(x).all() else "– (not in every seed)"
+
+    def count(rs: Sequence[dict[str, Any]]) -> str:
+        return ", ".join(str(len(r["key_freqs"])) for r in rs)
+
+    text = [f"The key frequencies, the strongest holding {pg.KEY_POWER:g} of the final logits' rule power, number "
+            f"{count(clean)} of the {p // 2} per seed in the clean run and {count(noisy)} in the noisy one; they "
+            f"explain {fmt_seeds(v(clean, 'key_share_final'))} and {fmt_seeds(v(noisy, 'key_share_final'))} of the "
+            f"final logits' variance."]
+    if np.isfinite(v(clean, "heldout_acc_final")).all():
+        text.append(f"Clean run: the held-out restricted logits reach {FORMED:g} at step "
+                    f"{steps(v(clean, 't_heldout'))}, the raw test accuracy reaches {RISEN:g} at step "
+                    f"{steps(v(clean, 't_half'))}.")
+    text.append(f"At α = {alpha:g}, the corrupted labels reach {FORMED:g} at step {steps(v(noisy, 't_mem'))}; the "
+                f"held-out restricted logits reach {FORMED:g} on the test pairs at step "
+                f"{steps(v(noisy, 't_heldout'))}. Verdict on 'memorized first': "
+                f"**{verdicts['rule_after_memorization'].verdict}**.")
+    held, raw = v(noisy, "heldout_acc_final"), v(noisy, "test_acc")
+    text.append(f"At the end the held-out restricted logits predict {fmt_seeds(held)} of the test pairs (chance "
+                f"{1 / p:.3f}; their loss {fmt_seeds(v(noisy, 'heldout_loss_final'), 2)}, a uniform guess's "
+                f"log P = {np.log(p):.2f}) and the raw network {fmt_seeds(raw)}; the all-pairs restricted logits "
+                f"reach {fmt_seeds(v(noisy, 'restricted_acc_final'))}, and a lookup table of the training labels "
+                f"{fmt_seeds(v(noisy, 'lookup_acc'))} on that same measure.")
+    if np.all(held < 1 / p) and np.all(raw < 1 / p):
+        text.append("Both lie below chance: a network that memorizes answers each unseen pair with classes it saw "
+                    "next to a or b in training, and with clean labels those are never the pair's true class.")
+    elif np.all(held >= FORMED) and np.all(raw < RISEN):
+        text.append("The rule is in the network's answers on unseen pairs, though memorization outvotes it in most "
+                    "of them: the coexistence this book is about, seen through Nanda et al.'s measures.")
+    return " ".join(text)
+
+
 __all__ = ["DOSHI", "PHASES", "PHASE_SIZES", "PROGRESS_SIZES", "best_prune_index", "corrupted_dataset",
            "first_step", "grokking_phases", "judge_phases", "judge_progress", "judge_pruning", "measured_runs",
            "phase_heatmap", "phase_of", "phase_record", "progress_figure", "progress_measures", "progress_record",
-           "prune_curves", "snapshot_steps"]
+           "progress_summary", "prune_curves", "snapshot_steps"]
 
 
 # ---------------------------------------------------------------------------- chapter 13: figures
