@@ -162,6 +162,16 @@ def residue(task: str, p: int) -> np.ndarray:
     return (a[:, None] + s * b[:, None] - np.arange(p)[None, :]) % p
 
 
+def _level_means(logits, task: str, pairs) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The checked logits, the pairs averaged over, the residues a +- b - c, and the (p,) mean
+    logit over each level set of the residue, taken over those pairs."""
+    x = _check_logits(logits)
+    p = x.shape[1]
+    r = residue(task, p)
+    rows = _check_pairs(pairs, p)
+    return x, rows, r, np.bincount(r[rows].ravel(), weights=x[rows].ravel(), minlength=p) / len(rows)
+
+
 def key_component(logits: np.ndarray | torch.Tensor, task: str, freqs: Sequence[int] | np.ndarray,
                   pairs: np.ndarray | None = None) -> np.ndarray:
     """The part of ``logits`` spanned by cos and sin of 2 pi omega (a ± b − c) / p, omega in ``freqs``.
@@ -191,12 +201,9 @@ def key_component(logits: np.ndarray | torch.Tensor, task: str, freqs: Sequence[
         When the logits are not (p*p, p) and finite, the task has no such component, or a
         frequency lies outside 1..p//2.
     """
-    x = _check_logits(logits)
+    x, _, r, g = _level_means(logits, task, pairs)
     p = x.shape[1]
-    r = residue(task, p)
     f = _check_freqs(freqs, p)
-    rows = _check_pairs(pairs, p)
-    g = np.bincount(r[rows].ravel(), weights=x[rows].ravel(), minlength=p) / len(rows)  # mean over each level set
     spec = np.fft.rfft(g)
     keep = np.zeros_like(spec)
     keep[f] = spec[f]
@@ -445,11 +452,8 @@ def rule_spectrum(logits: np.ndarray | torch.Tensor, task: str, pairs: np.ndarra
         proportion to the variance it carries (squared rfft magnitudes, doubled below Nyquist for
         the +-omega pair); index 0, the constant, and powers at the level of rounding are 0.
     """
-    x = _check_logits(logits)
+    x, rows, _, g = _level_means(logits, task, pairs)
     p = x.shape[1]
-    r = residue(task, p)
-    rows = _check_pairs(pairs, p)
-    g = np.bincount(r[rows].ravel(), weights=x[rows].ravel(), minlength=p) / len(rows)
     power = np.abs(np.fft.rfft(g)) ** 2
     power[1:(p + 1) // 2] *= 2  # each bin below Nyquist stands for +-omega: power in proportion to variance
     power[0] = 0.0
