@@ -802,7 +802,8 @@ def progress_record(rec: dict[str, Any]) -> dict[str, Any]:
         for the restricted logits over all pairs), ``t_half`` and ``t_test`` (first snapshots whose
         test accuracy, from the history, reaches :data:`RISEN` and :data:`FORMED`), ``t_mem`` (first
         recorded step with :data:`FORMED` of the noisy labels memorized; NaN at α = 0), final
-        accuracies, ``excluded_final`` / ``excluded_min``, ``gini_start`` / ``gini_final``,
+        accuracies, ``excluded_final`` / ``excluded_min``, ``excluded_acc_final`` (the excluded logits'
+        accuracy on the training labels), ``gini_start`` / ``gini_final``,
         ``heldout_acc_final`` and ``heldout_loss_final`` (NaN when not measured), ``restricted_acc_final``,
         ``key_share_final`` (share of the final logits' variance the key component explains) and
         ``lookup_acc`` (:func:`lookup_restricted_acc` at the run's key frequencies).
@@ -822,6 +823,7 @@ def progress_record(rec: dict[str, Any]) -> dict[str, Any]:
             "heldout_acc_final": held[-1], "heldout_loss_final": rec.get("heldout_loss", [float("nan")])[-1],
             "restricted_acc_final": rec["restricted_test_acc"][-1],
             "excluded_final": rec["excluded_loss"][-1], "excluded_min": float(np.min(rec["excluded_loss"])),
+            "excluded_acc_final": rec["excluded_train_acc"][-1],
             "gini_start": rec["gini_embed"][0], "gini_final": rec["gini_embed"][-1],
             "n_test": cfg.p**2 - cfg.n_train, "n_noisy": cfg.n_noisy, "key_freqs": rec["key_freqs"],
             "key_share_final": rec["key_share"][-1],

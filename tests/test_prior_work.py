@@ -215,7 +215,8 @@ def test_the_excluded_loss_is_judged_only_where_the_key_frequencies_carry_the_lo
     clean, noisy = measures.data["rows"][:3], measures.data["rows"][3:]
     rising = [{**r, "excluded_final": 4.0 + 0.1 * i, "excluded_min": 0.1, "key_share_final": 0.5,
                "test_acc": 1.0} for i, r in enumerate(clean)]
-    assert pw.judge_progress(rising, noisy)["excluded_rises"].verdict == "Reproduced"
+    v = pw.judge_progress(rising, noisy)["excluded_rises"]
+    assert v.verdict == "Reproduced" and "the excluded logits still fit" in v.evidence
     thin = [{**r, "key_share_final": 0.03} for r in rising]
     v = pw.judge_progress(thin, noisy)["excluded_rises"]
     assert v.verdict == "Not shown" and "variance" in v.evidence
