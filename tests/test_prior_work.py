@@ -231,3 +231,16 @@ def test_a_lookup_table_reaches_the_restricted_logits_with_many_key_frequencies(
     assert pg.lookup_restricted_acc(d, list(range(1, 12))) > 0.9
     assert pg.lookup_restricted_acc(d, [1]) < 0.9
     assert pg.lookup_restricted_acc(make_dataset(RunConfig(p=23, noise=0.0, seed=0)), [1, 2, 3]) > 0.9
+
+
+def test_the_progress_figure_draws_the_held_out_loss_where_measured(measures):
+    """Figure 1's loss panel: the held-out restricted loss beside the others, and log P (a uniform
+    guess); entries measured before it leave the trace out."""
+    groups = {"clean": measures.data["clean"], "noisy": measures.data["noisy"]}
+    p = measures.setup.base.p
+    fig = pw.progress_figure(groups, "t", p)
+    names = [tr.name for tr in fig.data]
+    assert names.count(pw.HELD_LOSS) == 2 and names.count(pw.HELD) == 2
+    assert any(abs(sh.y0 - np.log(p)) < 1e-9 for sh in fig.layout.shapes)
+    old = {k: [{x: y for x, y in e.items() if x != "heldout_loss"} for e in v] for k, v in groups.items()}
+    assert pw.HELD_LOSS not in [tr.name for tr in pw.progress_figure(old, "t", p).data]

@@ -607,6 +607,7 @@ __all__ = ["DOSHI", "PHASES", "PHASE_SIZES", "PROGRESS_SIZES", "best_prune_index
 
 # ---------------------------------------------------------------------------- chapter 13: figures
 HELD = "restricted logits, held out (the rule)"
+HELD_LOSS = "restricted loss, held out (test pairs; dotted: log P, a uniform guess)"
 ALL_PAIRS = "restricted logits, all pairs (labels leak in)"
 
 
@@ -615,7 +616,8 @@ def progress_figure(groups: dict[str, Sequence[dict[str, Any]]], title: str, p: 
 
     The accuracy panel draws the held-out restricted logits' test accuracy (solid green, where
     measured) and the all-pairs one (dotted light green), whose level sets include the training
-    labels.
+    labels; the loss panel draws their held-out loss too (dashed dark green, where measured), with a
+    dotted line at log P, a uniform guess's loss.
 
     Parameters
     ----------
@@ -641,12 +643,13 @@ def progress_figure(groups: dict[str, Sequence[dict[str, Any]]], title: str, p: 
               "excluded loss (key frequencies removed, training set)": "excluded_loss",
               "training loss": "train_loss", "test loss": "test_loss"}
     colors = {"restricted_loss": "#2ca02c", "excluded_loss": "#9467bd", "train_loss": "#1f77b4",
-              "test_loss": "#ff7f0e"}
+              "test_loss": "#ff7f0e", "heldout_loss": "#00441b"}
     for i, (label, recs) in enumerate(groups.items()):
         start = len(fig.data)
         steps = recs[0]["steps"]
-        top = seed_traces(steps, {name: np.array([r[k] for r in recs]) for name, k in losses.items()},
-                          colors={name: colors[k] for name, k in losses.items()})
+        shown = {**losses, HELD_LOSS: "heldout_loss"} if all("heldout_loss" in r for r in recs) else losses
+        top = seed_traces(steps, {name: np.array([r[k] for r in recs]) for name, k in shown.items()},
+                          colors={name: colors[k] for name, k in shown.items()}, dash={HELD_LOSS: "dash"})
         h = [r["history"] for r in recs]
         accs = {"train accuracy": "train_acc", "test accuracy": "test_acc", "noisy labels memorized": "noisy_acc"}
         series = {}
@@ -677,6 +680,8 @@ def progress_figure(groups: dict[str, Sequence[dict[str, Any]]], title: str, p: 
                                     x=0.02, len=0.9)], height=820)
     _layout(fig, title)
     fig.update_yaxes(type="log", dtick=1, title_text="loss (log)", row=1, col=1)
+    # log P, a uniform guess's loss (no annotation: on a log axis plotly places its text at 10**y)
+    fig.add_hline(y=float(np.log(p)), line_dash="dot", line_color="#7f7f7f", line_width=1, row=1, col=1)
     fig.update_yaxes(range=[0, 1.05], title_text="accuracy", row=2, col=1)
     fig.update_xaxes(title_text="step", row=2, col=1)
     fig.add_hline(y=1.0 / p, line_dash="dash", line_color="#7f7f7f", line_width=1, row=2, col=1,
