@@ -607,7 +607,7 @@ __all__ = ["DOSHI", "PHASES", "PHASE_SIZES", "PROGRESS_SIZES", "best_prune_index
 
 # ---------------------------------------------------------------------------- chapter 13: figures
 HELD = "restricted logits, held out (the rule)"
-HELD_LOSS = "restricted loss, held out (test pairs; dotted: log P, a uniform guess)"
+HELD_LOSS = "restricted loss, held out (dotted: log P)"
 ALL_PAIRS = "restricted logits, all pairs (labels leak in)"
 
 
