@@ -75,7 +75,7 @@ import torch.nn.functional as F
 
 from . import train as train_module
 from .checkpoint import StoreError, atomic_save, checked_load
-from .configs import RunConfig, content_key
+from .configs import ConfigError, RunConfig, content_key
 from .experiments import setup as make_setup
 from .fourier import frame_order
 from .model import Weights, weights_of_run
@@ -127,6 +127,12 @@ def _check_pairs(pairs, p: int) -> np.ndarray:
         raise ValueError(f"pairs of shape {rows.shape} are not allowed; give a non-empty 1-D array of pair indices "
                          f"in 0..{p * p - 1}")
     return rows
+
+
+def _check_share(value, name: str) -> None:
+    """Refuse a share outside (0, 1] (a ConfigError, which is a ValueError)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
+        raise ConfigError(f"{name}={value!r} is not allowed; it must lie in (0, 1]")
 
 
 def _check_loss(loss: str) -> None:
@@ -492,9 +498,12 @@ def spectrum_key_frequencies(logits: np.ndarray | torch.Tensor, task: str, pairs
     ValueError
         When ``power`` is not in (0, 1] or the logits are not (p*p, p) and finite.
     """
-    if isinstance(power, bool) or not isinstance(power, (int, float)) or not 0 < power <= 1:
-        raise ValueError(f"power={power!r} is not allowed; it must lie in (0, 1]")
-    spec = rule_spectrum(logits, task, pairs)
+    _check_share(power, "power")
+    return _strongest(rule_spectrum(logits, task, pairs), power)
+
+
+def _strongest(spec: np.ndarray, power: float) -> np.ndarray:
+    """The fewest frequencies of the spectrum ``spec`` (index = frequency) holding ``power`` of it."""
     total = spec.sum()
     if total <= 0:
         return np.array([], dtype=np.int64)
@@ -696,14 +705,13 @@ def measured_runs(configs: Sequence[RunConfig], *, key_power: float = KEY_POWER,
     Raises
     ------
     ValueError
-        When the configs do not share a batch key, ``key_power`` is not in (0, 1] or a run
-        diverges.
+        When the configs do not share a batch key, ``key_power`` is not in (0, 1] (a
+        :class:`~memgen.configs.ConfigError`) or a run diverges.
     """
     configs = list(configs)
     if not configs or any(c.batch_key() != configs[0].batch_key() for c in configs):
         raise ValueError("configs=... is not allowed; give runs that share a batch key (RunConfig.batch_key)")
-    if isinstance(key_power, bool) or not isinstance(key_power, (int, float)) or not 0 < key_power <= 1:
-        raise ValueError(f"key_power={key_power!r} is not allowed; it must lie in (0, 1]")
+    _check_share(key_power, "key_power")
     _check_loss(loss)
     store = store or default_store()
     ids = [c.identity() for c in configs]
@@ -732,9 +740,8 @@ def measured_runs(configs: Sequence[RunConfig], *, key_power: float = KEY_POWER,
     out = []
     for r, run in enumerate(runs):
         data = run.data
-        final = run.weights.logits()
-        freqs = spectrum_key_frequencies(final, data.task, data.test_idx, key_power)
-        spec = rule_spectrum(final, data.task, data.test_idx)
+        spec = rule_spectrum(run.weights.logits(), data.task, data.test_idx)
+        freqs = _strongest(spec, key_power)
         ms = [measures(weights_of_run(snaps[s], r, run.config.activation), data, freqs, loss) for s in steps]
         rec = {"config": run.config.to_dict(), "key_freqs": freqs.tolist(), "key_power": float(key_power),
                "spectrum": (spec / spec.sum() if spec.sum() > 0 else spec).tolist(), "steps": steps,

@@ -398,8 +398,6 @@ def progress_measures(profile: str = "book", *, progress: bool | None = False, s
     sizes = _progress_sizes(profile, params)
     if params.get("task", "add") not in pg.COMPONENT_TASKS:
         raise ConfigError(f"task={params['task']!r} is not allowed here; choose one of {', '.join(pg.COMPONENT_TASKS)}")
-    if isinstance(key_power, bool) or not isinstance(key_power, (int, float)) or not 0 < key_power <= 1:
-        raise ConfigError(f"key_power={key_power!r} is not allowed; it must lie in (0, 1]")
     seeds = list(seeds) if seeds else list(SEEDS)
     S = make_setup(profile, seeds=seeds, **sizes, **params)
     configs = [S.config(noise=a, seed=s) for a in (0.0, S.base.noise) for s in seeds]
@@ -419,6 +417,11 @@ SPARSE = 0.5
 #: Share of the final logits' variance the key frequencies must explain before removing them
 #: (the excluded loss) can say anything.
 KEY_SHARE = 0.1
+
+
+def _column(rows: Sequence[dict[str, Any]], key: str) -> np.ndarray:
+    """``key`` of every row as a float array (NaN where a row lacks it)."""
+    return np.array([r.get(key, np.nan) for r in rows], dtype=float)
 
 
 def judge_progress(clean: Sequence[dict[str, Any]], noisy: Sequence[dict[str, Any]], *,
@@ -446,7 +449,7 @@ def judge_progress(clean: Sequence[dict[str, Any]], noisy: Sequence[dict[str, An
         ``rule_after_memorization`` (noisy run).
     """
     out: dict[str, Verdict] = {}
-    v = lambda rows, k: np.array([r.get(k, np.nan) for r in rows], dtype=float)  # noqa: E731
+    v = _column
     c0, n0 = clean[0], noisy[0]
     n, ch, T = c0["n_test"], 1.0 / c0["p"], c0["steps"]
     st_c = settings + "; α = 0"
@@ -558,7 +561,7 @@ def progress_summary(findings: Findings) -> str:
     str
         One paragraph of Markdown.
     """
-    v = lambda rs, k: np.array([r.get(k, np.nan) for r in rs], dtype=float)  # noqa: E731
+    v = _column
     clean = [progress_record(e) for e in findings.data["clean"]]
     noisy = [progress_record(e) for e in findings.data["noisy"]]
     rows, verdicts = clean + noisy, findings.verdicts
