@@ -594,7 +594,7 @@ __all__ = ["COMPONENT_TASKS", "LOSSES", "embedding_spectrum", "excluded_logits",
            "restricted_loss", "rule_spectrum", "spectrum_gini", "spectrum_key_frequencies", "FORMED", "KEY_POWER",
            "MAX_SNAPSHOTS",
            "PROGRESS_SIZES", "RISEN", "first_step", "measured_runs", "progress_configs", "progress_record",
-           "snapshot_steps"]
+           "snapshot_steps", "step_gap"]
 
 
 # ---------------------------------------------------------------------------- over training (chapter 13)
@@ -793,6 +793,28 @@ def first_step(steps: Sequence[int], values: Sequence[float], level: float) -> f
     return float("nan")
 
 
+def step_gap(steps: Sequence[int], t: float) -> float:
+    """How far the step ``t`` of ``steps`` is from the one before it: an event first seen at ``t``
+    happened somewhere in that gap (0 when ``t`` is the first step, NaN when ``t`` is NaN).
+
+    Parameters
+    ----------
+    steps : sequence of int
+        The sorted recorded steps.
+    t : float
+        One of them (e.g. :func:`first_step`'s answer), or NaN.
+
+    Returns
+    -------
+    float
+        ``t`` minus the step before it.
+    """
+    if not np.isfinite(t):
+        return float("nan")
+    before = [s for s in steps if s < t]
+    return float(t - before[-1]) if before else 0.0
+
+
 def progress_record(rec: dict[str, Any]) -> dict[str, Any]:
     """Chapter 13's summary numbers of one :func:`measured_runs` entry.
 
@@ -808,7 +830,8 @@ def progress_record(rec: dict[str, Any]) -> dict[str, Any]:
         :data:`FORMED` on the test pairs; NaN when the entry predates them), ``t_rule`` (the same
         for the restricted logits over all pairs), ``t_half`` and ``t_test`` (first snapshots whose
         test accuracy, from the history, reaches :data:`RISEN` and :data:`FORMED`), ``t_mem`` (first
-        recorded step with :data:`FORMED` of the noisy labels memorized; NaN at α = 0), final
+        recorded step with :data:`FORMED` of the noisy labels memorized; NaN at α = 0), ``gap_heldout``,
+        ``gap_half`` and ``gap_mem`` (:func:`step_gap` of those steps: how precisely each is known), final
         accuracies, ``excluded_final`` / ``excluded_min``, ``excluded_acc_final`` (the excluded logits'
         accuracy on the training labels), ``gini_start`` / ``gini_final``,
         ``heldout_acc_final`` and ``heldout_loss_final`` (NaN when not measured), ``restricted_acc_final``,
@@ -821,10 +844,13 @@ def progress_record(rec: dict[str, Any]) -> dict[str, Any]:
     test_at = [hist_at.get(s, float("nan")) for s in steps]
     cfg = RunConfig.from_dict(rec["config"])
     held = rec.get("heldout_test_acc", [float("nan")])  # absent from entries measured before version 2
-    return {**rec["config"], "t_heldout": first_step(steps, held, FORMED),
+    t_held, t_half = first_step(steps, held, FORMED), first_step(steps, test_at, RISEN)
+    t_mem = first_step(h["step"], h["noisy_acc"], FORMED) if cfg.n_noisy else float("nan")
+    return {**rec["config"], "t_heldout": t_held,
             "t_rule": first_step(steps, rec["restricted_test_acc"], FORMED),
-            "t_half": first_step(steps, test_at, RISEN), "t_test": first_step(steps, test_at, FORMED),
-            "t_mem": first_step(h["step"], h["noisy_acc"], FORMED) if cfg.n_noisy else float("nan"),
+            "t_half": t_half, "t_test": first_step(steps, test_at, FORMED), "t_mem": t_mem,
+            "gap_heldout": step_gap(steps, t_held), "gap_half": step_gap(steps, t_half),
+            "gap_mem": step_gap(h["step"], t_mem),
             "test_acc": h["test_acc"][-1], "train_acc": h["train_acc"][-1],
             "noisy_acc": h["noisy_acc"][-1] if cfg.n_noisy else float("nan"),
             "heldout_acc_final": held[-1], "heldout_loss_final": rec.get("heldout_loss", [float("nan")])[-1],

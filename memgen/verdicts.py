@@ -392,7 +392,7 @@ def judge_above_chance(claim: str, acc: Sequence[float] | float, n: int, chance:
 def compare(claim: str, a: Sequence[float] | float, b: Sequence[float] | float, *,
             a_name: str = "a", b_name: str = "b", min_margin: float = 0.0, settings: str = "",
             floor: tuple[Sequence[float] | float, int, float] | None = None, n: int | None = None,
-            at_least: bool = False, digits: int = 3, b_unit: str = "seeds") -> Verdict:
+            at_least: bool = False, digits: int = 3, b_unit: str = "seeds", margin_why: str = "") -> Verdict:
     """Judge the claim "``a`` is larger than ``b``" (or "at least ``b``") against the spread over seeds.
 
     Parameters
@@ -405,7 +405,8 @@ def compare(claim: str, a: Sequence[float] | float, b: Sequence[float] | float, 
     a_name, b_name : str, default="a", "b"
         Their names in the evidence line.
     min_margin : float, default=0.0
-        The smallest difference that counts (used alone when each side has one seed).
+        The smallest difference that counts (used alone when each side has one seed), e.g. the
+        spacing of the recorded steps when ``a`` and ``b`` are steps at which something happened.
     settings : str, default=""
         Where they were measured.
     floor : tuple of (float or sequence, int, float) or None, default=None
@@ -422,6 +423,9 @@ def compare(claim: str, a: Sequence[float] | float, b: Sequence[float] | float, 
         Decimals in the evidence line.
     b_unit : str, default="seeds"
         What ``b``'s values are one per in the evidence line (e.g. ``"shuffles"``).
+    margin_why : str, default=""
+        Where ``min_margin`` comes from, named in the evidence line when it sets the margin
+        (e.g. ``"snapshots up to 343 steps apart at these events"``).
 
     Returns
     -------
@@ -456,6 +460,8 @@ def compare(claim: str, a: Sequence[float] | float, b: Sequence[float] | float, 
         why.append("one seed: no spread over seeds")
     if sampling and sampling >= margin:
         why.append(f"sampling margin on {n} pairs")
+    if margin_why and min_margin > 0 and min_margin >= margin:  # it sets the margin: say so first
+        why = [margin_why] + [w for w in why if w.startswith("one seed")]
     ev = (f"{a_name} {fmt_seeds(av, digits)} vs {b_name} {fmt_seeds(bv, digits, b_unit)} "
           f"(difference {diff:+.{digits}f}; margin {margin:.{digits}f}, {', '.join(why)})")
     if not np.isfinite(diff):

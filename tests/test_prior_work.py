@@ -195,6 +195,23 @@ def test_the_rule_is_read_off_the_held_out_restricted_logits(measures):
     assert v["rule_after_memorization"].verdict == "Not shown" and "never reach" in v["rule_after_memorization"].key
 
 
+def test_an_order_within_the_snapshots_spacing_is_not_shown(measures):
+    """Two events first seen at snapshots 400 steps apart, where the snapshots are 1000 steps
+    apart, may have happened in either order: not shown, and the evidence names the spacing."""
+    clean, noisy = measures.data["rows"][:3], measures.data["rows"][3:]
+    grok = [{**r, "t_heldout": 100.0 + i, "t_half": 500.0 + i, "heldout_acc_final": 1.0, "gap_heldout": 50.0,
+             "gap_half": 60.0} for i, r in enumerate(clean)]
+    v = pw.judge_progress(grok, noisy)["rule_before_test"]
+    assert v.verdict == "Reproduced" and "margin 60, snapshots up to 60 steps apart" in v.evidence
+    coarse = [{**r, "gap_half": 1000.0} for r in grok]
+    v = pw.judge_progress(coarse, noisy)["rule_before_test"]
+    assert v.verdict == "Not shown" and "snapshots up to 1000 steps apart" in v.evidence
+    formed = [{**r, "heldout_acc_final": 1.0, "t_heldout": 900.0, "t_mem": 40.0, "gap_heldout": 2000.0}
+              for r in noisy]
+    v = pw.judge_progress(grok, formed)["rule_after_memorization"]
+    assert v.verdict == "Not shown" and "snapshots up to 2000 steps apart" in v.evidence
+
+
 def test_snapshots_measured_before_the_held_out_logits_leave_the_rule_undefined(measures):
     """Shipped rows measured before version 2 have no held-out numbers: however high their
     all-pairs restricted accuracy, the rule's claims are undefined and say why."""

@@ -111,6 +111,13 @@ def test_spectrum_key_frequencies_are_the_strongest_until_they_hold_the_power_as
     assert pg.spectrum_key_frequencies(class_only - class_only.mean(), "add").size == 0
 
 
+def test_step_gap_is_the_distance_to_the_step_before():
+    steps = [0, 3, 10, 40]
+    assert pg.step_gap(steps, 40.0) == 30.0 and pg.step_gap(steps, 3.0) == 3.0
+    assert pg.step_gap(steps, 0.0) == 0.0 and np.isnan(pg.step_gap(steps, float("nan")))
+    assert pg.step_gap(steps, pg.first_step(steps, [0.0, 0.2, 0.95, 1.0], 0.9)) == 7.0
+
+
 def test_gini():
     assert pg.gini(np.eye(100)[0]) == pytest.approx(0.99)
     assert pg.gini(np.ones(29)) == pytest.approx(0.0)

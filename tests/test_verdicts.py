@@ -31,6 +31,18 @@ def test_compare_needs_a_difference_beyond_the_seed_spread():
     assert v.verdict == "Not shown"
 
 
+def test_a_resolution_margin_is_named_where_it_sets_the_margin():
+    """Steps at which something first happened are known only to the spacing of the recorded
+    steps: a difference within it shows nothing, and the evidence says where the margin comes from."""
+    why = "snapshots up to 300 steps apart at these events"
+    v = V.compare("c", [1700, 1700], [1000, 1000], min_margin=300, margin_why=why, digits=0)
+    assert v.verdict == "Reproduced" and f"margin 300, {why}" in v.evidence and "range" not in v.evidence
+    v = V.compare("c", [1200, 1210], [1000, 1000], min_margin=300, margin_why=why, digits=0)
+    assert v.verdict == "Not shown" and why in v.evidence
+    v = V.compare("c", [1700, 3100], [1000, 1000], min_margin=300, margin_why=why, digits=0)  # the seeds' range wins
+    assert v.verdict == "Not shown" and why not in v.evidence and "range over 2 seeds" in v.evidence
+
+
 def test_combine_and_validation():
     r = V.Verdict("a", "Reproduced", "")
     n = V.Verdict("b", "Not shown", "")

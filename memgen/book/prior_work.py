@@ -424,6 +424,14 @@ def _column(rows: Sequence[dict[str, Any]], key: str) -> np.ndarray:
     return np.array([r.get(key, np.nan) for r in rows], dtype=float)
 
 
+def _resolution(rows: Sequence[dict[str, Any]], *gaps: str) -> dict[str, Any]:
+    """:func:`compare`'s smallest margin for two event steps: the widest gap between the recorded
+    steps the events were first seen at and the ones before them (:func:`progress_record`'s ``gap_*``)."""
+    g = [x for k in gaps for x in _column(rows, k) if np.isfinite(x)]
+    widest = float(max(g)) if g else 0.0
+    return {"min_margin": widest, "margin_why": f"snapshots up to {widest:.0f} steps apart at these events"}
+
+
 def judge_progress(clean: Sequence[dict[str, Any]], noisy: Sequence[dict[str, Any]], *,
                    settings: str = "") -> dict[str, Verdict]:
     """Chapter 13's claims from :func:`progress_record` rows (one per seed for each run).
@@ -488,7 +496,8 @@ def judge_progress(clean: Sequence[dict[str, Any]], noisy: Sequence[dict[str, An
                                                    f"{fmt_seeds(t_rule, 0)}", settings=st_c)
     else:
         out["rule_before_test"] = compare(claim, t_half, t_rule, a_name="test step", b_name="rule step", digits=0,
-                                          settings=st_c, floor=(v(clean, "heldout_acc_final"), n, ch))
+                                          settings=st_c, floor=(v(clean, "heldout_acc_final"), n, ch),
+                                          **_resolution(clean, "gap_half", "gap_heldout"))
     # the excluded loss rises (clean run): the training fit comes to rely on the rule
     ex_f, ex_m = v(clean, "excluded_final"), v(clean, "excluded_min")
     floor = (v(clean, "test_acc"), n, ch)  # the network generalizes at all
@@ -542,7 +551,8 @@ def judge_progress(clean: Sequence[dict[str, Any]], noisy: Sequence[dict[str, An
                    f"({held(noisy)}); memorized at steps {fmt_seeds(t_mem, 0)}", settings=st_n)
     else:
         out["rule_after_memorization"] = compare(claim, t_rule_n, t_mem, a_name="rule step", b_name="memorized step",
-                                                 digits=0, settings=st_n, floor=(v(noisy, "heldout_acc_final"), n, ch))
+                                                 digits=0, settings=st_n, floor=(v(noisy, "heldout_acc_final"), n, ch),
+                                                 **_resolution(noisy, "gap_heldout", "gap_mem"))
     return out
 
 

@@ -240,8 +240,10 @@ def _optimizers(recs: Sequence[Record], source: str, task: str = "add") -> fd.Fi
                for n in settings_}
     short = f"{task}, P = {r0['p']}, M = {width}, α = {NOISE:g}, {steps} steps"
     settings = fd.settings_text([r for rs in picked.values() for r in rs], source, optimizers=opt.describe(settings_))
+    gaps = {n: opt.reach_gaps([by_seed[n][s]["history"] if s in by_seed[n] else None for s in seeds])
+            for n in settings_}
     verdicts, t90 = opt.judge_optimizers(values, reached, p=r0["p"], n_test=r0["n_test"], n_noisy=r0["n_noisy"],
-                                         steps=steps, settings=settings, chance=fd.chance(r0))
+                                         steps=steps, settings=settings, chance=fd.chance(r0), gaps=gaps)
     return fd.Findings("11_optimizers", verdicts, {"values": values, "t90": t90, "p": r0["p"],
                                                    "chance": fd.chance(r0), "short": short,
                                                    "opts": settings_, "records": _used(*picked.values())})
