@@ -274,6 +274,24 @@ def test_partition_claims_say_when_the_partition_found_nothing():
     assert "the partition itself found nothing here" in F.verdicts["ff_beats_partition"].evidence
 
 
+def test_partition_at_a_lower_alpha_is_judged_beside_the_profiles_where_shipped():
+    """Chapter 6's records at α = 0.2 (:data:`memgen.results.PARTITION_NOISES`) add verdicts named
+    by their α, and a slider step to the figure; without them the chapter is judged at its α alone."""
+    recs = res.load("test")
+    alone = shipped.JUDGES["06_partition"](recs, "test")
+    assert list(alone.data["by_alpha"]) == [get_profile("test").noise]
+    low = [{**r, "noise": 0.2, "key": r["key"] + "-low"} for r in recs
+           if "strength_G_test" in r and r["task"] == "add"]
+    F = shipped.JUDGES["06_partition"](recs + low, "test")
+    extra = {k: v for k, v in F.verdicts.items() if k not in alone.verdicts}
+    assert set(extra) == {f"{k}_alpha0.2" for k in alone.verdicts}
+    assert all(v.claim.startswith("at α = 0.2: ") and v.verdict in VERDICTS for v in extra.values())
+    assert {k: v.verdict for k, v in F.verdicts.items() if k in alone.verdicts} == \
+        {k: v.verdict for k, v in alone.verdicts.items()}
+    fig, say = shipped._figure(F, "test")
+    assert [s["label"] for s in fig.layout.sliders[0].steps] == ["0.4", "0.2"] and "slider: α = 0.4, 0.2" in say
+
+
 def test_phase_claims_judge_the_clearest_cell_and_pruning_needs_a_memorizing_network():
     from memgen.book import prior_work as pw
     src, F = shipped.resolve("12_grokking_phases", "paper")
@@ -333,4 +351,5 @@ def test_chapter_6_judges_the_profiles_alpha_when_records_at_alpha_0_2_have_part
              for r in before.data["rows"]]
     after = shipped._partition(recs + extra, "paper20k")
     assert {r["noise"] for r in after.data["rows"]} == {0.8}
-    assert {k: v.verdict for k, v in after.verdicts.items()} == {k: v.verdict for k, v in before.verdicts.items()}
+    main = [k for k in before.verdicts if "_alpha" not in k]  # the profile's α: judged on its own records alone
+    assert {k: after.verdicts[k].verdict for k in main} == {k: before.verdicts[k].verdict for k in main}

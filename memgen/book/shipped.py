@@ -16,6 +16,7 @@ optimizer, steps and weight decay.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from types import SimpleNamespace
 from typing import Any
 
@@ -29,7 +30,7 @@ from .. import progress as pg
 from .. import transformer as tfm
 from ..configs import RunConfig, get_profile
 from ..optimizers import NOISE
-from ..results import PLAN_SEEDS, load, plan, provenance
+from ..results import PARTITION_NOISES, PLAN_SEEDS, load, plan, provenance
 from . import diagnostics as dgb
 from . import findings as fd
 from . import optimizers as opt
@@ -197,13 +198,25 @@ def _filtration(recs: Sequence[Record], source: str, task: str = "add") -> fd.Fi
 
 
 def _partition(recs: Sequence[Record], source: str, task: str = "add") -> fd.Findings | None:
-    alpha = get_profile(source).noise  # the chapter's α (records at PARTITION_NOISES have the curves too)
-    rows = [r for r in _base(recs, source, task=task) if "strength_G_test" in r and fd._eq(r["noise"], alpha)]
-    if not _need(rows):
+    """Chapter 6 at the profile's α and, where their records are shipped, at :data:`PARTITION_NOISES`
+    (a lower α, where the raw network generalizes and a partition has more to find): the lower α's
+    verdicts are keyed ``<key>_alpha<α>`` and their claims start with the α."""
+    main = get_profile(source).noise
+    by_alpha = {}
+    for a in dict.fromkeys((main, *PARTITION_NOISES)):
+        rows = [r for r in _base(recs, source, task=task) if "strength_G_test" in r and fd._eq(r["noise"], a)]
+        if rows:
+            by_alpha[a] = rows
+    if main not in by_alpha:
         return None
-    verdicts = fd.judge_partition(rows, settings=fd.settings_text(rows, source))
-    return fd.Findings("06_partition", verdicts, {"rows": rows, "p": rows[0]["p"], "chance": fd.chance(rows[0]),
-                                                  "records": _used(rows)})
+    verdicts = fd.judge_partition(by_alpha[main], settings=fd.settings_text(by_alpha[main], source))
+    for a, rows in by_alpha.items():
+        if a != main:
+            for k, v in fd.judge_partition(rows, settings=fd.settings_text(rows, source)).items():
+                verdicts[f"{k}_alpha{a:g}"] = replace(v, claim=f"at α = {a:g}: {v.claim}")
+    rows = by_alpha[main]
+    return fd.Findings("06_partition", verdicts, {"rows": rows, "by_alpha": by_alpha, "p": rows[0]["p"],
+                                                  "chance": fd.chance(rows[0]), "records": _used(*by_alpha.values())})
 
 
 def _misspecification(recs: Sequence[Record], source: str, task: str = "add") -> fd.Findings | None:
@@ -485,19 +498,23 @@ def _figure(F: fd.Findings, source: str) -> tuple[go.Figure, str]:
                                dash={"vote_test_acc": "dot"}, yaxis_range=[0, 1.05])
         say = "the G part against the raw network, the R part and the labels-only vote, as α grows"
     elif chapter == "06_partition":
-        rows = d["rows"]
-        fr = np.asarray(rows[0]["fractions"])
-        arr = lambda k: np.array([r[k] for r in rows], dtype=float)  # noqa: E731
-        fig = plots.seed_array_lines(fr, {"f<sup>G</sup> test (strength)": arr("strength_G_test"),
-                                          "f<sup>R</sup> memorized (strength)": arr("strength_R_noisy"),
-                                          "random subset test": arr("random_test" if "random_test" in rows[0]
-                                                                    else "strength_random_test")},
-                                     f"Partition curves ({source} results)", "fraction of neurons kept",
-                                     "accuracy", chance=chance, yrange=[0, 1.05],
-                                     dash={"random subset test": "dot"})
+        frames = []
+        for a, rows in d["by_alpha"].items():
+            arr = lambda k, rows=rows: np.array([r[k] for r in rows], dtype=float)  # noqa: E731
+            frames.append((f"{a:g}", plots.seed_traces(np.asarray(rows[0]["fractions"]), {
+                "f<sup>G</sup> test (strength)": arr("strength_G_test"),
+                "f<sup>R</sup> memorized (strength)": arr("strength_R_noisy"),
+                "random subset test": arr("random_test" if "random_test" in rows[0] else "strength_random_test")},
+                dash={"random subset test": "dot"})))
+        fig = plots.slider_figure(frames, f"Partition curves ({source} results)", "α",
+                                  xtitle="fraction of neurons kept", ytitle="accuracy")
+        fig.update_yaxes(range=[0, 1.05])
+        plots.add_chance(fig, chance)
         say = ("test accuracy of the top-strength neurons f^G against a random subset of the same size, and how "
                "many of the memorized noisy labels the remaining neurons f^R still fit, by the fraction kept "
-               f"(α = {rows[0]['noise']:g}, the profile's noise level, which this chapter judges)")
+               + (f"(slider: α = {', '.join(f'{a:g}' for a in d['by_alpha'])}; the first is the profile's noise "
+                  "level, and the verdicts name the α of every other)" if len(d["by_alpha"]) > 1 else
+                  f"(α = {d['rows'][0]['noise']:g}, the profile's noise level, which this chapter judges)"))
     elif chapter == "09_transformer":
         names = {"clean_acc": "clean train", "noisy_acc": "noisy train (memorized labels)", "test_acc": "test"}
         bars = {side_name: {label: [f[side][k] for f in d["ff"]] for k, label in names.items()}
