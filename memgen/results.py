@@ -45,6 +45,7 @@ import os
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -591,7 +592,8 @@ def load(profile: str, root: str | os.PathLike | None = None, kind: str = "runs"
 
 
 def provenance(records: list[dict[str, Any]]) -> str:
-    """One line saying where ``records`` come from: profile, P, steps, devices, torch, seeds.
+    """One line saying where ``records`` come from: profile, P, steps, devices (with how many runs
+    each trained, when there are several), torch, seeds.
 
     Parameters
     ----------
@@ -606,7 +608,9 @@ def provenance(records: list[dict[str, Any]]) -> str:
     if not records:
         return "no shipped results"
     pv = [r["provenance"] for r in records]
-    devs = sorted({str(p["device"]) + (f" ({p['card']})" if p.get("card") else "") for p in pv})
+    per_dev = Counter((str(p["device"]), p.get("card") or "") for p in pv)
+    devs = ([d + (f" ({c})" if c else "") for d, c in per_dev] if len(per_dev) == 1 else
+            [d + (f", {c}" if c else "") + f" ({n} runs)" for (d, c), n in sorted(per_dev.items())])
     torches = sorted({str(p["torch"]) for p in pv})
     steps = sorted({r["steps"] if "steps" in r else r["epochs"] for r in records})
     seeds = sorted({r["seed"] for r in records})

@@ -167,7 +167,10 @@ def test_gpu_results_are_shipped_verified_and_labelled():
         assert all(r["provenance"]["device"] == "cuda" and r["provenance"]["card"].startswith("NVIDIA") for r in gpu)
         assert all(r["provenance"]["device"] == "cpu" and "cpu" in r["provenance"]["torch"] for r in cpu)
         assert len(cpu) == (6 if prof == "paper" else 0)
-        assert "cuda (NVIDIA" in res.provenance(recs) and ("cpu" in res.provenance(recs)) == bool(cpu)
+        line = res.provenance(recs)
+        assert ("cuda (NVIDIA" in line) == (not cpu) and ("cpu" in line) == bool(cpu)
+        if cpu:  # two machines: how many runs each trained
+            assert f"cpu ({len(cpu)} runs)" in line and f"cuda, NVIDIA H200 ({len(gpu)} runs)" in line
     p, short = get_profile("paper"), get_profile("paper20k")
     assert {k: v for k, v in short.base.items() if k != "steps"} == {k: v for k, v in p.base.items() if k != "steps"}
     assert short.base["steps"] == 20_000 < p.base["steps"]
