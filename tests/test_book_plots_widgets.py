@@ -113,5 +113,11 @@ def test_chance_line_overlapping_series_titles_and_mode_bar():
     long = plots.lines([1], {"a": [1]}, "A title much longer than what fits in a phone's column", "x", "y")
     assert "<br>" in long.layout.title.text
     assert all(len(line) <= plots.TITLE_CHARS for line in long.layout.title.text.split("<br>"))
+    sub = plots.lines([1], {"a": [1]}, "Progress measures over training (paper results)<br><sup>add mod P = 113, "
+                      "M = 512, relu, ce, lr 0.001, wd 1, 20000 steps, 3 seeds</sup>", "x", "y")
+    lines = sub.layout.title.text.split("<br>")  # each line wrapped, the subtitle's lines each a <sup>
+    assert lines[:2] == ["Progress measures over training", "(paper results)"] and len(lines) == 4
+    assert all(x.startswith("<sup>") and x.endswith("</sup>") and len(x) - 11 <= 1.4 * plots.TITLE_CHARS
+               for x in lines[2:])
     html = pio.renderers["book"].to_mimebundle(long.to_dict())["text/html"]
     assert '"displayModeBar": false' in html and '"displaylogo": false' in html

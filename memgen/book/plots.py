@@ -50,17 +50,27 @@ def use_book_renderer() -> None:
 
 
 def _wrap(title: str, width: int = TITLE_CHARS, sep: str = " ") -> str:
-    """Break a long title into lines of at most ``width`` characters (``<br>``) at ``sep``."""
-    if "<br>" in title or len(title) <= width:
-        return title
+    """Break each line of a title (lines are split at ``<br>``) into lines of at most ``width``
+    characters at ``sep``; a ``<sup>`` subtitle line, in a smaller font, into lines of 1.4 times that."""
+    out = []
+    for line in title.split("<br>"):
+        sup = line.startswith("<sup>") and line.endswith("</sup>") and line.count("<sup>") == 1
+        text = line[5:-6] if sup else line
+        parts = _wrap_line(text, int(width * 1.4) if sup else width, sep)
+        out += [f"<sup>{x}</sup>" for x in parts] if sup else parts
+    return "<br>".join(out)
+
+
+def _wrap_line(text: str, width: int, sep: str) -> list[str]:
+    """``text`` as lines of at most ``width`` characters, broken at ``sep`` (a longer word stays whole)."""
     lines, cur = [], ""
-    for word in title.split(sep):
+    for word in text.split(sep):
         if cur and len(cur) + len(sep) + len(word) > width:
             lines.append(cur)
             cur = word
         else:
             cur = f"{cur}{sep}{word}" if cur else word
-    return "<br>".join(lines + [cur])
+    return lines + [cur]
 
 
 def _is_accuracy(ytitle: str) -> bool:
