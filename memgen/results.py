@@ -45,7 +45,6 @@ import os
 import sys
 import tempfile
 import time
-from collections import Counter
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -608,10 +607,15 @@ def provenance(records: list[dict[str, Any]]) -> str:
     if not records:
         return "no shipped results"
     pv = [r["provenance"] for r in records]
-    per_dev = Counter((str(p["device"]), p.get("card") or "") for p in pv)
-    devs = ([d + (f" ({c})" if c else "") for d, c in per_dev] if len(per_dev) == 1 else
-            [d + (f", {c}" if c else "") + f" ({n} runs)" for (d, c), n in sorted(per_dev.items())])
-    torches = sorted({str(p["torch"]) for p in pv})
+    machines: dict[tuple[str, str], list[str]] = {}  # (device, card): torch version of each run
+    for p in pv:
+        machines.setdefault((str(p["device"]), p.get("card") or ""), []).append(str(p["torch"]))
+    if len(machines) == 1:
+        (dev, card), torches = next(iter(machines.items()))
+        where = f"{dev}{f' ({card})' if card else ''} with torch {', '.join(sorted(set(torches)))}"
+    else:  # which machine trained how many
+        where = " and ".join(f"{dev}{f' on an {card}' if card else ''} ({len(t)} runs, torch "
+                             f"{', '.join(sorted(set(t)))})" for (dev, card), t in sorted(machines.items()))
     steps = sorted({r["steps"] if "steps" in r else r["epochs"] for r in records})
     seeds = sorted({r["seed"] for r in records})
     dates = sorted({p["date"] for p in pv})
@@ -621,7 +625,7 @@ def provenance(records: list[dict[str, Any]]) -> str:
             else f"P = {' or '.join(map(str, ps))}, {' or '.join(map(str, steps))} steps")
     return (f"profile {pv[0]['profile']}: {what}, "
             f"seeds {seeds}, {len(records)} runs trained by memgen ({engine} {pv[0]['engine_version']}) on "
-            f"{', '.join(devs)} with torch {', '.join(torches)}, "
+            f"{where}, "
             f"{dates[0] if dates[0] == dates[-1] else f'{dates[0]}–{dates[-1]}'}")
 
 

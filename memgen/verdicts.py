@@ -461,7 +461,8 @@ def compare(claim: str, a: Sequence[float] | float, b: Sequence[float] | float, 
     if sampling and sampling >= margin:
         why.append(f"sampling margin on {n} pairs")
     if margin_why and min_margin > 0 and min_margin >= margin:  # it sets the margin: say so first
-        why = [margin_why] + [w for w in why if w.startswith("one seed")]
+        others = max(0.0 if np.isnan(ra) else ra, 0.0 if np.isnan(rb) else rb, sampling)
+        why = [margin_why] + [w for w in why if w.startswith("one seed") or others >= min_margin]
     ev = (f"{a_name} {fmt_seeds(av, digits)} vs {b_name} {fmt_seeds(bv, digits, b_unit)} "
           f"(difference {diff:+.{digits}f}; margin {margin:.{digits}f}, {', '.join(why)})")
     if not np.isfinite(diff):

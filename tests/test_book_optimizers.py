@@ -48,21 +48,6 @@ def test_memorizing_without_the_rule_reproduces_no_rule_claim():
     assert wrong == {}
 
 
-def test_steps_to_memorize_closer_than_the_history_spacing_are_not_ordered():
-    """Steps to memorize read off a history recorded every 4 steps differ by 4 at most by chance:
-    SGD at 105 against AdamW at 108 shows nothing either way, and the evidence says why."""
-    h = lambda t: {"step": list(range(0, 200, 4)), "noisy_acc": [float(s >= t) for s in range(0, 200, 4)]}  # noqa: E731
-    gaps = {"SGD": opt.reach_gaps([h(104), None]), "AdamW": opt.reach_gaps([h(108), h(108)])}
-    np.testing.assert_array_equal(gaps["SGD"], [4.0, np.nan])
-    one = {k: np.array([1.0]) for k in opt.METRICS}
-    values = {n: one for n in core_opt.NAMES}
-    reached = {n: np.array([150.0]) for n in core_opt.NAMES} | {"SGD": np.array([104.0]), "AdamW": np.array([107.0])}
-    v, _ = opt.judge_optimizers(values, reached, p=23, n_test=265, n_noisy=105, steps=150, settings="", gaps=gaps)
-    assert v["sgd_slower"].verdict == "Not shown" and "history recorded up to 4 steps apart" in v["sgd_slower"].evidence
-    v, _ = opt.judge_optimizers(values, reached, p=23, n_test=265, n_noisy=105, steps=150, settings="")
-    assert v["sgd_slower"].verdict == "Contradicted"
-
-
 @pytest.mark.parametrize("lrs", [{"lion": 0.1}, {"sgd": -1.0}, {"adam": "fast"}])
 def test_bad_learning_rates(lrs):
     with pytest.raises(ConfigError, match="lrs="):

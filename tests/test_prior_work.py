@@ -178,7 +178,7 @@ def test_the_rule_is_read_off_the_held_out_restricted_logits(measures):
     flat = [{**r, "t_half": float("nan")} for r in grok]
     v = pw.judge_progress(flat, noisy)["rule_before_test"]
     assert v.verdict == "Not shown" and "no generalization to order" in v.evidence
-    formed = [{**r, "heldout_acc_final": 1.0, "t_heldout": 100.0 + i, "t_mem": 40.0 + i}
+    formed = [{**r, "heldout_acc_final": 1.0, "t_heldout": 100.0 + i, "t_mem": 40.0 + i, "gap_heldout": 10.0}
               for i, r in enumerate(noisy)]
     v = pw.judge_progress(grok, formed)
     assert v["noisy_rule"].verdict == "Reproduced" and v["rule_after_memorization"].verdict == "Reproduced"
@@ -195,21 +195,30 @@ def test_the_rule_is_read_off_the_held_out_restricted_logits(measures):
     assert v["rule_after_memorization"].verdict == "Not shown" and "never reach" in v["rule_after_memorization"].key
 
 
-def test_an_order_within_the_snapshots_spacing_is_not_shown(measures):
-    """Two events first seen at snapshots 400 steps apart, where the snapshots are 1000 steps
-    apart, may have happened in either order: not shown, and the evidence names the spacing."""
+def test_steps_are_known_to_the_gap_before_them(measures):
+    """The rule's snapshot step against the memorized step (read off the denser history) needs a
+    difference beyond the snapshot gap; two steps on one grid of snapshots are ordered exactly, and
+    the evidence names the gap."""
     clean, noisy = measures.data["rows"][:3], measures.data["rows"][3:]
     grok = [{**r, "t_heldout": 100.0 + i, "t_half": 500.0 + i, "heldout_acc_final": 1.0, "gap_heldout": 50.0,
-             "gap_half": 60.0} for i, r in enumerate(clean)]
+             "gap_half": 300.0} for i, r in enumerate(clean)]
     v = pw.judge_progress(grok, noisy)["rule_before_test"]
-    assert v.verdict == "Reproduced" and "margin 60, snapshots up to 60 steps apart" in v.evidence
-    coarse = [{**r, "gap_half": 1000.0} for r in grok]
-    v = pw.judge_progress(coarse, noisy)["rule_before_test"]
-    assert v.verdict == "Not shown" and "snapshots up to 1000 steps apart" in v.evidence
-    formed = [{**r, "heldout_acc_final": 1.0, "t_heldout": 900.0, "t_mem": 40.0, "gap_heldout": 2000.0}
-              for r in noisy]
+    assert v.verdict == "Reproduced" and "each up to 300 steps after the snapshot before it" in v.evidence
+    formed = [{**r, "heldout_acc_final": 1.0, "t_heldout": 600.0, "t_mem": 40.0 + i, "gap_heldout": 100.0}
+              for i, r in enumerate(noisy)]
     v = pw.judge_progress(grok, formed)["rule_after_memorization"]
-    assert v.verdict == "Not shown" and "snapshots up to 2000 steps apart" in v.evidence
+    assert v.verdict == "Reproduced" and "margin 100, the rule step is a snapshot, up to 100 steps" in v.evidence
+    coarse = [{**r, "gap_heldout": 580.0} for r in formed]  # the rule may have formed at step 21
+    v = pw.judge_progress(grok, coarse)["rule_after_memorization"]
+    assert v.verdict == "Not shown" and "up to 580 steps after the one before it" in v.evidence
+    for rows, entries in ((clean, measures.data["clean"]), (noisy, measures.data["noisy"])):
+        for r, e in zip(rows, entries):  # each gap on its own grid: snapshots, or the recorded history
+            for t, gap, grid in (("t_heldout", "gap_heldout", e["steps"]), ("t_half", "gap_half", e["steps"]),
+                                 ("t_mem", "gap_mem", e["history"]["step"])):
+                if np.isfinite(r[t]):
+                    assert r[t] in grid and r[t] - r[gap] in grid and not any(r[t] - r[gap] < s < r[t] for s in grid)
+                else:
+                    assert np.isnan(r[gap])
 
 
 def test_snapshots_measured_before_the_held_out_logits_leave_the_rule_undefined(measures):

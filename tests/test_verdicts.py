@@ -41,6 +41,8 @@ def test_a_resolution_margin_is_named_where_it_sets_the_margin():
     assert v.verdict == "Not shown" and why in v.evidence
     v = V.compare("c", [1700, 3100], [1000, 1000], min_margin=300, margin_why=why, digits=0)  # the seeds' range wins
     assert v.verdict == "Not shown" and why not in v.evidence and "range over 2 seeds" in v.evidence
+    v = V.compare("c", [1700, 2000], [1000, 1000], min_margin=300, margin_why=why, digits=0)  # a tie: both named
+    assert f"margin 300, {why}, range over 2 seeds" in v.evidence
 
 
 def test_combine_and_validation():

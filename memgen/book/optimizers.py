@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping, Sequence
-from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 
 from .. import experiments
 from ..optimizers import SIZE, optimizer_settings
-from ..progress import step_gap
 from ..store import sweep
 from ..tasks import chance_level
 from ..verdicts import above_chance, combine, compare, fmt_seeds, judge_at_least
@@ -93,37 +91,14 @@ def optimizers(profile: str = "book", *, progress: bool | None = False, task: st
     values = {n: {k: per_seed(n, k) for k in METRICS} for n in opts}
     short = f"{task}, P = {P}, M = {base.width}, α = {noise:g}, {n_steps} steps"
     settings = settings_text([dataclasses.asdict(c) for c in flat], profile, optimizers=describe(opts))
-    gaps = {n: reach_gaps([None if r.failed else r.history for r in runs[n]]) for n in opts}
     verdicts, t90 = judge_optimizers(values, {n: to_memorize(n) for n in opts}, p=P, n_test=n_test,
                                      n_noisy=n_noisy, steps=n_steps, settings=settings,
-                                     chance=chance_level(task, P), gaps=gaps)
+                                     chance=chance_level(task, P))
     data = {"opts": opts, "configs": configs, "runs": runs, "values": values, "t90": t90,
             "diverged": {n: sum(bool(r.failed) for r in runs[n]) for n in opts},
             "p": P, "chance": chance_level(task, P), "steps": n_steps, "n_test": n_test, "n_noisy": n_noisy,
             "short": short, "settings": settings}
     return Findings("11_optimizers", verdicts, data, S)
-
-
-def reach_gaps(histories: Sequence[Mapping[str, Sequence[float]] | None]) -> np.ndarray:
-    """Per run, how far its first step at :data:`MEMORIZED` on the noisy labels is from the recorded
-    step before it: the time to memorize is known to that precision.
-
-    Parameters
-    ----------
-    histories : sequence of mapping or None
-        Each run's history (``step`` and ``noisy_acc``); None for a run that diverged or is missing.
-
-    Returns
-    -------
-    numpy.ndarray
-        One gap per run (NaN where it never memorized, diverged or is missing).
-    """
-    out = []
-    for h in histories:
-        t = float("nan") if h is None else tables.first_step_reaching(SimpleNamespace(history=h), "noisy_acc",
-                                                                           MEMORIZED)
-        out.append(float("nan") if h is None else step_gap(h["step"], t))
-    return np.array(out, dtype=float)
 
 
 def describe(opts: Mapping[str, Mapping[str, Any]]) -> str:
@@ -144,8 +119,7 @@ def describe(opts: Mapping[str, Mapping[str, Any]]) -> str:
 
 def judge_optimizers(values: Mapping[str, Mapping[str, np.ndarray]], reached: Mapping[str, np.ndarray], *,
                      p: int, n_test: int, n_noisy: int, steps: int, settings: str,
-                     chance: float | None = None,
-                     gaps: Mapping[str, np.ndarray] | None = None) -> tuple[dict, dict]:
+                     chance: float | None = None) -> tuple[dict, dict]:
     """Chapter 11's verdicts from per-seed numbers (trained runs or shipped records alike).
 
     Parameters
@@ -162,10 +136,6 @@ def judge_optimizers(values: Mapping[str, Mapping[str, np.ndarray]], reached: Ma
     chance : float or None, default=None
         The level the G part must beat (None: 1/P; :func:`memgen.tasks.chance_level`
         for ``mul``).
-    gaps : mapping or None, default=None
-        Optimizer name: per seed, how far the step in ``reached`` is from the recorded step before
-        it (:func:`reach_gaps`); the widest of two optimizers' is the smallest margin between
-        their steps to memorize. None: no such margin.
 
     Returns
     -------
@@ -186,13 +156,10 @@ def judge_optimizers(values: Mapping[str, Mapping[str, np.ndarray]], reached: Ma
              compare("G beats raw", g, raw, a_name="G test", b_name="raw test", n=n_test,
                      floor=(g, n_test, 1 / p if chance is None else chance), settings=settings)])
     for key, name in list(KEYS.items())[3:]:
-        g = [x for n in (name, "AdamW") for x in (gaps or {}).get(n, []) if np.isfinite(x)]
-        widest = float(max(g)) if g else 0.0
         verdicts[key] = compare(
             f"{name} is slower to memorize than AdamW (steps to 90% on the noisy labels)",
             t90[name], t90["AdamW"], a_name=f"{name} steps", b_name="AdamW steps", digits=0,
-            settings=settings + f"; never counts as {steps}", min_margin=widest,
-            margin_why=f"history recorded up to {widest:.0f} steps apart there")
+            settings=settings + f"; never counts as {steps}")
     return verdicts, t90
 
 

@@ -424,12 +424,10 @@ def _column(rows: Sequence[dict[str, Any]], key: str) -> np.ndarray:
     return np.array([r.get(key, np.nan) for r in rows], dtype=float)
 
 
-def _resolution(rows: Sequence[dict[str, Any]], *gaps: str) -> dict[str, Any]:
-    """:func:`compare`'s smallest margin for two event steps: the widest gap between the recorded
-    steps the events were first seen at and the ones before them (:func:`progress_record`'s ``gap_*``)."""
-    g = [x for k in gaps for x in _column(rows, k) if np.isfinite(x)]
-    widest = float(max(g)) if g else 0.0
-    return {"min_margin": widest, "margin_why": f"snapshots up to {widest:.0f} steps apart at these events"}
+def _widest(rows: Sequence[dict[str, Any]], key: str) -> float:
+    """The widest of the rows' ``key`` gaps (:func:`progress_record`'s ``gap_*``; 0 when none)."""
+    g = _column(rows, key)
+    return float(np.nanmax(g)) if np.isfinite(g).any() else 0.0
 
 
 def judge_progress(clean: Sequence[dict[str, Any]], noisy: Sequence[dict[str, Any]], *,
@@ -439,7 +437,11 @@ def judge_progress(clean: Sequence[dict[str, Any]], noisy: Sequence[dict[str, An
     "The rule forms" is read off the held-out restricted logits (``t_heldout``,
     ``heldout_acc_final``), which no training label enters: the all-pairs ones let a lookup table
     of the training labels reach them too (``lookup_acc``). Rows measured before memgen had the
-    held-out ones leave those claims undefined. The excluded loss is judged only where the key
+    held-out ones leave those claims undefined. A step is the first snapshot (or recorded step) at
+    which a level is reached, so it is known to within the gap to the one before it
+    (``gap_*``): the rule's snapshot step against the memorized step, read off the denser
+    history, needs a difference beyond the widest such gap; two steps on the same snapshots are
+    ordered exactly, and the evidence names the gap. The excluded loss is judged only where the key
     frequencies explain at least :data:`KEY_SHARE` of the final logits' variance
     (``key_share_final``).
 
@@ -495,9 +497,13 @@ def judge_progress(clean: Sequence[dict[str, Any]], noisy: Sequence[dict[str, An
                                                    f"no generalization to order; the rule formed at steps "
                                                    f"{fmt_seeds(t_rule, 0)}", settings=st_c)
     else:
-        out["rule_before_test"] = compare(claim, t_half, t_rule, a_name="test step", b_name="rule step", digits=0,
-                                          settings=st_c, floor=(v(clean, "heldout_acc_final"), n, ch),
-                                          **_resolution(clean, "gap_half", "gap_heldout"))
+        before = compare(claim, t_half, t_rule, a_name="test step", b_name="rule step", digits=0, settings=st_c,
+                         floor=(v(clean, "heldout_acc_final"), n, ch))
+        gap = max(_widest(clean, "gap_half"), _widest(clean, "gap_heldout"))
+        out["rule_before_test"] = replace(before, evidence=f"{before.evidence}; both are first snapshots on one grid, "
+                                                           f"each up to {gap:.0f} steps after the snapshot before it: "
+                                                           f"the order within a seed is exact, the difference known "
+                                                           f"to that gap")
     # the excluded loss rises (clean run): the training fit comes to rely on the rule
     ex_f, ex_m = v(clean, "excluded_final"), v(clean, "excluded_min")
     floor = (v(clean, "test_acc"), n, ch)  # the network generalizes at all
@@ -552,7 +558,11 @@ def judge_progress(clean: Sequence[dict[str, Any]], noisy: Sequence[dict[str, An
     else:
         out["rule_after_memorization"] = compare(claim, t_rule_n, t_mem, a_name="rule step", b_name="memorized step",
                                                  digits=0, settings=st_n, floor=(v(noisy, "heldout_acc_final"), n, ch),
-                                                 **_resolution(noisy, "gap_heldout", "gap_mem"))
+                                                 min_margin=_widest(noisy, "gap_heldout"),
+                                                 margin_why=f"the rule step is a snapshot, up to "
+                                                            f"{_widest(noisy, 'gap_heldout'):.0f} steps after the one "
+                                                            f"before it (the memorized step is read off the denser "
+                                                            f"history)")
     return out
 
 

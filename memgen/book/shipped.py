@@ -200,7 +200,7 @@ def _filtration(recs: Sequence[Record], source: str, task: str = "add") -> fd.Fi
 def _partition(recs: Sequence[Record], source: str, task: str = "add") -> fd.Findings | None:
     """Chapter 6 at the profile's α and, where their records are shipped, at :data:`PARTITION_NOISES`
     (a lower α, where the raw network generalizes and a partition has more to find): the lower α's
-    verdicts are keyed ``<key>_alpha<α>`` and their claims start with the α."""
+    verdicts are keyed ``<key>_alpha<α>`` and their claims start with "At α = <α>,"."""
     main = get_profile(source).noise
     by_alpha = {}
     for a in dict.fromkeys((main, *PARTITION_NOISES)):
@@ -213,7 +213,7 @@ def _partition(recs: Sequence[Record], source: str, task: str = "add") -> fd.Fin
     for a, rows in by_alpha.items():
         if a != main:
             for k, v in fd.judge_partition(rows, settings=fd.settings_text(rows, source)).items():
-                verdicts[f"{k}_alpha{a:g}"] = replace(v, claim=f"at α = {a:g}: {v.claim}")
+                verdicts[f"{k}_alpha{a:g}"] = replace(v, claim=f"At α = {a:g}, {v.claim}")
     rows = by_alpha[main]
     return fd.Findings("06_partition", verdicts, {"rows": rows, "by_alpha": by_alpha, "p": rows[0]["p"],
                                                   "chance": fd.chance(rows[0]), "records": _used(*by_alpha.values())})
@@ -253,10 +253,8 @@ def _optimizers(recs: Sequence[Record], source: str, task: str = "add") -> fd.Fi
                for n in settings_}
     short = f"{task}, P = {r0['p']}, M = {width}, α = {NOISE:g}, {steps} steps"
     settings = fd.settings_text([r for rs in picked.values() for r in rs], source, optimizers=opt.describe(settings_))
-    gaps = {n: opt.reach_gaps([by_seed[n][s]["history"] if s in by_seed[n] else None for s in seeds])
-            for n in settings_}
     verdicts, t90 = opt.judge_optimizers(values, reached, p=r0["p"], n_test=r0["n_test"], n_noisy=r0["n_noisy"],
-                                         steps=steps, settings=settings, chance=fd.chance(r0), gaps=gaps)
+                                         steps=steps, settings=settings, chance=fd.chance(r0))
     return fd.Findings("11_optimizers", verdicts, {"values": values, "t90": t90, "p": r0["p"],
                                                    "chance": fd.chance(r0), "short": short,
                                                    "opts": settings_, "records": _used(*picked.values())})
@@ -498,23 +496,28 @@ def _figure(F: fd.Findings, source: str) -> tuple[go.Figure, str]:
                                dash={"vote_test_acc": "dot"}, yaxis_range=[0, 1.05])
         say = "the G part against the raw network, the R part and the labels-only vote, as α grows"
     elif chapter == "06_partition":
-        frames = []
-        for a, rows in d["by_alpha"].items():
-            arr = lambda k, rows=rows: np.array([r[k] for r in rows], dtype=float)  # noqa: E731
-            frames.append((f"{a:g}", plots.seed_traces(np.asarray(rows[0]["fractions"]), {
-                "f<sup>G</sup> test (strength)": arr("strength_G_test"),
-                "f<sup>R</sup> memorized (strength)": arr("strength_R_noisy"),
-                "random subset test": arr("random_test" if "random_test" in rows[0] else "strength_random_test")},
-                dash={"random subset test": "dot"})))
-        fig = plots.slider_figure(frames, f"Partition curves ({source} results)", "α",
-                                  xtitle="fraction of neurons kept", ytitle="accuracy")
-        fig.update_yaxes(range=[0, 1.05])
-        plots.add_chance(fig, chance)
+        def curves(rows: Sequence[Record]) -> dict[str, np.ndarray]:
+            arr = lambda k: np.array([r[k] for r in rows], dtype=float)  # noqa: E731
+            return {"f<sup>G</sup> test (strength)": arr("strength_G_test"),
+                    "f<sup>R</sup> memorized (strength)": arr("strength_R_noisy"),
+                    "random subset test": arr("random_test" if "random_test" in rows[0] else "strength_random_test")}
+
+        by_alpha, title, dash = d["by_alpha"], f"Partition curves ({source} results)", {"random subset test": "dot"}
+        fr = lambda rows: np.asarray(rows[0]["fractions"])  # noqa: E731
+        if len(by_alpha) == 1:
+            fig = plots.seed_array_lines(fr(d["rows"]), curves(d["rows"]), title, "fraction of neurons kept",
+                                         "accuracy", yrange=[0, 1.05], dash=dash)
+        else:  # a slider over α, the profile's first
+            fig = plots.slider_figure([(f"{a:g}", plots.seed_traces(fr(rows), curves(rows), dash=dash))
+                                       for a, rows in by_alpha.items()], title, "α",
+                                      xtitle="fraction of neurons kept", ytitle="accuracy")
+            fig.update_yaxes(range=[0, 1.05])
         say = ("test accuracy of the top-strength neurons f^G against a random subset of the same size, and how "
                "many of the memorized noisy labels the remaining neurons f^R still fit, by the fraction kept "
-               + (f"(slider: α = {', '.join(f'{a:g}' for a in d['by_alpha'])}; the first is the profile's noise "
-                  "level, and the verdicts name the α of every other)" if len(d["by_alpha"]) > 1 else
-                  f"(α = {d['rows'][0]['noise']:g}, the profile's noise level, which this chapter judges)"))
+               + (f"(α = {d['rows'][0]['noise']:g}, the profile's noise level, which this chapter judges)"
+                  if len(by_alpha) == 1 else
+                  f"(slider: α = {', '.join(f'{a:g}' for a in by_alpha)}; the first is the profile's noise level, "
+                  "the verdicts at every other start with their α)"))
     elif chapter == "09_transformer":
         names = {"clean_acc": "clean train", "noisy_acc": "noisy train (memorized labels)", "test_acc": "test"}
         bars = {side_name: {label: [f[side][k] for f in d["ff"]] for k, label in names.items()}
