@@ -170,8 +170,8 @@ def test_gpu_results_are_shipped_verified_and_labelled():
         line = res.provenance(recs)
         assert ("cuda (NVIDIA" in line) == (not cpu) and ("cpu" in line) == bool(cpu)
         if cpu:  # two machines: how many runs each trained
-            assert f"cpu ({len(cpu)} runs, torch 2.13" in line and f"cuda on an NVIDIA H200 ({len(gpu)} runs, torch 2.11" \
-                in line
+            assert f"cpu ({len(cpu)} runs, torch 2.13" in line
+            assert f"cuda on an NVIDIA H200 ({len(gpu)} runs, torch 2.11" in line
     p, short = get_profile("paper"), get_profile("paper20k")
     assert {k: v for k, v in short.base.items() if k != "steps"} == {k: v for k, v in p.base.items() if k != "steps"}
     assert short.base["steps"] == 20_000 < p.base["steps"]
