@@ -27,3 +27,17 @@ def test_the_tally_counts_each_kind_of_claim_for_both_columns():
     assert all("shipped: not shipped" not in r for r in everything)
     alone = report.tally(entries, {})
     assert all(not any(k.startswith("shipped") for k in r) for r in alone)
+    assert all("this build: not judged" not in r for r in rows.values())
+
+
+def test_a_claim_judged_on_the_shipped_results_only_is_counted_apart():
+    """Chapter 6 judges the partition at α = 0.2 on shipped records only: the tally counts that
+    claim with its shipped verdict, and as not judged by this build."""
+    def F(**vs):
+        return Findings("x", {k: Verdict(c, w, "") for k, (c, w) in vs.items()}, {}, None)
+
+    entries = [("06_partition", "6", F(k=("f^G beats random", "Not shown")))]
+    shipped = {"06_partition": F(k=("f^G beats random", "Not shown"), k_alpha02=("At α = 0.2, f^G", "Reproduced"))}
+    everything = {r["claims"]: r for r in report.tally(entries, shipped)}["all"]
+    assert everything["count"] == 2 and everything["shipped ✓"] == everything["this build: not judged"] == 1
+    assert everything["this build –"] == everything["shipped –"] == 1

@@ -144,6 +144,10 @@ def test_claims_table_names_the_shipped_claim_where_its_wording_differs():
     rows = [line for line in table.splitlines() if line.startswith("| [")]
     assert rows[0].count("M = 129") == 1 and "*judged there: …widest M = 2049*" in rows[0]
     assert "judged there" not in rows[1]  # the same wording: said once
+    more = findings({"ceiling": "a ceiling (widest M = 2049)", "dip": "a dip", "dip_alpha0.2": "At α = 0.2, a dip"})
+    rows = [line for line in shipped.claims_table([("02_scaling", "Scaling", here)], {"02_scaling": more}).data
+            .splitlines() if line.startswith("| [")]
+    assert len(rows) == 3 and "At α = 0.2, a dip" in rows[2] and rows[2].endswith(f"| {shipped.SHIPPED_ONLY} |")
     # the clause is cut only inside a bracket still open, or after a ", " in it; else the whole claim
     tail = shipped._differing_tail
     assert tail("f(x) rises then y", "f(x) rises then z") == "f(x) rises then z"

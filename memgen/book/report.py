@@ -156,20 +156,24 @@ def tally(entries: Sequence[tuple[str, str, Any]], shipped: dict[str, Any]) -> l
     list of dict
         One row per kind present and a last row for all: the number of claims, then each
         verdict's count on the shipped results (none without ``shipped``; "not shipped" only
-        when some are not), then this build's.
+        when some are not), then this build's ("not judged" only when some claims are judged on the
+        shipped results alone).
     """
     ship, build = "shipped", "this build"
+    only = f"{build}: not judged"  # a claim judged on the shipped results only
     cols = [f"{ship} {ICONS[w]}" for w in ICONS] + [f"{ship}: not shipped"] + [f"{build} {ICONS[w]}" for w in ICONS]
+    cols.append(only)
     rows = {k: dict.fromkeys(["claims", "count", *cols], 0) for k in (*CLAIM_KINDS, "all")}
     for doc, _, f in entries:
         sf = shipped.get(doc)
-        for key, v in f.verdicts.items():
-            sv = None if sf is None else sf.verdicts.get(key)
-            for kind in (claim_kind(doc, v.claim), "all"):
+        pairs = [(v, None if sf is None else sf.verdicts.get(key)) for key, v in f.verdicts.items()]
+        pairs += [(None, sv) for key, sv in ({} if sf is None else sf.verdicts).items() if key not in f.verdicts]
+        for v, sv in pairs:
+            for kind in (claim_kind(doc, (v or sv).claim), "all"):
                 r = rows[kind]
                 r["count"] += 1
                 r[f"{ship}: not shipped" if sv is None else f"{ship} {ICONS[sv.verdict]}"] += 1
-                r[f"{build} {ICONS[v.verdict]}"] += 1
+                r[only if v is None else f"{build} {ICONS[v.verdict]}"] += 1
     for kind, r in rows.items():
         r["claims"] = kind
     out = [r for r in rows.values() if r["count"]]
@@ -179,6 +183,8 @@ def tally(entries: Sequence[tuple[str, str, Any]], shipped: dict[str, Any]) -> l
         drop = [f"{ship}: not shipped"]
     else:
         drop = []
+    if not rows["all"][only]:  # every claim judged by this build too
+        drop.append(only)
     for r in out:
         for c in drop:
             del r[c]

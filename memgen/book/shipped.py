@@ -672,6 +672,10 @@ def _differing_tail(here: str, there: str) -> str:
     return "…" + tail
 
 
+#: this build's cell of a claim judged only on the shipped results (e.g. chapter 6 at α = 0.2)
+SHIPPED_ONLY = "judged on the shipped results only"
+
+
 def claims_table(entries: Sequence[tuple[str, str, fd.Findings]], shipped: dict[str, fd.Findings | None],
                  source: str = "paper") -> Markdown:
     """The introduction's table: one row per claim, with the verdict at the shipped scale and the
@@ -693,7 +697,8 @@ def claims_table(entries: Sequence[tuple[str, str, fd.Findings]], shipped: dict[
         key number, its settings in small print (or, without them, the profile it was read from)
         and, where its wording differs, the clause of the claim as judged there,
         verdict of this build with its key number and, in small print, its settings (four
-        columns, so that the table fits a page's column).
+        columns, so that the table fits a page's column). A claim judged only on the shipped
+        results (a key this build's findings lack) has its own row, which says so.
     """
     def cell(v: Any) -> str:
         return f"{report.ICONS[v.verdict]} **{v.verdict}**" + (f"<br>{v.key}" if v.key else "")
@@ -714,5 +719,10 @@ def claims_table(entries: Sequence[tuple[str, str, fd.Findings]], shipped: dict[
             cells = [f"[{title}]({doc})", v.claim, "not shipped" if sv is None else cell(sv) + small + there,
                      cell(v) + (f"<br><small>{v.settings}</small>" if v.settings else "")]
             body.append("| " + " | ".join(c.replace("|", "\\|").replace("\n", " ") for c in cells) + " |")
+        for k, sv in ({} if sf is None else sf.verdicts).items():  # judged on the shipped results only
+            if k not in f.verdicts:
+                small = f"<br><small>{sv.settings}</small>" if sv.settings else via
+                cells = [f"[{title}]({doc})", sv.claim, cell(sv) + small, SHIPPED_ONLY]
+                body.append("| " + " | ".join(c.replace("|", "\\|").replace("\n", " ") for c in cells) + " |")
     # in a container the book's CSS (_ext/book_assets.py) turns into one card per claim on a phone
     return Markdown(":::{container} claims-table\n" + head + "\n".join(body) + "\n:::\n")
