@@ -501,7 +501,8 @@ def judge_noise_first(order: Sequence[dict[str, Any]], gaps: Sequence[dict[str, 
             return f" ({steps} = not reached in {k} seed{'s' if k > 1 else ''})" if k else ""
         out["noisy_first"] = combine(claim, [
             compare(f"M = {w}", cens(values(order, "clean 50%", width=w)), values(order, "noisy 50%", width=w),
-                    a_name="clean: step" + not_reached(w), b_name="noisy: step", min_margin=1.0, digits=0)
+                    a_name="clean: step" + not_reached(w), b_name="noisy: step", min_margin=1.0, digits=0,
+                    margin_why="one step, the least difference counted")
             for w in fit50],
             settings=settings,
             key=", ".join(f"M={w}: noisy {fmt_seeds(values(order, 'noisy 50%', width=w), 0)} vs clean "
@@ -516,7 +517,8 @@ def judge_noise_first(order: Sequence[dict[str, Any]], gaps: Sequence[dict[str, 
         lo, hi = fit90[0], fit90[-1]
         out["larger_faster"] = compare(claim, values(order, "noisy 90%", width=lo),
                                        values(order, "noisy 90%", width=hi), a_name=f"steps M={lo}",
-                                       b_name=f"steps M={hi}", min_margin=1.0, digits=0, settings=settings)
+                                       b_name=f"steps M={hi}", min_margin=1.0, digits=0, settings=settings,
+                                       margin_why="one step, the least difference counted")
     gw = sorted({r["width"] for r in gaps})
     out["gradients"] = combine(
         "noisy samples carry larger per-sample gradients than clean ones in the first 20 steps",
