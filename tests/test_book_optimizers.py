@@ -84,3 +84,20 @@ def test_a_diverged_seed_is_said_once_in_the_failures_and_left_out_of_the_summar
     data["diverged"][names[0]] = 3
     assert opt.failures(F)[0] == f"- **{names[0]}**: 3 of 3 seeds diverged"
     assert opt.summary_rows(F)[0]["steps to 90%"] == opt.summary_rows(F)[0]["G test"] == "–"
+
+
+def test_the_slowest_is_named_only_beyond_the_range_over_seeds():
+    from memgen.book.findings import Findings
+
+    names = list(core_opt.NAMES)[:2]
+    ok = {"test_acc": np.array([0.01] * 3), "G_test_acc": np.array([0.9] * 3), "noisy_acc": np.array([1.0] * 3)}
+
+    def slowest(t_second):
+        data = {"opts": {n: {"lr": 1e-3, "weight_decay": 0.1} for n in names}, "steps": 100, "n_test": 1000,
+                "p": 59, "t90": {names[0]: np.array([10.0, 11.0, 12.0]), names[1]: np.array(t_second)},
+                "values": {n: ok for n in names}, "diverged": dict.fromkeys(names, 0),
+                "runs": {n: [None] * 3 for n in names}}
+        return [n for n, line in zip(names, opt.failures(Findings("11_optimizers", {}, data))) if "slowest" in line]
+
+    assert slowest([50.0, 51.0, 52.0]) == [names[1]]
+    assert slowest([12.0, 13.0, 14.0]) == []  # 2 steps apart, each seed range 2: neither is named

@@ -19,7 +19,7 @@ from .. import experiments
 from ..optimizers import SIZE, optimizer_settings
 from ..store import sweep
 from ..tasks import chance_level
-from ..verdicts import above_chance, combine, compare, fmt_seeds, judge_at_least
+from ..verdicts import above_chance, combine, compare, fmt_seeds, judge_at_least, seed_range
 from . import tables
 from .findings import Findings, settings_text
 
@@ -167,7 +167,8 @@ def failures(F: Findings) -> list[str]:
     """Where each optimizer of :func:`optimizers` fails, one markdown bullet per optimizer.
 
     A seed whose loss diverged, a run that never memorizes, a G part not above chance in some
-    seed (95% interval), and which of the optimizers that memorize is the slowest.
+    seed (95% interval), and which of the optimizers that memorize is the slowest (named only when
+    its mean steps to memorize exceed the next one's by more than either one's range over seeds).
 
     Parameters
     ----------
@@ -184,7 +185,11 @@ def failures(F: Findings) -> list[str]:
     live = {n: _live(d, n) for n in d["opts"]}  # a diverged seed is said once, as diverged
     fit = [n for n in d["opts"] if live[n].any() and (d["t90"][n][live[n]] < n_steps).all()]
     mean_t = {n: np.mean(d["t90"][n][live[n]]) for n in fit}
-    slowest = max(mean_t, key=mean_t.get) if len(fit) > 1 else None
+    slowest = None
+    if len(fit) > 1:  # named only when slower than the next beyond both one's ranges over seeds
+        last, second = sorted(fit, key=mean_t.get)[-2:][::-1]
+        spread = max(seed_range(d["t90"][n][live[n]]) for n in (last, second))
+        slowest = last if mean_t[last] - mean_t[second] > spread else None
     lines = []
     for n in d["opts"]:
         t, g = d["t90"][n][live[n]], d["values"][n]["G_test_acc"][live[n]]
