@@ -291,6 +291,7 @@ def test_partition_at_a_lower_alpha_is_judged_beside_the_profiles_where_shipped(
     assert list(alone.data["by_alpha"]) == [get_profile("test").noise]
     fig, _ = shipped._figure(alone, "test")
     assert not fig.layout.sliders and len(fig.layout.shapes) == 1  # one chance line
+    assert alone.data["summary"] == ""  # one α: its verdicts say it all
     rows = [r for r in recs if "strength_G_test" in r and r["task"] == "add"]
     low = [{**r, "noise": 0.2, "key": r["key"] + "-low", "strength_G_test": [1.0] * len(r["strength_G_test"])}
            for r in rows]  # an f^G that answers every test pair
@@ -306,6 +307,8 @@ def test_partition_at_a_lower_alpha_is_judged_beside_the_profiles_where_shipped(
     fig, say = shipped._figure(F, "test")
     assert [s["label"] for s in fig.layout.sliders[0].steps] == ["0.4", "0.2"] and "slider: α = 0.4, 0.2" in say
     assert len(fig.layout.shapes) == 1
+    at_low = F.data["summary"].split("At α = 0.2 ")[1]  # the numbers in words, at each α
+    assert F.data["summary"].startswith("At α = 0.4 (3 seeds)") and "answer 1.000 (3 seeds: 1.000–1.000)" in at_low
 
 
 def test_phase_claims_judge_the_clearest_cell_and_pruning_needs_a_memorizing_network():

@@ -31,6 +31,7 @@ from .. import transformer as tfm
 from ..configs import RunConfig, get_profile
 from ..optimizers import NOISE
 from ..results import PARTITION_NOISES, PLAN_SEEDS, load, plan, provenance
+from ..verdicts import fmt_seeds
 from . import diagnostics as dgb
 from . import findings as fd
 from . import optimizers as opt
@@ -216,7 +217,25 @@ def _partition(recs: Sequence[Record], source: str, task: str = "add") -> fd.Fin
                 verdicts[f"{k}_alpha{a:g}"] = replace(v, claim=f"At α = {a:g}, {v.claim}")
     rows = by_alpha[main]
     return fd.Findings("06_partition", verdicts, {"rows": rows, "by_alpha": by_alpha, "p": rows[0]["p"],
-                                                  "chance": fd.chance(rows[0]), "records": _used(*by_alpha.values())})
+                                                  "chance": fd.chance(rows[0]), "records": _used(*by_alpha.values()),
+                                                  "summary": _partition_summary(by_alpha)})
+
+
+def _partition_summary(by_alpha: dict[float, list[Record]]) -> str:
+    """Chapter 6's shipped numbers in words at each α (empty with one α: its verdicts say it all)."""
+    if len(by_alpha) < 2:
+        return ""
+    out = []
+    for a, rows in by_alpha.items():
+        i, g, r = fd._best_fraction(rows, "strength")
+        kept = f"{rows[0]['fractions'][i]:.0%}"
+        seeds = f"{len(rows)} seed{'s' if len(rows) > 1 else ''}"
+        out.append(f"At α = {a:g} ({seeds}) the whole network answers "
+                   f"{fmt_seeds([x['test_acc'] for x in rows])} of the test pairs; kept alone, its top {kept} of "
+                   f"neurons by strength answer {fmt_seeds(g)} of them, a random {kept} {fmt_seeds(r)}, and "
+                   f"frequency filtration of the whole network {fmt_seeds([x['ff_whole_test'] for x in rows])} "
+                   f"(chance {fd.chance(rows[0]):.3f}).")
+    return " ".join(out)
 
 
 def _misspecification(recs: Sequence[Record], source: str, task: str = "add") -> fd.Findings | None:
@@ -610,6 +629,8 @@ def section(chapter: str, source: str = "paper", task: str = "add") -> None:
     fig, say = _figure(F, source)
     display(fig)
     display(Markdown(f"**Figure S.** Shipped `{source}` results: {say}."))
+    if F.data.get("summary"):  # the chapter's shipped numbers in words
+        display(Markdown(F.data["summary"]))
     display(report.verdict_box(*F, title=f"Verdict at the `{source}` scale (shipped results)"))
 
 
