@@ -235,7 +235,7 @@ def _partition_summary(by_alpha: dict[float, list[Record]]) -> str:
                    f"neurons by strength answer {fmt_seeds(g)} of them, a random {kept} {fmt_seeds(r)}, and "
                    f"frequency filtration of the whole network {fmt_seeds([x['ff_whole_test'] for x in rows])} "
                    f"(chance {fd.chance(rows[0]):.3f}).")
-    return " ".join(out)
+    return "\n\n".join(out)  # a paragraph per α
 
 
 def _misspecification(recs: Sequence[Record], source: str, task: str = "add") -> fd.Findings | None:
