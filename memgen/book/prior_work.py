@@ -556,13 +556,13 @@ def judge_progress(clean: Sequence[dict[str, Any]], noisy: Sequence[dict[str, An
             claim, f"the held-out restricted logits never reach {FORMED} in some seed within {T} steps "
                    f"({held(noisy)}); memorized at steps {fmt_seeds(t_mem, 0)}", settings=st_n)
     else:
+        gap = _widest(noisy, "gap_heldout")
         out["rule_after_memorization"] = compare(claim, t_rule_n, t_mem, a_name="rule step", b_name="memorized step",
                                                  digits=0, settings=st_n, floor=(v(noisy, "heldout_acc_final"), n, ch),
-                                                 min_margin=_widest(noisy, "gap_heldout"),
-                                                 margin_why=f"the rule step is a snapshot, up to "
-                                                            f"{_widest(noisy, 'gap_heldout'):.0f} steps after the one "
-                                                            f"before it (the memorized step is read off the denser "
-                                                            f"history)")
+                                                 min_margin=gap,
+                                                 margin_why=f"the rule step is a snapshot, up to {gap:.0f} steps "
+                                                            f"after the one before it (the memorized step is read off "
+                                                            f"the denser history)")
     return out
 
 

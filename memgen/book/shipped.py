@@ -203,9 +203,10 @@ def _partition(recs: Sequence[Record], source: str, task: str = "add") -> fd.Fin
     (a lower α, where the raw network generalizes and a partition has more to find): the lower α's
     verdicts are keyed ``<key>_alpha<α>`` and their claims start with "At α = <α>,"."""
     main = get_profile(source).noise
+    curved = [r for r in _base(recs, source, task=task) if "strength_G_test" in r]
     by_alpha = {}
     for a in dict.fromkeys((main, *PARTITION_NOISES)):
-        rows = [r for r in _base(recs, source, task=task) if "strength_G_test" in r and fd._eq(r["noise"], a)]
+        rows = [r for r in curved if fd._eq(r["noise"], a)]
         if rows:
             by_alpha[a] = rows
     if main not in by_alpha:
@@ -724,6 +725,9 @@ def claims_table(entries: Sequence[tuple[str, str, fd.Findings]], shipped: dict[
     def cell(v: Any) -> str:
         return f"{report.ICONS[v.verdict]} **{v.verdict}**" + (f"<br>{v.key}" if v.key else "")
 
+    def row(cells: Sequence[str]) -> str:
+        return "| " + " | ".join(c.replace("|", "\\|").replace("\n", " ") for c in cells) + " |"
+
     head = (f"| chapter | claim | at the `{source}` scale (shipped) | this build (its settings in small print) |\n"
             "|---|---|---|---|\n")
     body = []
@@ -737,13 +741,11 @@ def claims_table(entries: Sequence[tuple[str, str, fd.Findings]], shipped: dict[
             there = ("" if sv is None or not sv.claim or sv.claim == v.claim
                      else f"<br>*judged there: {_differing_tail(v.claim, sv.claim)}*")
             small = f"<br><small>{sv.settings}</small>" if sv is not None and sv.settings else via
-            cells = [f"[{title}]({doc})", v.claim, "not shipped" if sv is None else cell(sv) + small + there,
-                     cell(v) + (f"<br><small>{v.settings}</small>" if v.settings else "")]
-            body.append("| " + " | ".join(c.replace("|", "\\|").replace("\n", " ") for c in cells) + " |")
+            body.append(row([f"[{title}]({doc})", v.claim, "not shipped" if sv is None else cell(sv) + small + there,
+                             cell(v) + (f"<br><small>{v.settings}</small>" if v.settings else "")]))
         for k, sv in ({} if sf is None else sf.verdicts).items():  # judged on the shipped results only
             if k not in f.verdicts:
                 small = f"<br><small>{sv.settings}</small>" if sv.settings else via
-                cells = [f"[{title}]({doc})", sv.claim, cell(sv) + small, SHIPPED_ONLY]
-                body.append("| " + " | ".join(c.replace("|", "\\|").replace("\n", " ") for c in cells) + " |")
+                body.append(row([f"[{title}]({doc})", sv.claim, cell(sv) + small, SHIPPED_ONLY]))
     # in a container the book's CSS (_ext/book_assets.py) turns into one card per claim on a phone
     return Markdown(":::{container} claims-table\n" + head + "\n".join(body) + "\n:::\n")
