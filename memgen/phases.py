@@ -38,14 +38,17 @@ DOSHI = dict(activation="quadratic", loss="mse", init="doshi", bias=False, optim
              beta1=0.9, beta2=0.98, train_frac=0.5, noise_mode="any")
 
 #: Per profile: modulus, width, steps, the weight-decay x corruption grid, and the cell
-#: (weight decay, corruption) where IPR pruning is judged over ``seeds``.
+#: (weight decay, corruption) where IPR pruning is judged over ``seeds``. Doshi et al. prune a
+#: network that has memorized its corrupted labels; at ``paper`` the cell is the grid's most clearly
+#: coexistence cell (by seed 0 of the H200-trained grid: test 0.992, corrupted labels memorized
+#: 0.989; the first cell chosen, wd = 5 and α = 0.3, turned out fully inverted, nothing to prune).
 PHASE_SIZES: dict[str, dict[str, Any]] = {
     "test": dict(p=13, width=48, steps=300, weight_decays=(0.0, 5.0, 20.0), noises=(0.0, 0.3),
                  prune_wd=5.0, prune_noise=0.3),
     "book": dict(p=31, width=128, steps=1000, weight_decays=(1.0, 5.0, 15.0, 40.0),
                  noises=(0.0, 0.2, 0.4, 0.6), prune_wd=5.0, prune_noise=0.2),
     "paper": dict(p=97, width=500, steps=2000, weight_decays=(0.0, 1.0, 2.5, 5.0, 7.5, 10.0, 15.0, 20.0),
-                  noises=(0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8), prune_wd=5.0, prune_noise=0.3),
+                  noises=(0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8), prune_wd=1.0, prune_noise=0.4),
 }
 PHASE_SIZES["paper20k"] = PHASE_SIZES["paper"]  # the Doshi et al. grid has no shorter paper-scale variant
 

@@ -128,6 +128,30 @@ def test_bad_parameters_are_refused():
         pw.progress_measures("test", key_power=2.0)
 
 
+def test_pruning_is_judged_only_on_a_network_that_memorizes():
+    """Doshi et al.'s pruning claim: Not shown where the full network generalizes without having
+    memorized (nothing to restore or forget) and where no label is corrupted; judged otherwise, with
+    top-IPR neurons against the full network and against random ones."""
+    fr = list(pw.PRUNE_FRACTIONS)
+    row = dict(p=31, n_test=480, n_changed=100, weight_decay=1.0, noise=0.4)
+
+    def curves(ipr_test, ipr_mem, random_test):
+        flat = lambda full, v: [full] + [v] * (len(fr) - 1)  # noqa: E731
+        return dict(fractions=fr, ipr_test=flat(0.95, ipr_test), ipr_mem=flat(0.99, ipr_mem),
+                    random_test=flat(0.95, random_test))
+
+    inverted = [{**row, "test_acc": 1.0, "mem_acc": 0.05}] * 3
+    v = pw.judge_pruning(inverted, [curves(1.0, 0.0, 0.3)] * 3)
+    assert v.verdict == "Not shown" and "nothing for pruning to restore or forget" in v.evidence
+    v = pw.judge_pruning([{**r, "n_changed": 0} for r in inverted], [curves(1.0, 0.0, 0.3)] * 3)
+    assert v.verdict == "Not shown" and "no corrupted label" in v.evidence
+    coexist = [{**row, "test_acc": 0.95, "mem_acc": 0.99}] * 3
+    v = pw.judge_pruning(coexist, [curves(1.0, 0.0, 0.3)] * 3)
+    assert v.verdict == REPRODUCED and "wd = 1, α = 0.4, 3 seeds" in v.settings
+    v = pw.judge_pruning(coexist, [curves(0.6, 0.0, 0.6)] * 3)  # test falls, random as good: not Doshi's picture
+    assert v.verdict != REPRODUCED
+
+
 def test_nothing_learnable_never_says_reproduced():
     """α = 0.95 leaves almost no true label; lr 1e-7 leaves the weights where they started."""
     F = pw.grokking_phases("test", noises=[0.95], prune_noise=0.95)

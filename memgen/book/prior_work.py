@@ -658,7 +658,7 @@ def progress_figure(groups: dict[str, Sequence[dict[str, Any]]], title: str, p: 
     """
     from plotly.subplots import make_subplots
 
-    from .plots import _layout, seed_traces
+    from .plots import _layout, add_chance, seed_traces
 
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08)
     spans = []
@@ -707,7 +707,5 @@ def progress_figure(groups: dict[str, Sequence[dict[str, Any]]], title: str, p: 
     fig.add_hline(y=float(np.log(p)), line_dash="dot", line_color="#7f7f7f", line_width=1, row=1, col=1)
     fig.update_yaxes(range=[0, 1.05], title_text="accuracy", row=2, col=1)
     fig.update_xaxes(title_text="step", row=2, col=1)
-    fig.add_hline(y=1.0 / p, line_dash="dash", line_color="#7f7f7f", line_width=1, row=2, col=1,
-                  annotation_text=f"chance 1/{p}", annotation_position="bottom right",
-                  annotation_font_color="#7f7f7f")
+    add_chance(fig, 1.0 / p, row=2, col=1)  # above the line: below it the label meets the step ticks
     return fig
