@@ -3,9 +3,10 @@
 Chapters emit figures as a div + Plotly.newPlot call (memgen.plots.use_book_renderer); this
 extension makes every page load _static/plotly.min.js, written at the end of the build from the
 installed plotly package, so its version always matches. It also ships the book's few CSS rules
-(_static/memgen.css): the introduction's findings table as one card per claim on a phone, and a
-shadow at the edge of a table that scrolls sideways; one script (_static/memgen.js) that makes
-the menu buttons work on a phone; and a redirect page at each address a chapter used to have.
+(_static/memgen.css): the introduction's findings table as one card per claim on a phone, its tally
+set closer there, and a shadow at the edge of a table that scrolls sideways; one script
+(_static/memgen.js) that makes the menu buttons work on a phone; and a redirect page at each
+address a chapter used to have.
 """
 
 from pathlib import Path
@@ -21,6 +22,12 @@ CSS = """
   .claims-table td:nth-of-type(1) { font-weight: bold; }
   .claims-table td:nth-of-type(3)::before { content: "shipped results: "; font-style: italic; }
   .claims-table td:nth-of-type(4)::before { content: "this build: "; font-style: italic; }
+}
+/* the introduction's tally (memgen.book.report.tally, in a ``tally-table`` container): its nine
+   columns set closer on a phone, so that more of them fit before it scrolls */
+@media (max-width: 720px) {
+  .tally-table table { font-size: 0.8em; }
+  .tally-table th, .tally-table td { padding: 0.3em 0.35em; }
 }
 /* a table wider than its column scrolls sideways: shadows at the edges say there is more */
 .pst-scrollable-table-container {

@@ -76,6 +76,8 @@ def test_table_cells_read_as_numbers_not_python_reprs():
     with pytest.raises(ValueError, match="rows=\\[\\] with columns=None"):
         report.table([])
     assert report.table([], {"n": "N"}).data.startswith("| N |")  # an empty table with its header
+    boxed = report.table([{"n": 1}], container="tally-table").data  # a class for the book's stylesheet
+    assert boxed.startswith(":::{container} tally-table\n| n |") and boxed.endswith("| 1 |\n:::\n")
 
 
 def test_log_width_axes_show_the_widths_and_accuracy_axes_span_0_to_1():

@@ -192,12 +192,15 @@ def test_figures_fit_a_phone(browser, base_url, path):
 
 def test_findings_table_is_a_table_on_a_page_and_cards_on_a_phone(browser, base_url):
     """The introduction's claims table: table cells at 1280 px, one card per claim (full-width
-    blocks, the verdict columns named) at 390 px (_ext/book_assets.py's CSS)."""
+    blocks, the verdict columns named) at 390 px (_ext/book_assets.py's CSS); its tally is set
+    closer at 390 px."""
     page, errors, _ = open_page(browser, base_url, "book/intro.html")
     cell = "() => getComputedStyle(document.querySelector('.claims-table td')).display"
+    tally = "() => parseFloat(getComputedStyle(document.querySelector('.tally-table td')).fontSize)"
     assert page.evaluate(cell) == "table-cell"
+    wide_font = page.evaluate(tally)
     page.set_viewport_size({"width": 390, "height": 900})
-    assert page.evaluate(cell) == "block"
+    assert page.evaluate(cell) == "block" and page.evaluate(tally) < wide_font
     label = page.evaluate("() => getComputedStyle(document.querySelector('.claims-table td:nth-of-type(4)'),"
                           " '::before').content")
     wide = page.evaluate("() => document.documentElement.scrollWidth")

@@ -58,7 +58,7 @@ def num(v: Any, spec: str = ".3f") -> str:
     return format(f, spec) if math.isfinite(f) else "–"
 
 
-def table(rows: Sequence[dict[str, Any]], columns: dict[str, str] | None = None) -> Markdown:
+def table(rows: Sequence[dict[str, Any]], columns: dict[str, str] | None = None, container: str = "") -> Markdown:
     """A markdown table of ``rows`` ({key: header} picks and names the columns).
 
     Parameters
@@ -69,6 +69,8 @@ def table(rows: Sequence[dict[str, Any]], columns: dict[str, str] | None = None)
     columns : dict of str to str or None, default=None
         Column keys to their headers, in table order; None: every key of the first row, as its own
         header.
+    container : str, default=""
+        A CSS class to wrap the table in (a MyST ``container``), for the book's stylesheet; "": none.
 
     Returns
     -------
@@ -80,7 +82,7 @@ def table(rows: Sequence[dict[str, Any]], columns: dict[str, str] | None = None)
     columns = columns or {k: k for k in rows[0]}
     head = "| " + " | ".join(columns.values()) + " |\n|" + "---|" * len(columns) + "\n"
     body = "".join("| " + " | ".join(_fmt(r.get(k)) for k in columns) + " |\n" for r in rows)
-    return Markdown(head + body)
+    return Markdown(f":::{{container}} {container}\n{head}{body}:::\n" if container else head + body)
 
 
 # text symbols every font has (emoji render as empty boxes where no emoji font is installed)
