@@ -12,7 +12,8 @@ address a chapter used to have.
 from pathlib import Path
 
 #: On a narrow screen the findings table (memgen.book.shipped.claims_table, in a ``claims-table``
-#: container) becomes one card per claim: every cell a full-width line, the verdict columns named.
+#: container) becomes one card per claim: every cell a full-width line, the verdict columns named;
+#: the tally above it (``tally-table``) keeps its columns, set closer.
 CSS = """
 @media (max-width: 720px) {
   .claims-table table, .claims-table tbody, .claims-table tr, .claims-table td { display: block; width: 100%; }
@@ -23,8 +24,8 @@ CSS = """
   .claims-table td:nth-of-type(3)::before { content: "shipped results: "; font-style: italic; }
   .claims-table td:nth-of-type(4)::before { content: "this build: "; font-style: italic; }
 }
-/* the introduction's tally (memgen.book.report.tally, in a ``tally-table`` container): its nine
-   columns set closer on a phone, so that more of them fit before it scrolls */
+/* the introduction's tally (memgen.book.report.tally, in a ``tally-table`` container): its
+   columns (up to ten) set closer on a phone, so that more of them fit before it scrolls */
 @media (max-width: 720px) {
   .tally-table table { font-size: 0.8em; }
   .tally-table th, .tally-table td { padding: 0.3em 0.35em; }

@@ -140,16 +140,24 @@ def test_pruning_is_judged_only_on_a_network_that_memorizes():
         return dict(fractions=fr, ipr_test=flat(0.95, ipr_test), ipr_mem=flat(0.99, ipr_mem),
                     random_test=flat(0.95, random_test))
 
+    def seeds(ipr_test, ipr_mem, random_test):  # three seeds, one of them a little apart
+        return [curves(ipr_test, ipr_mem, random_test)] * 2 + [curves(ipr_test - 0.02, ipr_mem, random_test)]
+
     inverted = [{**row, "test_acc": 1.0, "mem_acc": 0.05}] * 3
     v = pw.judge_pruning(inverted, [curves(1.0, 0.0, 0.3)] * 3)
     assert v.verdict == "Not shown" and "nothing for pruning to restore or forget" in v.evidence
     v = pw.judge_pruning([{**r, "n_changed": 0} for r in inverted], [curves(1.0, 0.0, 0.3)] * 3)
     assert v.verdict == "Not shown" and "no corrupted label" in v.evidence
     coexist = [{**row, "test_acc": 0.95, "mem_acc": 0.99}] * 3
-    v = pw.judge_pruning(coexist, [curves(1.0, 0.0, 0.3)] * 3)
+    v = pw.judge_pruning(coexist, seeds(1.0, 0.0, 0.3))
     assert v.verdict == REPRODUCED and "wd = 1, α = 0.4, 3 seeds" in v.settings
-    v = pw.judge_pruning(coexist, [curves(0.6, 0.0, 0.6)] * 3)  # test falls, random as good: not Doshi's picture
-    assert v.verdict != REPRODUCED
+    assert "top-IPR test 0.993 (3 seeds: 0.980–1.000)" in v.evidence  # the spread over seeds is named
+    v = pw.judge_pruning(coexist, seeds(0.6, 0.0, 0.3))  # test falls: not Doshi's picture
+    assert v.verdict == "Contradicted" and "test accuracy rises — Contradicted" in v.evidence
+    v = pw.judge_pruning(coexist, seeds(1.0, 0.99, 0.3))  # the corrupted labels stay memorized
+    assert v.verdict == "Not shown" and "memorization of the corrupted labels falls — Not shown" in v.evidence
+    v = pw.judge_pruning(coexist, seeds(1.0, 0.0, 1.0))  # random neurons do as well: the control fails
+    assert v.verdict == "Not shown" and "control: top-IPR beats random neurons — Not shown" in v.evidence
 
 
 def test_nothing_learnable_never_says_reproduced():
@@ -292,5 +300,8 @@ def test_the_progress_figure_draws_the_held_out_loss_where_measured(measures):
     names = [tr.name for tr in fig.data]
     assert names.count(pw.HELD_LOSS) == 2 and names.count(pw.HELD) == 2
     assert any(abs(sh.y0 - np.log(p)) < 1e-9 for sh in fig.layout.shapes)
+    chance = [sh for sh in fig.layout.shapes if abs(sh.y0 - 1 / p) < 1e-9]  # on the accuracy panel only
+    label = [a for a in fig.layout.annotations if a.text == f"chance 1/{p}"]
+    assert [sh.yref for sh in chance] == ["y2"] and [(a.yref, a.yanchor) for a in label] == [("y2", "bottom")]
     old = {k: [{x: y for x, y in e.items() if x != "heldout_loss"} for e in v] for k, v in groups.items()}
     assert pw.HELD_LOSS not in [tr.name for tr in pw.progress_figure(old, "t", p).data]

@@ -557,7 +557,7 @@ def chance_label(chance: float) -> str:
 
 
 def add_chance(fig: go.Figure, chance: float, label: str | None = None,
-               position: str = "top right", **where: Any) -> go.Figure:
+               position: str = "top right", row: int | str = "all", col: int | str = "all") -> go.Figure:
     """A dashed horizontal line at the chance level (e.g. 1/P), labelled on the right
     (``chance 1/P``).
 
@@ -571,8 +571,8 @@ def add_chance(fig: go.Figure, chance: float, label: str | None = None,
         The annotation; None: ``chance 1/P`` (see :func:`chance_label`).
     position : str, default="top right"
         Where the annotation sits (plotly's ``annotation_position``).
-    **where : Any
-        The subplot (``row``, ``col``), passed on to ``add_hline``.
+    row, col : int or "all", default="all"
+        The subplot to draw in ("all": every one, as plotly's ``add_hline``).
 
     Returns
     -------
@@ -581,7 +581,7 @@ def add_chance(fig: go.Figure, chance: float, label: str | None = None,
     """
     fig.add_hline(y=float(chance), line_dash="dash", line_color="#7f7f7f", line_width=1,
                   annotation_text=label or chance_label(chance), annotation_position=position,
-                  annotation_font_color="#7f7f7f", annotation_bgcolor="rgba(255, 255, 255, 0.8)", **where)
+                  annotation_font_color="#7f7f7f", annotation_bgcolor="rgba(255, 255, 255, 0.8)", row=row, col=col)
     return fig
 
 
