@@ -160,8 +160,9 @@ def test_gpu_results_are_shipped_verified_and_labelled():
     """results/paper and results/paper20k were trained on a GPU, except chapter 13's six runs at
     the paper profile, trained again on a CPU for the held-out measure, chapter 12's three runs of
     its pruning cell, trained on a CPU when the cell moved to coexistence, and the paper20k grid's
-    M = 2049 runs at α = 0.2 trained again on a CPU for chapter 6's partition curves: each record verifies, names its profile, its device (and card) and the steps it was
-    trained for, and the summary names both machines with their run counts."""
+    M = 2049 runs at α = 0.2 trained again on a CPU for chapter 6's partition curves: each record
+    verifies, names its profile, its device (and card) and the steps it was trained for, and the
+    summary names both machines with their run counts."""
     from memgen.phases import phase_configs
     from memgen.progress import progress_configs
 
