@@ -68,11 +68,15 @@ def test_shipped_records_give_the_chapters_own_verdicts(chapter, produced_here, 
 def test_the_committed_test_records_state_the_chapters_current_claims(chapter):
     """``results/test`` (produced on another machine) still gives each chapter its current claims:
     the same verdict keys and claim sentences as the records produced here (the numbers differ in
-    the last digits from one CPU to another)."""
+    the last digits from one CPU to another). Claims judged on the shipped results alone, at another
+    α (keyed ``<key>_alpha<α>``), are the ones left over."""
     trained = fd.CHAPTERS[chapter][1]("test", progress=False)
     committed = shipped.shipped_findings(chapter, "test")
     assert committed is not None, f"{chapter}: results/test lacks its records (re-run `memgen produce`)"
-    assert {k: v.claim for k, v in committed.verdicts.items()} == {k: v.claim for k, v in trained.verdicts.items()}
+    claims = {k: v.claim for k, v in committed.verdicts.items()}
+    assert {k: c for k, c in claims.items() if k in trained.verdicts} == \
+        {k: v.claim for k, v in trained.verdicts.items()}
+    assert all("_alpha" in k for k in claims.keys() - trained.verdicts.keys())
 
 
 def test_variants_are_judged_on_their_own_task():
@@ -105,8 +109,10 @@ def test_section_draws_figure_caption_and_verdict_box(monkeypatch):
         shown.clear()
         shipped.section(chapter, "test")
         kinds = [type(x).__name__ for x in shown]
-        assert kinds == ["Markdown", "Figure", "Markdown", "Markdown"], (chapter, kinds)
-        assert "Figure S." in shown[2].data and ("{admonition}" in shown[3].data or "verdict" in shown[3].data)
+        summary = chapter == "02_scaling"  # its numbers in words, per α (the test grid has widths at two α)
+        assert kinds == ["Markdown", "Figure", "Markdown"] + ["Markdown"] * (1 + summary), (chapter, kinds)
+        assert "Figure S." in shown[2].data and ("{admonition}" in shown[-1].data or "verdict" in shown[-1].data)
+        assert not summary or "At α = " in shown[3].data
     shown.clear()
     shipped.section("02_scaling", "")
     assert shown == []
@@ -240,7 +246,8 @@ def test_chapter_2_leaves_out_the_side_sweeps_that_are_not_fully_shipped():
     no_wd = [r for r in recs if not (fd._eq(r["weight_decay"], 3 * get_profile("test").base["weight_decay"])
                                      and fd._eq(r["noise"], heavy))]
     part = shipped.shipped_findings("02_scaling", "test", recs=no_wd)  # the activation sweep is judged alone
-    assert set(part.verdicts) == {"bigger", "g_bigger", "dip", "ceiling"}
+    main = {k for k in part.verdicts if "_alpha" not in k}  # beside the width claims at each lighter α
+    assert main == {"bigger", "g_bigger", "dip", "ceiling"}
 
 
 def test_chapter_10s_mnist_records_name_the_cpu_they_were_trained_on():
@@ -315,6 +322,24 @@ def test_partition_at_a_lower_alpha_is_judged_beside_the_profiles_where_shipped(
     assert len(fig.layout.shapes) == 1
     at_low = F.data["summary"].split("At α = 0.2 ")[1]  # the numbers in words, at each α
     assert F.data["summary"].startswith("At α = 0.4 (3 seeds)") and "answer 1.000 (3 seeds: 1.000–1.000)" in at_low
+
+
+def test_chapter_2_judges_its_width_claims_at_each_lighter_alpha_too():
+    """Chapter 2's shipped section: the width claims at the grid's highest α and at each lighter
+    α > 0 where the grid has several widths, their numbers by width in words; a grid of one width
+    (the sub/mul variants ship M = 2049 alone) gets nothing extra."""
+    src, F = shipped.resolve("02_scaling", "paper")
+    heavy = max(r["noise"] for r in F.data["grid"])
+    lighter = sorted({r["noise"] for r in F.data["grid"] if 0 < r["noise"] < heavy})
+    assert lighter and {k for k in F.verdicts if "_alpha" in k} == \
+        {f"{k}_alpha{a:g}" for a in lighter for k in ("bigger", "g_bigger")}
+    assert all(f"at α = {a:g}" in F.verdicts[f"{k}_alpha{a:g}"].claim for a in lighter for k in ("bigger", "g_bigger"))
+    # after 20k steps the raw network's growth with width shows at α = 0.2, not at the heaviest α
+    assert F.verdicts["bigger_alpha0.2"].verdict == "Reproduced" and F.verdicts["bigger"].verdict == "Not shown"
+    assert "At α = 0.2 (3 seeds, mean), M = 129 / 513 / 2049: raw test accuracy 0.013 / 0.039 / 0.126" in \
+        F.data["summary"]
+    src, G = shipped.resolve("02_scaling", "paper", task="sub")
+    assert G is not None and not any("_alpha" in k for k in G.verdicts) and G.data["summary"] == ""
 
 
 def test_phase_claims_and_pruning_are_judged_at_the_clearest_coexistence_cell():
