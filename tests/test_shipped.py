@@ -76,7 +76,8 @@ def test_the_committed_test_records_state_the_chapters_current_claims(chapter):
     claims = {k: v.claim for k, v in committed.verdicts.items()}
     assert {k: c for k, c in claims.items() if k in trained.verdicts} == \
         {k: v.claim for k, v in trained.verdicts.items()}
-    assert all("_alpha" in k for k in claims.keys() - trained.verdicts.keys())
+    extra = claims.keys() - trained.verdicts.keys()
+    assert extra == ({"bigger_alpha0.4", "g_bigger_alpha0.4"} if chapter == "02_scaling" else set())
 
 
 def test_variants_are_judged_on_their_own_task():
@@ -109,10 +110,10 @@ def test_section_draws_figure_caption_and_verdict_box(monkeypatch):
         shown.clear()
         shipped.section(chapter, "test")
         kinds = [type(x).__name__ for x in shown]
-        summary = chapter == "02_scaling"  # its numbers in words, per α (the test grid has widths at two α)
+        summary = chapter == "02_scaling"  # its numbers in words, per α (the test grid has several widths at α > 0)
         assert kinds == ["Markdown", "Figure", "Markdown"] + ["Markdown"] * (1 + summary), (chapter, kinds)
         assert "Figure S." in shown[2].data and ("{admonition}" in shown[-1].data or "verdict" in shown[-1].data)
-        assert not summary or "At α = " in shown[3].data
+        assert not summary or "- α = " in shown[3].data
     shown.clear()
     shipped.section("02_scaling", "")
     assert shown == []
@@ -246,8 +247,7 @@ def test_chapter_2_leaves_out_the_side_sweeps_that_are_not_fully_shipped():
     no_wd = [r for r in recs if not (fd._eq(r["weight_decay"], 3 * get_profile("test").base["weight_decay"])
                                      and fd._eq(r["noise"], heavy))]
     part = shipped.shipped_findings("02_scaling", "test", recs=no_wd)  # the activation sweep is judged alone
-    main = {k for k in part.verdicts if "_alpha" not in k}  # beside the width claims at each lighter α
-    assert main == {"bigger", "g_bigger", "dip", "ceiling"}
+    assert set(part.verdicts) == {"bigger", "g_bigger", "dip", "ceiling", "bigger_alpha0.4", "g_bigger_alpha0.4"}
 
 
 def test_chapter_10s_mnist_records_name_the_cpu_they_were_trained_on():
@@ -326,9 +326,13 @@ def test_partition_at_a_lower_alpha_is_judged_beside_the_profiles_where_shipped(
 
 def test_chapter_2_judges_its_width_claims_at_each_lighter_alpha_too():
     """Chapter 2's shipped section: the width claims at the grid's highest α and at each lighter
-    α > 0 where the grid has several widths, their numbers by width in words; a grid of one width
-    (the sub/mul variants ship M = 2049 alone) gets nothing extra."""
+    α > 0 where the grid has several widths, each right after its claim at the highest α, their
+    numbers by width in words; a grid of one width (the shipped sub/mul records: M = 2049 alone)
+    gets nothing extra, nor does an α left with one width."""
+    from memgen.book.report import CLAIM_KINDS, claim_kind
+
     src, F = shipped.resolve("02_scaling", "paper")
+    assert src == "paper20k"
     heavy = max(r["noise"] for r in F.data["grid"])
     lighter = sorted({r["noise"] for r in F.data["grid"] if 0 < r["noise"] < heavy})
     assert lighter and {k for k in F.verdicts if "_alpha" in k} == \
@@ -336,8 +340,19 @@ def test_chapter_2_judges_its_width_claims_at_each_lighter_alpha_too():
     assert all(f"at α = {a:g}" in F.verdicts[f"{k}_alpha{a:g}"].claim for a in lighter for k in ("bigger", "g_bigger"))
     # after 20k steps the raw network's growth with width shows at α = 0.2, not at the heaviest α
     assert F.verdicts["bigger_alpha0.2"].verdict == "Reproduced" and F.verdicts["bigger"].verdict == "Not shown"
-    assert "At α = 0.2 (3 seeds, mean), M = 129 / 513 / 2049: raw test accuracy 0.013 / 0.039 / 0.126" in \
-        F.data["summary"]
+    assert "α = 0.2" in F.verdicts["bigger_alpha0.2"].settings
+    assert "(the paper claims it even at α = 0.8)" in F.verdicts["bigger_alpha0.2"].claim
+    keys = list(F.verdicts)
+    assert keys[:keys.index("dip")] == ["bigger", *(f"bigger_alpha{a:g}" for a in lighter),
+                                        "g_bigger", *(f"g_bigger_alpha{a:g}" for a in lighter)]
+    # the intro counts the G part's growth with the book's controls, the raw network's with the paper's claims
+    assert claim_kind("02_scaling", F.verdicts["g_bigger_alpha0.2"].claim) == CLAIM_KINDS[1]
+    assert claim_kind("02_scaling", F.verdicts["bigger_alpha0.2"].claim) == CLAIM_KINDS[0]
+    assert "- α = 0.2, M = 129 / 513 / 2049: the raw network 0.013 / 0.039 / 0.126" in F.data["summary"]
+    recs = res.load("test")
+    cut = [r for r in recs if not (fd._eq(r.get("noise"), 0.4) and r.get("width", 9) > 9)]  # α = 0.4: M = 9 alone
+    one = shipped.shipped_findings("02_scaling", "test", recs=cut)
+    assert one is not None and not any("_alpha" in k for k in one.verdicts)
     src, G = shipped.resolve("02_scaling", "paper", task="sub")
     assert G is not None and not any("_alpha" in k for k in G.verdicts) and G.data["summary"] == ""
 
