@@ -166,8 +166,11 @@ def _scaling(recs: Sequence[Record], source: str, task: str = "add") -> fd.Findi
         extra.setdefault("bigger", {})[f"bigger_alpha{a:g}"] = replace(
             at["bigger"], claim=f"{at['bigger'].claim} (the paper claims it even at α = {heavy:g})")
         extra.setdefault("g_bigger", {})[f"g_bigger_alpha{a:g}"] = at["g_bigger"]  # the book's control
-    verdicts = {k: v for key, v0 in verdicts.items() for k, v in {key: v0, **extra.get(key, {})}.items()}
-    return fd.Findings("02_scaling", verdicts, {"grid": grid, "p": grid[0]["p"], "chance": fd.chance(grid[0]),
+    ordered = {}
+    for key, v in verdicts.items():  # each claim at a lighter α right after its claim at the highest
+        ordered[key] = v
+        ordered.update(extra.get(key, {}))
+    return fd.Findings("02_scaling", ordered, {"grid": grid, "p": grid[0]["p"], "chance": fd.chance(grid[0]),
                                                 "records": _used(grid, act, wd),
                                                 "summary": _scaling_summary(grid) if lighter else ""})
 
@@ -754,11 +757,9 @@ def claims_table(entries: Sequence[tuple[str, str, fd.Findings]], shipped: dict[
     def cell(v: Any) -> str:
         return f"{report.ICONS[v.verdict]} **{v.verdict}**" + (f"<br>{v.key}" if v.key else "")
 
-    def row(cells: Sequence[str]) -> str:
-        return "| " + " | ".join(c.replace("|", "\\|").replace("\n", " ") for c in cells) + " |"
+    def row(*cells: str) -> dict[str, str]:
+        return dict(zip(("chapter", "claim", "shipped", "build"), cells))
 
-    head = (f"| chapter | claim | at the `{source}` scale (shipped) | this build (its settings in small print) |\n"
-            "|---|---|---|---|\n")
     body = []
     for doc, title, f in entries:
         sf = shipped.get(doc)
@@ -770,11 +771,12 @@ def claims_table(entries: Sequence[tuple[str, str, fd.Findings]], shipped: dict[
             there = ("" if sv is None or not sv.claim or sv.claim == v.claim
                      else f"<br>*judged there: {_differing_tail(v.claim, sv.claim)}*")
             small = f"<br><small>{sv.settings}</small>" if sv is not None and sv.settings else via
-            body.append(row([f"[{title}]({doc})", v.claim, "not shipped" if sv is None else cell(sv) + small + there,
-                             cell(v) + (f"<br><small>{v.settings}</small>" if v.settings else "")]))
+            body.append(row(f"[{title}]({doc})", v.claim, "not shipped" if sv is None else cell(sv) + small + there,
+                            cell(v) + (f"<br><small>{v.settings}</small>" if v.settings else "")))
         for k, sv in ({} if sf is None else sf.verdicts).items():  # judged on the shipped results only
             if k not in f.verdicts:
                 small = f"<br><small>{sv.settings}</small>" if sv.settings else via
-                body.append(row([f"[{title}]({doc})", sv.claim, cell(sv) + small, SHIPPED_ONLY]))
+                body.append(row(f"[{title}]({doc})", sv.claim, cell(sv) + small, SHIPPED_ONLY))
     # in a container the book's CSS (_ext/book_assets.py) turns into one card per claim on a phone
-    return Markdown(":::{container} claims-table\n" + head + "\n".join(body) + "\n:::\n")
+    return report.table(body, row("chapter", "claim", f"at the `{source}` scale (shipped)",
+                                  "this build (its settings in small print)"), container="claims-table")
