@@ -6,12 +6,20 @@ one is what `train_batch` uses on CUDA (CUDA graphs via torch.compile's "reduce-
 Timings are ms per step after a warm-up (compile time reported separately); the device is named
 in the output (GPU figures name the card).
 
-    python benchmarks/bench_step.py [--device cpu|cuda] [--cases 1x129,15x2049] [--steps 200]
+``--check`` first takes one compiled step and one eager step from the same state, at the start
+of training and after 50 steps, and compares every weight and optimizer buffer (within 1e-6;
+see :func:`check_compiled`). The script exits with status 1 when they differ or compiling fails,
+so that a GPU session can turn the compiled step on only where it was checked:
+
+    python benchmarks/bench_step.py --device cuda --check && export MEMGEN_COMPILE=1
+
+    python benchmarks/bench_step.py [--device cpu|cuda] [--cases 1x129,15x2049] [--steps 200] [--check]
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 
 import torch
@@ -21,14 +29,17 @@ from memgen.model import init_params
 from memgen.tasks import make_dataset
 from memgen.train import BatchedOptimizer, CompiledStep, _train_losses, resolve_device
 
+#: how far one compiled step may land from one eager step taken from the same state
+CHECK_ATOL = 1e-6
+
 
 def sync(dev: torch.device) -> None:
     if dev.type == "cuda":
         torch.cuda.synchronize()
 
 
-def setup(runs: int, width: int, dev: torch.device):
-    cs = [RunConfig(p=113, width=width, noise=0.8, seed=s, device=dev.type) for s in range(runs)]
+def setup(runs: int, width: int, dev: torch.device, p: int = 113):
+    cs = [RunConfig(p=p, width=width, noise=0.8, seed=s, device=dev.type) for s in range(runs)]
     data = [make_dataset(c) for c in cs]
     d0 = data[0]
     a = torch.as_tensor(d0.a[d0.train_idx], device=dev)
@@ -55,15 +66,73 @@ def time_steps(step, args, dev: torch.device, steps: int) -> float:
     return (time.perf_counter() - t0) / steps * 1e3
 
 
-def main() -> None:
+def check_compiled(dev: torch.device, p: int = 113, width: int = 129,
+                   at: tuple[int, ...] = (0, 50)) -> tuple[bool, str]:
+    """One compiled step against one eager step from the same state, at a few points of training.
+
+    Trajectories cannot be compared over many steps: Adam turns float rounding in near-zero
+    gradients into whole steps of size lr, so that even two eager runs whose gradients differ
+    by one part in 10^7 are 10^-3 apart after 64 steps. One step from the same state can: the two
+    differ only by rounding, while a wrong loss, gradient or bias correction moves weights by a
+    good part of lr = 1e-3.
+
+    Parameters
+    ----------
+    dev : torch.device
+        The device.
+    p, width : int, default=113, 129
+        The two runs' (α = 0.8, seeds 0 and 1) modulus and width.
+    at : tuple of int, default=(0, 50)
+        After how many eager steps to compare (0: the first step, where Adam's bias corrections
+        are largest).
+
+    Returns
+    -------
+    tuple of (bool, str)
+        Whether the compiled step matches the eager one within :data:`CHECK_ATOL` on every
+        parameter and optimizer buffer, and one line saying so with the largest difference.
+    """
+    c0, a, b, y, params, opt = setup(2, width, dev, p)
+    comp = CompiledStep(opt, params, dev)
+    tensors = [x.detach() for x in (*params.values(), *(x for st in opt.state.values() for x in st.values()))]
+    worst, done = 0.0, 0
+    for n in sorted(at):
+        for _ in range(n - done):
+            eager_step(params, a, b, y, c0, opt)
+        done = n
+        before, t = [x.clone() for x in tensors], opt.t
+        comp(params, a, b, y, c0, opt)
+        compiled = [x.clone() for x in tensors]
+        with torch.no_grad():  # back to the same state, in place (the compiled step's static addresses)
+            for x, x0 in zip(tensors, before):
+                x.copy_(x0)
+        opt.t = t
+        eager_step(params, a, b, y, c0, opt)
+        worst = max(worst, *(float((x - xc).abs().max()) for x, xc in zip(tensors, compiled)))
+    what = f"one step after {', '.join(map(str, sorted(at)))} eager steps, 2 runs, P = {p}, M = {width}"
+    if not comp.ok:
+        return False, f"compiled step: compiling failed on this device ({what}): keep it off"
+    ok = worst <= CHECK_ATOL
+    verdict = "matches the eager step" if ok else "differs from the eager step: keep it off"
+    return ok, (f"compiled step {verdict} ({what}): largest difference in a weight or optimizer buffer "
+                f"{worst:.1e} (allowed {CHECK_ATOL:g})")
+
+
+def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="auto")
     ap.add_argument("--cases", default="1x129,15x2049", help="RUNSxWIDTH, comma separated")
     ap.add_argument("--steps", type=int, default=200)
+    ap.add_argument("--check", action="store_true",
+                    help="first check that the compiled step trains as the eager one (exit status 1 if not)")
     ns = ap.parse_args()
     dev = resolve_device(ns.device)
     card = torch.cuda.get_device_name(dev) if dev.type == "cuda" else "CPU"
     print(f"device {card}, torch {torch.__version__}, P = 113, full batch, AdamW")
+    ok = True
+    if ns.check:
+        ok, line = check_compiled(dev)
+        print(line, flush=True)
     print(f"{'runs x width':>13} {'eager ms':>9} {'compiled ms':>12} {'speed-up':>9} {'compile s':>10}")
     for case in ns.cases.split(","):
         runs, width = map(int, case.split("x"))
@@ -81,7 +150,8 @@ def main() -> None:
         compiled = time_steps(comp, (params, a, b, y, c0, opt), dev, ns.steps)
         note = "" if comp.ok else "  (compiling failed: eager)"
         print(f"{case:>13} {eager:9.3f} {compiled:12.3f} {eager / compiled:8.2f}x {compile_s:10.1f}{note}")
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

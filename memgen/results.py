@@ -258,12 +258,15 @@ def inspected(profile: str) -> list[RunConfig]:
 # ---------------------------------------------------------------------------- records
 def _provenance(profile: str, meta: dict[str, Any], version: int, engine: str | None = None) -> dict[str, Any]:
     """A record's ``provenance``: the profile, the engine and its version, and the run's ``meta``
-    (device, torch, seconds, batch size), dated today; on a GPU also the card's name (``card``)."""
+    (device, torch, seconds, batch size and, for runs trained since it was recorded, whether the
+    step ran compiled), dated today; on a GPU also the card's name (``card``)."""
     dev = str(meta.get("device"))
     card = {"card": torch.cuda.get_device_name(torch.device(dev))} if dev.startswith("cuda") else {}
     out = {"profile": profile, "engine_version": version, "device": meta.get("device"), **card,
            "torch": meta.get("torch", str(torch.__version__)), "seconds": meta.get("seconds"),
            "batch_size": meta.get("batch_size", 1), "date": datetime.date.today().isoformat()}
+    if "compiled" in meta:
+        out["compiled"] = bool(meta["compiled"])
     return {**out, "engine": engine} if engine else out
 
 
@@ -623,8 +626,10 @@ def provenance(records: list[dict[str, Any]]) -> str:
     ps = sorted({r["p"] for r in records if "p" in r})
     what = (f"{records[0]['source']}, {' or '.join(map(str, steps))} full-batch epochs" if "source" in records[0]
             else f"P = {' or '.join(map(str, ps))}, {' or '.join(map(str, steps))} steps")
+    n_compiled = sum(bool(p.get("compiled")) for p in pv)
+    compiled = f", {n_compiled} with the compiled step" if n_compiled else ""
     return (f"profile {pv[0]['profile']}: {what}, "
-            f"seeds {seeds}, {len(records)} runs trained by memgen ({engine} {pv[0]['engine_version']}) on "
+            f"seeds {seeds}, {len(records)} runs trained by memgen ({engine} {pv[0]['engine_version']}{compiled}) on "
             f"{where}, "
             f"{dates[0] if dates[0] == dates[-1] else f'{dates[0]}–{dates[-1]}'}")
 

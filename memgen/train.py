@@ -826,7 +826,8 @@ def train_batch(configs: list[RunConfig], *, progress: bool | None = None,
     if checkpoint_path and os.path.exists(checkpoint_path):
         os.remove(checkpoint_path)
     return _runs(configs, params, st, {"seconds": time.perf_counter() - t0, "batch_size": R, "batch_width": width,
-                                       "device": str(device), "torch": str(torch.__version__)})
+                                       "device": str(device), "torch": str(torch.__version__),
+                                       "compiled": compiled is not None and compiled.ok})
 
 
 def _runs(configs: list[RunConfig], params: dict[str, torch.Tensor], st: _LoopState, meta: dict) -> list[Run]:

@@ -85,7 +85,8 @@ if ls .whl/*.whl >/dev/null 2>&1; then  # installed next to the wheels (.whl/ is
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target .whl/site .whl/*.whl || exit 1
   export PYTHONPATH="$PWD/.whl/site"
 fi
-# eager steps (a compiled step's first calls would eat into a 10-minute call)
+# eager steps unless MEMGEN_COMPILE=1 comes in: set it only after `benchmarks/bench_step.py --device cuda
+# --check` has passed on this card (and a compiled step's first calls cost tens of seconds of compiling)
 export PYTHONUNBUFFERED=1 MEMGEN_COMPILE=${MEMGEN_COMPILE:-0} MEMGEN_PAD_WIDTHS=${MEMGEN_PAD_WIDTHS:-0}
 [ -z "$STEPS" ] || nvidia-smi -L 2>/dev/null || echo "nvidia-smi: none (no NVIDIA card?)"
 step() {  # step MINUTES PROFILE GROUP...

@@ -34,6 +34,12 @@ def test_produce_is_resumable_and_records_verify(tmp_path, tiny_plan):
     w = store.weights(tiny_plan[1])
     assert w is not None and w.U.dtype.is_floating_point and store.weights(tiny_plan[0]) is None
     assert "P = 23" in res.provenance(recs) and "cpu" in res.provenance(recs)
+    # the step's mode is recorded (eager on the CPU by default) and named only where it compiled
+    assert [r["provenance"]["compiled"] for r in recs] == [False, False]
+    assert "compiled" not in res.provenance(recs)
+    recs[1]["provenance"]["compiled"] = True
+    assert "(engine 1, 1 with the compiled step) on cpu" in res.provenance(recs).replace(
+        f"engine {res.ENGINE_VERSION}", "engine 1")
 
 
 def test_produce_can_select_widths_and_noises(tmp_path, tiny_plan, monkeypatch, capsys):
