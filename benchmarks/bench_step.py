@@ -8,8 +8,10 @@ in the output (GPU figures name the card).
 
 ``--check`` first takes one compiled step and one eager step from the same state, at the start
 of training and after 50 steps, and compares every weight and optimizer buffer (within 1e-6;
-see :func:`check_compiled`). The script exits with status 1 when they differ or compiling fails,
-so that a GPU session can turn the compiled step on only where it was checked:
+see :func:`check_compiled`); then it trains two short runs through ``train_batch`` both ways and
+asks their recorded losses to stay within 1% (:func:`check_training`). The script exits with
+status 1 when either fails or compiling fails, so that a GPU session can turn the compiled step
+on only where it was checked:
 
     python benchmarks/bench_step.py --device cuda --check && export MEMGEN_COMPILE=1
 
@@ -19,18 +21,22 @@ so that a GPU session can turn the compiled step on only where it was checked:
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 
+import numpy as np
 import torch
 
 from memgen.configs import RunConfig
 from memgen.model import init_params
 from memgen.tasks import make_dataset
-from memgen.train import BatchedOptimizer, CompiledStep, _train_losses, resolve_device
+from memgen.train import BatchedOptimizer, CompiledStep, _train_losses, resolve_device, train_batch
 
 #: how far one compiled step may land from one eager step taken from the same state
 CHECK_ATOL = 1e-6
+#: how far a short compiled run's recorded losses may drift from the eager run's (relative)
+TRAIN_RTOL = 1e-2
 
 
 def sync(dev: torch.device) -> None:
@@ -118,6 +124,50 @@ def check_compiled(dev: torch.device, p: int = 113, width: int = 129,
                 f"{worst:.1e} (allowed {CHECK_ATOL:g})")
 
 
+def check_training(dev: torch.device, p: int = 113, width: int = 129, steps: int = 300) -> tuple[bool, str]:
+    """Two short runs through ``train_batch``, eager and compiled, as ``produce`` trains them.
+
+    This exercises what :func:`check_compiled` does not: compiled steps interleaved with the
+    eager forward passes that record history and check for divergence. The runs drift apart
+    (see :func:`check_compiled`), so only a loose bound is asked: the same recorded steps and every
+    recorded loss within :data:`TRAIN_RTOL` (on this 2-core CPU, P = 113, M = 129, 300 steps:
+    1.5e-3), against a broken step's far larger differences.
+
+    Parameters
+    ----------
+    dev : torch.device
+        The device.
+    p, width, steps : int, default=113, 129, 300
+        The two runs' (α = 0.2 and 0.8) modulus, width and length.
+
+    Returns
+    -------
+    tuple of (bool, str)
+        Whether the compiled runs compiled and stayed within the bound, and one line saying so.
+    """
+    cs = [RunConfig(p=p, width=width, noise=a, steps=steps, seed=s, device=dev.type) for a, s in ((0.2, 0), (0.8, 1))]
+    before, runs = os.environ.get("MEMGEN_COMPILE"), {}
+    try:
+        for mode in ("0", "1"):
+            os.environ["MEMGEN_COMPILE"] = mode
+            runs[mode] = train_batch(cs, progress=False)
+    finally:
+        if before is None:
+            del os.environ["MEMGEN_COMPILE"]
+        else:
+            os.environ["MEMGEN_COMPILE"] = before
+    what = f"train_batch, 2 runs, P = {p}, M = {width}, {steps} steps"
+    if not all(r.meta.get("compiled") for r in runs["1"]):
+        return False, f"compiled training: compiling failed on this device ({what}): keep it off"
+    same = all(e.history["step"] == c.history["step"] for e, c in zip(runs["0"], runs["1"]))
+    worst = max(float(np.max(np.abs(np.subtract(c.history["loss"], e.history["loss"])) / np.abs(e.history["loss"])))
+                for e, c in zip(runs["0"], runs["1"]))
+    ok = same and worst <= TRAIN_RTOL
+    verdict = "follows eager training" if ok else "departs from eager training: keep it off"
+    return ok, (f"compiled training {verdict} ({what}): largest relative difference of a recorded loss "
+                f"{worst:.1e} (allowed {TRAIN_RTOL:g}){'' if same else ', recorded steps differ'}")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="auto")
@@ -131,8 +181,10 @@ def main() -> int:
     print(f"device {card}, torch {torch.__version__}, P = 113, full batch, AdamW")
     ok = True
     if ns.check:
-        ok, line = check_compiled(dev)
-        print(line, flush=True)
+        for check in (check_compiled, check_training):
+            passed, line = check(dev)
+            print(line, flush=True)
+            ok &= passed
     print(f"{'runs x width':>13} {'eager ms':>9} {'compiled ms':>12} {'speed-up':>9} {'compile s':>10}")
     for case in ns.cases.split(","):
         runs, width = map(int, case.split("x"))

@@ -1,6 +1,7 @@
-"""benchmarks/bench_step.py's --check: one compiled step against one eager step, on the CPU."""
+"""benchmarks/bench_step.py's --check: the compiled step against the eager one, on the CPU."""
 
 import importlib.util
+import os
 from pathlib import Path
 
 import torch
@@ -59,3 +60,35 @@ def test_a_step_that_cannot_compile_fails_the_check(monkeypatch, capsys):
     assert (ok, line) == (False, "compiled step: compiling failed on this device "
                                  "(one step after 0 eager steps, 2 runs, P = 11, M = 9): keep it off")
     assert "training eagerly" in capsys.readouterr().err
+    assert bench.check_training(CPU, p=11, width=9, steps=40) == (
+        False, "compiled training: compiling failed on this device (train_batch, 2 runs, P = 11, M = 9, 40 steps): "
+               "keep it off")
+
+
+def test_compiled_training_follows_eager_training_and_the_switch_is_restored(monkeypatch):
+    monkeypatch.setenv("MEMGEN_COMPILE", "auto")
+    ok, line = bench.check_training(CPU, p=11, width=9, steps=80)
+    assert ok, line
+    assert line.startswith("compiled training follows eager training (train_batch, 2 runs, P = 11, M = 9, 80 steps): "
+                           "largest relative difference of a recorded loss ")
+    assert os.environ["MEMGEN_COMPILE"] == "auto"
+
+
+def test_compiled_training_that_departs_fails_the_check(monkeypatch):
+    monkeypatch.delenv("MEMGEN_COMPILE", raising=False)
+    train = bench.train_batch
+
+    def departing(cs, **kw):  # "compiled": the eager runs with every recorded loss 2% higher
+        compiled = os.environ["MEMGEN_COMPILE"] == "1"
+        os.environ["MEMGEN_COMPILE"] = "0"
+        runs = train(cs, **kw)
+        for r in runs if compiled else ():
+            r.history["loss"] = [v * 1.02 for v in r.history["loss"]]
+            r.meta["compiled"] = True
+        return runs
+
+    monkeypatch.setattr(bench, "train_batch", departing)
+    ok, line = bench.check_training(CPU, p=11, width=9, steps=40)
+    assert not ok and "departs from eager training: keep it off" in line
+    assert "largest relative difference of a recorded loss 2.0e-02 (allowed 0.01)" in line
+    assert "MEMGEN_COMPILE" not in os.environ
