@@ -7,7 +7,7 @@ Timings are ms per step after a warm-up (compile time reported separately); the 
 in the output (GPU figures name the card).
 
 ``--check`` first takes one compiled step and one eager step from the same state, at the start
-of training and after 50 steps, and compares every weight and optimizer buffer (within 1e-6;
+of training, after 1, 2 and 3 steps and after 50, and compares every weight and optimizer buffer (within 1e-6;
 see :func:`check_compiled`); then it trains two short runs through ``train_batch`` both ways and
 asks their recorded losses to stay within 1% (:func:`check_training`). The script exits with
 status 1 when either fails or compiling fails, so that a GPU session can turn the compiled step
@@ -73,7 +73,7 @@ def time_steps(step, args, dev: torch.device, steps: int) -> float:
 
 
 def check_compiled(dev: torch.device, p: int = 113, width: int = 129,
-                   at: tuple[int, ...] = (0, 50)) -> tuple[bool, str]:
+                   at: tuple[int, ...] = (0, 1, 2, 3, 50)) -> tuple[bool, str]:
     """One compiled step against one eager step from the same state, at a few points of training.
 
     Trajectories cannot be compared over many steps: Adam turns float rounding in near-zero
@@ -88,9 +88,10 @@ def check_compiled(dev: torch.device, p: int = 113, width: int = 129,
         The device.
     p, width : int, default=113, 129
         The two runs' (α = 0.8, seeds 0 and 1) modulus and width.
-    at : tuple of int, default=(0, 50)
+    at : tuple of int, default=(0, 1, 2, 3, 50)
         After how many eager steps to compare (0: the first step, where Adam's bias corrections
-        are largest).
+        are largest). One compiled step is taken at each: on CUDA the first calls compile and
+        record the CUDA graphs, the later ones replay them.
 
     Returns
     -------
