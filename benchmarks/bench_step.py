@@ -7,11 +7,12 @@ Timings are ms per step after a warm-up (compile time reported separately); the 
 in the output (GPU figures name the card).
 
 ``--check`` first takes one compiled step and one eager step from the same state, at the start
-of training, after 1, 2 and 3 steps and after 50, and compares every weight and optimizer buffer (within 1e-6;
-see :func:`check_compiled`); then it trains two short runs through ``train_batch`` both ways and
-asks their recorded losses to stay within 1% (:func:`check_training`). The script exits with
-status 1 when either fails or compiling fails, so that a GPU session can turn the compiled step
-on only where it was checked:
+of training, after 1, 2 and 3 steps and after 50, and compares every weight and optimizer buffer
+(relative to its scale, within 1e-4; see :func:`check_compiled`); then it trains two short runs
+through ``train_batch`` both ways and asks their recorded losses to stay within 1%
+(:func:`check_training`). The script exits with status 1 when either fails or compiling fails,
+so that a GPU session can turn the compiled step on only where it was checked (``--cases ''``
+skips the timings):
 
     python benchmarks/bench_step.py --device cuda --check && export MEMGEN_COMPILE=1
 
@@ -21,6 +22,7 @@ on only where it was checked:
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import time
@@ -33,18 +35,22 @@ from memgen.model import init_params
 from memgen.tasks import make_dataset
 from memgen.train import BatchedOptimizer, CompiledStep, _train_losses, resolve_device, train_batch
 
-#: how far one compiled step may land from one eager step taken from the same state
-CHECK_ATOL = 1e-6
+#: how far one compiled step may land from one eager step taken from the same state, relative to
+#: the largest entry of each weight or optimizer buffer
+CHECK_RTOL = 1e-4
 #: how far a short compiled run's recorded losses may drift from the eager run's (relative)
 TRAIN_RTOL = 1e-2
 
 
 def sync(dev: torch.device) -> None:
+    """Wait for the device's queued work (CUDA); nothing on the CPU."""
     if dev.type == "cuda":
         torch.cuda.synchronize()
 
 
 def setup(runs: int, width: int, dev: torch.device, p: int = 113):
+    """Stacked runs (α = 0.8, seeds 0, 1, ...) ready to step: the batch's first config, the
+    training pairs ``a``, ``b``, the labels ``y`` (runs, pairs), the parameters and AdamW."""
     cs = [RunConfig(p=p, width=width, noise=0.8, seed=s, device=dev.type) for s in range(runs)]
     data = [make_dataset(c) for c in cs]
     d0 = data[0]
@@ -58,6 +64,7 @@ def setup(runs: int, width: int, dev: torch.device, p: int = 113):
 
 
 def eager_step(params, a, b, y, c0, opt) -> None:
+    """One eager training step (forward, backward, AdamW update), in place."""
     losses = _train_losses(params, a, b, y, c0.activation, c0.loss)
     grads = torch.autograd.grad(losses.sum(), list(params.values()))
     opt.step(params, dict(zip(params, grads)))
@@ -72,6 +79,28 @@ def time_steps(step, args, dev: torch.device, steps: int) -> float:
     return (time.perf_counter() - t0) / steps * 1e3
 
 
+def relative_difference(x: torch.Tensor, ref: torch.Tensor) -> float:
+    """The largest entry of ``|x - ref|`` over the largest of ``|ref|``; inf where either is not finite.
+
+    Parameters
+    ----------
+    x : torch.Tensor
+        The tensor compared.
+    ref : torch.Tensor
+        The reference, of the same shape.
+
+    Returns
+    -------
+    float
+        The difference relative to the reference's scale (0 when both are all zeros).
+    """
+    if not (torch.isfinite(x).all() and torch.isfinite(ref).all()):
+        return math.inf
+    scale = float(ref.abs().max())
+    diff = float((x - ref).abs().max())
+    return diff / scale if scale > 0 else (0.0 if diff == 0 else math.inf)
+
+
 def check_compiled(dev: torch.device, p: int = 113, width: int = 129,
                    at: tuple[int, ...] = (0, 1, 2, 3, 50)) -> tuple[bool, str]:
     """One compiled step against one eager step from the same state, at a few points of training.
@@ -80,14 +109,18 @@ def check_compiled(dev: torch.device, p: int = 113, width: int = 129,
     gradients into whole steps of size lr, so that even two eager runs whose gradients differ
     by one part in 10^7 are 10^-3 apart after 64 steps. One step from the same state can: the two
     differ only by rounding, while a wrong loss, gradient or bias correction moves weights by a
-    good part of lr = 1e-3.
+    good part of lr = 1e-3, about 1% of their scale early in training. On this 2-core CPU
+    (P = 113, M = 129) the largest difference is 2.9e-6 of the scale, in the Adam buffers of the
+    bias, whose gradient is a sum with much cancellation; :data:`CHECK_RTOL` allows 1e-4.
 
     Parameters
     ----------
     dev : torch.device
         The device.
-    p, width : int, default=113, 129
-        The two runs' (α = 0.8, seeds 0 and 1) modulus and width.
+    p : int, default=113
+        The modulus of the two runs (α = 0.8, seeds 0 and 1).
+    width : int, default=129
+        Their width.
     at : tuple of int, default=(0, 1, 2, 3, 50)
         After how many eager steps to compare (0: the first step, where Adam's bias corrections
         are largest). One compiled step is taken at each: on CUDA the first calls compile and
@@ -96,12 +129,14 @@ def check_compiled(dev: torch.device, p: int = 113, width: int = 129,
     Returns
     -------
     tuple of (bool, str)
-        Whether the compiled step matches the eager one within :data:`CHECK_ATOL` on every
-        parameter and optimizer buffer, and one line saying so with the largest difference.
+        Whether the compiled step matches the eager one within :data:`CHECK_RTOL` on every
+        weight and optimizer buffer (:func:`relative_difference`), and one line saying so with the
+        largest difference.
     """
     c0, a, b, y, params, opt = setup(2, width, dev, p)
     comp = CompiledStep(opt, params, dev)
-    tensors = [x.detach() for x in (*params.values(), *(x for st in opt.state.values() for x in st.values()))]
+    buffers = [x for st in opt.state.values() for x in st.values()]
+    tensors = [x.detach() for x in [*params.values(), *buffers]]  # the same storage, in place
     worst, done = 0.0, 0
     for n in sorted(at):
         for _ in range(n - done):
@@ -115,14 +150,14 @@ def check_compiled(dev: torch.device, p: int = 113, width: int = 129,
                 x.copy_(x0)
         opt.t = t
         eager_step(params, a, b, y, c0, opt)
-        worst = max(worst, *(float((x - xc).abs().max()) for x, xc in zip(tensors, compiled)))
+        worst = max([worst] + [relative_difference(xc, x) for x, xc in zip(tensors, compiled)])
     what = f"one step after {', '.join(map(str, sorted(at)))} eager steps, 2 runs, P = {p}, M = {width}"
     if not comp.ok:
         return False, f"compiled step: compiling failed on this device ({what}): keep it off"
-    ok = worst <= CHECK_ATOL
+    ok = worst <= CHECK_RTOL
     verdict = "matches the eager step" if ok else "differs from the eager step: keep it off"
-    return ok, (f"compiled step {verdict} ({what}): largest difference in a weight or optimizer buffer "
-                f"{worst:.1e} (allowed {CHECK_ATOL:g})")
+    return ok, (f"compiled step {verdict} ({what}): largest difference in a weight or optimizer buffer, "
+                f"relative to its scale, {worst:.1e} (allowed {CHECK_RTOL:g})")
 
 
 def check_training(dev: torch.device, p: int = 113, width: int = 129, steps: int = 300) -> tuple[bool, str]:
@@ -138,8 +173,12 @@ def check_training(dev: torch.device, p: int = 113, width: int = 129, steps: int
     ----------
     dev : torch.device
         The device.
-    p, width, steps : int, default=113, 129, 300
-        The two runs' (α = 0.2 and 0.8) modulus, width and length.
+    p : int, default=113
+        The modulus of the two runs (α = 0.2 and 0.8).
+    width : int, default=129
+        Their width.
+    steps : int, default=300
+        Their length.
 
     Returns
     -------
@@ -160,23 +199,28 @@ def check_training(dev: torch.device, p: int = 113, width: int = 129, steps: int
     what = f"train_batch, 2 runs, P = {p}, M = {width}, {steps} steps"
     if not all(r.meta.get("compiled") for r in runs["1"]):
         return False, f"compiled training: compiling failed on this device ({what}): keep it off"
-    same = all(e.history["step"] == c.history["step"] for e, c in zip(runs["0"], runs["1"]))
-    worst = max(float(np.max(np.abs(np.subtract(c.history["loss"], e.history["loss"])) / np.abs(e.history["loss"])))
-                for e, c in zip(runs["0"], runs["1"]))
-    ok = same and worst <= TRAIN_RTOL
+    worst = 0.0
+    for e, c in zip(runs["0"], runs["1"]):
+        if e.history["step"] != c.history["step"]:
+            return False, f"compiled training departs from eager training: keep it off ({what}): recorded steps differ"
+        el, cl = np.asarray(e.history["loss"]), np.asarray(c.history["loss"])
+        rel = np.abs(cl - el) / np.abs(el)
+        worst = max(worst, float(rel.max()) if np.isfinite(rel).all() else math.inf)
+    ok = worst <= TRAIN_RTOL
     verdict = "follows eager training" if ok else "departs from eager training: keep it off"
     return ok, (f"compiled training {verdict} ({what}): largest relative difference of a recorded loss "
-                f"{worst:.1e} (allowed {TRAIN_RTOL:g}){'' if same else ', recorded steps differ'}")
+                f"{worst:.1e} (allowed {TRAIN_RTOL:g})")
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    """Run the checks (with ``--check``) and time the cases; the exit status is 1 if a check failed."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="auto")
-    ap.add_argument("--cases", default="1x129,15x2049", help="RUNSxWIDTH, comma separated")
+    ap.add_argument("--cases", default="1x129,15x2049", help="RUNSxWIDTH, comma separated ('' times nothing)")
     ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--check", action="store_true",
                     help="first check that the compiled step trains as the eager one (exit status 1 if not)")
-    ns = ap.parse_args()
+    ns = ap.parse_args(argv)
     dev = resolve_device(ns.device)
     card = torch.cuda.get_device_name(dev) if dev.type == "cuda" else "CPU"
     print(f"device {card}, torch {torch.__version__}, P = 113, full batch, AdamW")
@@ -186,8 +230,10 @@ def main() -> int:
             passed, line = check(dev)
             print(line, flush=True)
             ok &= passed
-    print(f"{'runs x width':>13} {'eager ms':>9} {'compiled ms':>12} {'speed-up':>9} {'compile s':>10}")
-    for case in ns.cases.split(","):
+    cases = [c for c in ns.cases.split(",") if c]
+    if cases:
+        print(f"{'runs x width':>13} {'eager ms':>9} {'compiled ms':>12} {'speed-up':>9} {'compile s':>10}")
+    for case in cases:
         runs, width = map(int, case.split("x"))
         c0, a, b, y, params, opt = setup(runs, width, dev)
         for _ in range(3):

@@ -258,8 +258,9 @@ def inspected(profile: str) -> list[RunConfig]:
 # ---------------------------------------------------------------------------- records
 def _provenance(profile: str, meta: dict[str, Any], version: int, engine: str | None = None) -> dict[str, Any]:
     """A record's ``provenance``: the profile, the engine and its version, and the run's ``meta``
-    (device, torch, seconds, batch size and, for runs trained since it was recorded, whether the
-    step ran compiled), dated today; on a GPU also the card's name (``card``)."""
+    (device, torch, seconds, batch size and, where the meta says so, ``compiled``: whether the
+    compiled step was in use at the end of the batch), dated today; on a GPU also the card's name
+    (``card``)."""
     dev = str(meta.get("device"))
     card = {"card": torch.cuda.get_device_name(torch.device(dev))} if dev.startswith("cuda") else {}
     out = {"profile": profile, "engine_version": version, "device": meta.get("device"), **card,
@@ -595,7 +596,8 @@ def load(profile: str, root: str | os.PathLike | None = None, kind: str = "runs"
 
 def provenance(records: list[dict[str, Any]]) -> str:
     """One line saying where ``records`` come from: profile, P, steps, devices (with how many runs
-    each trained, when there are several), torch, seeds.
+    each trained, when there are several), torch, seeds, and how many runs used the compiled step
+    (when any did).
 
     Parameters
     ----------

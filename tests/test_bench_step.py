@@ -1,9 +1,11 @@
 """benchmarks/bench_step.py's --check: the compiled step against the eager one, on the CPU."""
 
 import importlib.util
+import math
 import os
 from pathlib import Path
 
+import pytest
 import torch
 
 SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "bench_step.py"
@@ -24,38 +26,52 @@ def test_the_compiled_step_matches_the_eager_one():
     ok, line = bench.check_compiled(CPU, p=11, width=9, at=(0, 20))
     assert ok, line
     assert line.startswith("compiled step matches the eager step (one step after 0, 20 eager steps, 2 runs, "
-                           "P = 11, M = 9): largest difference in a weight or optimizer buffer ")
-    assert line.endswith(" (allowed 1e-06)")
+                           "P = 11, M = 9): largest difference in a weight or optimizer buffer, "
+                           "relative to its scale, ")
+    assert line.endswith(" (allowed 0.0001)")
 
 
-class _Drifting:
-    """A 'compiled' step that is the eager step with the readout moved by 1e-4 more."""
+def _compiled_as(change):
+    """A 'compiled' step: the eager step, then ``change`` applied to the parameters."""
+    class Step:
+        def __init__(self, opt, params, device):
+            self.ok = True
 
-    def __init__(self, opt, params, device):
-        self.ok = True
-
-    def __call__(self, params, a, b, y, c0, opt):
-        bench.eager_step(params, a, b, y, c0, opt)
-        with torch.no_grad():
-            params["Wt"] += 1e-4
+        def __call__(self, params, a, b, y, c0, opt):
+            bench.eager_step(params, a, b, y, c0, opt)
+            with torch.no_grad():
+                change(params)
+    return Step
 
 
 def test_a_compiled_step_that_lands_elsewhere_fails_the_check(monkeypatch):
-    monkeypatch.setattr(bench, "CompiledStep", _Drifting)
+    monkeypatch.setattr(bench, "CompiledStep", _compiled_as(lambda ps: ps["Wt"].mul_(1.001)))
     ok, line = bench.check_compiled(CPU, p=11, width=9, at=(0, 5))
     assert not ok and "differs from the eager step: keep it off" in line
-    assert "largest difference in a weight or optimizer buffer 1.0e-04 (allowed 1e-06)" in line
+    assert line.endswith("relative to its scale, 1.0e-03 (allowed 0.0001)")
+
+
+def test_a_compiled_step_that_writes_nan_fails_the_check(monkeypatch):
+    monkeypatch.setattr(bench, "CompiledStep", _compiled_as(lambda ps: ps["mu"].fill_(float("nan"))))
+    ok, line = bench.check_compiled(CPU, p=11, width=9, at=(3,))
+    assert not ok and line.endswith("relative to its scale, inf (allowed 0.0001)")
+
+
+def test_relative_difference():
+    ref = torch.tensor([2.0, -4.0])
+    assert bench.relative_difference(torch.tensor([2.0, -3.9]), ref) == pytest.approx(0.025)
+    assert bench.relative_difference(torch.zeros(2), torch.zeros(2)) == 0.0
+    assert bench.relative_difference(torch.tensor([0.0, 1e-9]), torch.zeros(2)) == math.inf
+    assert bench.relative_difference(torch.tensor([2.0, math.inf]), ref) == math.inf
 
 
 def test_a_step_that_cannot_compile_fails_the_check(monkeypatch, capsys):
-    import memgen.train as tr
-
     def broken(fn, **kw):
         def fail(*a, **k):
             raise RuntimeError("no compiler here")
         return fail
 
-    monkeypatch.setattr(tr.torch, "compile", broken)
+    monkeypatch.setattr(torch, "compile", broken)
     ok, line = bench.check_compiled(CPU, p=11, width=9, at=(0,))
     assert (ok, line) == (False, "compiled step: compiling failed on this device "
                                  "(one step after 0 eager steps, 2 runs, P = 11, M = 9): keep it off")
@@ -74,21 +90,41 @@ def test_compiled_training_follows_eager_training_and_the_switch_is_restored(mon
     assert os.environ["MEMGEN_COMPILE"] == "auto"
 
 
-def test_compiled_training_that_departs_fails_the_check(monkeypatch):
-    monkeypatch.delenv("MEMGEN_COMPILE", raising=False)
+def _train_as(change):
+    """A train_batch whose 'compiled' runs are the eager runs with ``change`` applied to each."""
     train = bench.train_batch
 
-    def departing(cs, **kw):  # "compiled": the eager runs with every recorded loss 2% higher
+    def fake(cs, **kw):
         compiled = os.environ["MEMGEN_COMPILE"] == "1"
         os.environ["MEMGEN_COMPILE"] = "0"
         runs = train(cs, **kw)
         for r in runs if compiled else ():
-            r.history["loss"] = [v * 1.02 for v in r.history["loss"]]
+            change(r)
             r.meta["compiled"] = True
         return runs
+    return fake
 
-    monkeypatch.setattr(bench, "train_batch", departing)
+
+@pytest.mark.parametrize("change, end", [
+    (lambda r: r.history.update(loss=[v * 1.02 for v in r.history["loss"]]),
+     "largest relative difference of a recorded loss 2.0e-02 (allowed 0.01)"),
+    (lambda r: r.history.update(loss=[math.nan] * len(r.history["loss"])),
+     "largest relative difference of a recorded loss inf (allowed 0.01)"),
+    (lambda r: r.history.update(step=r.history["step"][:-1], loss=r.history["loss"][:-1]),
+     "recorded steps differ"),
+])
+def test_compiled_training_that_departs_fails_the_check(monkeypatch, change, end):
+    monkeypatch.delenv("MEMGEN_COMPILE", raising=False)
+    monkeypatch.setattr(bench, "train_batch", _train_as(change))
     ok, line = bench.check_training(CPU, p=11, width=9, steps=40)
-    assert not ok and "departs from eager training: keep it off" in line
-    assert "largest relative difference of a recorded loss 2.0e-02 (allowed 0.01)" in line
+    assert not ok and line.startswith("compiled training departs from eager training: keep it off (train_batch, ")
+    assert line.endswith(end)
     assert "MEMGEN_COMPILE" not in os.environ
+
+
+@pytest.mark.parametrize("results, status", [((True, True), 0), ((True, False), 1), ((False, True), 1)])
+def test_the_exit_status_says_whether_both_checks_passed(monkeypatch, capsys, results, status):
+    monkeypatch.setattr(bench, "check_compiled", lambda dev: (results[0], "first"))
+    monkeypatch.setattr(bench, "check_training", lambda dev: (results[1], "second"))
+    assert bench.main(["--device", "cpu", "--check", "--cases", ""]) == status
+    assert capsys.readouterr().out.splitlines()[1:] == ["first", "second"]
