@@ -566,13 +566,14 @@ class CompiledStep:
         if self.cuda:
             torch.compiler.cudagraph_mark_step_begin()
         if self.ok:
-            try:
+            try:  # the backward is compiled on its first call, so it is watched too
                 losses = self.losses(params, a, b, y, c0.activation, c0.loss)
-            except Exception as e:  # compiling failed (it precedes running: nothing was updated)
+                grads = torch.autograd.grad(losses.sum(), list(params.values()))
+            except Exception as e:  # compiling failed (it precedes the update: nothing was changed)
                 self._fail(e)
         if not self.ok:
             losses = _train_losses(params, a, b, y, c0.activation, c0.loss)
-        grads = torch.autograd.grad(losses.sum(), list(params.values()))
+            grads = torch.autograd.grad(losses.sum(), list(params.values()))
         self.step(params, dict(zip(params, grads)), opt)
 
     def step(self, params: dict[str, torch.Tensor], grads: dict[str, torch.Tensor], opt: BatchedOptimizer) -> None:

@@ -200,6 +200,35 @@ def test_compiled_step_falls_back_to_eager_with_one_line(monkeypatch, capsys):
     assert torch.equal(run.weights.U, eager.weights.U) and run.history == eager.history
 
 
+def test_a_backward_that_cannot_compile_falls_back_to_eager_with_one_line(monkeypatch, capsys):
+    import memgen.train as tr
+
+    class Boom(torch.autograd.Function):  # a forward that compiles and a backward that does not
+        @staticmethod
+        def forward(ctx, x):
+            return x.clone()
+
+        @staticmethod
+        def backward(ctx, g):
+            raise RuntimeError("no backward compiler here")
+
+    def half_broken(fn, **kw):
+        return (lambda *a, **k: Boom.apply(fn(*a, **k))) if fn is tr._train_losses else fn
+
+    cs = [RunConfig(p=11, width=9, noise=0.4, steps=100)]
+    monkeypatch.setenv("MEMGEN_COMPILE", "0")
+    eager = train_batch(cs, progress=False)[0]
+    monkeypatch.setenv("MEMGEN_COMPILE", "1")
+    monkeypatch.setattr(tr.torch, "compile", half_broken)
+    run = train_batch(cs, progress=False)[0]
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["memgen: compiled step unavailable (RuntimeError: no backward compiler here); training eagerly"]
+    # the update ran uncompiled with its bias corrections as float32 tensors until then: rounding only
+    assert torch.allclose(run.weights.U, eager.weights.U, atol=1e-5) and run.history["step"] == eager.history["step"]
+    assert np.allclose(run.history["loss"], eager.history["loss"], rtol=1e-5)
+    assert (eager.meta["compiled"], run.meta["compiled"]) == (False, False)
+
+
 def test_compile_switch_is_validated(monkeypatch):
     from memgen.train import compiled_step_enabled
 
