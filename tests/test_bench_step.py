@@ -1,24 +1,13 @@
 """benchmarks/bench_step.py's --check: the compiled step against the eager one, on the CPU."""
 
-import importlib.util
 import math
 import os
-from pathlib import Path
 
 import pytest
 import torch
+from script_loader import load_script
 
-SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "bench_step.py"
-
-
-def _load():
-    spec = importlib.util.spec_from_file_location("bench_step", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-bench = _load()
+bench = load_script("benchmarks/bench_step.py")
 CPU = torch.device("cpu")
 
 

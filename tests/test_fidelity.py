@@ -1,23 +1,12 @@
 """benchmarks/fidelity_tf32.py: the fp32-vs-TF32 comparison rule, and the script end to end on the CPU."""
 
-import importlib.util
 import json
 import math
-from pathlib import Path
 
 import pytest
+from script_loader import load_script
 
-SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "fidelity_tf32.py"
-
-
-def _load():
-    spec = importlib.util.spec_from_file_location("fidelity_tf32", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-fid = _load()
+fid = load_script("benchmarks/fidelity_tf32.py")
 
 
 def _measurements(values, seeds=(0, 1, 2), width=33, noise=0.4):

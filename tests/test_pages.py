@@ -11,19 +11,17 @@ from __future__ import annotations
 
 import functools
 import http.server
-import importlib.util
 import shutil
 import threading
 from pathlib import Path
 
 import pytest
+from script_loader import load_script
 
 ROOT = Path(__file__).resolve().parent.parent
 HTML = ROOT / "_build" / "test-book" / "_build" / "html"
 SHOTS = ROOT / "_build" / "screenshots"
-_spec = importlib.util.spec_from_file_location("book_assets", ROOT / "_ext" / "book_assets.py")
-_assets = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_assets)
+_assets = load_script("_ext/book_assets.py")
 #: old page -> where it forwards (the book's redirect pages)
 REDIRECTS = _assets.REDIRECTS
 

@@ -181,21 +181,25 @@ def test_compiled_step_matches_the_eager_step(monkeypatch):
         assert np.allclose(e.history["loss"], c.history["loss"], rtol=1e-4, atol=1e-6)
 
 
-def test_compiled_step_falls_back_to_eager_with_one_line(monkeypatch, capsys):
-    import memgen.train as tr
+def _eager_and_compiled_with(monkeypatch, capsys, compile_fn):
+    """One run trained eagerly, then again with ``torch.compile`` replaced by ``compile_fn``;
+    the second run's stderr lines."""
+    cs = [RunConfig(p=11, width=9, noise=0.4, steps=100)]
+    monkeypatch.setenv("MEMGEN_COMPILE", "0")
+    eager = train_batch(cs, progress=False)[0]
+    monkeypatch.setenv("MEMGEN_COMPILE", "1")
+    monkeypatch.setattr(torch, "compile", compile_fn)
+    run = train_batch(cs, progress=False)[0]
+    return eager, run, capsys.readouterr().err.strip().splitlines()
 
+
+def test_compiled_step_falls_back_to_eager_with_one_line(monkeypatch, capsys):
     def broken(fn, **kw):
         def fail(*a, **k):
             raise RuntimeError("no compiler here\nsecond line")
         return fail
 
-    cs = [RunConfig(p=11, width=9, noise=0.4, steps=100)]
-    monkeypatch.setenv("MEMGEN_COMPILE", "0")
-    eager = train_batch(cs, progress=False)[0]
-    monkeypatch.setenv("MEMGEN_COMPILE", "1")
-    monkeypatch.setattr(tr.torch, "compile", broken)
-    run = train_batch(cs, progress=False)[0]
-    err = capsys.readouterr().err.strip().splitlines()
+    eager, run, err = _eager_and_compiled_with(monkeypatch, capsys, broken)
     assert err == ["memgen: compiled step unavailable (RuntimeError: no compiler here); training eagerly"]
     assert torch.equal(run.weights.U, eager.weights.U) and run.history == eager.history
 
@@ -215,13 +219,7 @@ def test_a_backward_that_cannot_compile_falls_back_to_eager_with_one_line(monkey
     def half_broken(fn, **kw):
         return (lambda *a, **k: Boom.apply(fn(*a, **k))) if fn is tr._train_losses else fn
 
-    cs = [RunConfig(p=11, width=9, noise=0.4, steps=100)]
-    monkeypatch.setenv("MEMGEN_COMPILE", "0")
-    eager = train_batch(cs, progress=False)[0]
-    monkeypatch.setenv("MEMGEN_COMPILE", "1")
-    monkeypatch.setattr(tr.torch, "compile", half_broken)
-    run = train_batch(cs, progress=False)[0]
-    err = capsys.readouterr().err.strip().splitlines()
+    eager, run, err = _eager_and_compiled_with(monkeypatch, capsys, half_broken)
     assert err == ["memgen: compiled step unavailable (RuntimeError: no backward compiler here); training eagerly"]
     # the update ran uncompiled with its bias corrections as float32 tensors until then: rounding only
     assert torch.allclose(run.weights.U, eager.weights.U, atol=1e-5) and run.history["step"] == eager.history["step"]
