@@ -80,7 +80,9 @@ def time_steps(step, args, dev: torch.device, steps: int) -> float:
 
 
 def relative_difference(x: torch.Tensor, ref: torch.Tensor) -> float:
-    """The largest entry of ``|x - ref|`` over the largest of ``|ref|``; inf where either is not finite.
+    """The largest entry of ``|x - ref|`` over the largest of ``|ref|``.
+
+    Inf where either tensor has a value that is not finite.
 
     Parameters
     ----------
@@ -94,6 +96,8 @@ def relative_difference(x: torch.Tensor, ref: torch.Tensor) -> float:
     float
         The difference relative to the reference's scale (0 when both are all zeros).
     """
+    if x.shape != ref.shape:
+        raise ValueError(f"x has shape {tuple(x.shape)} and ref {tuple(ref.shape)}; they must be the same")
     if not (torch.isfinite(x).all() and torch.isfinite(ref).all()):
         return math.inf
     scale = float(ref.abs().max())
@@ -204,7 +208,7 @@ def check_training(dev: torch.device, p: int = 113, width: int = 129, steps: int
         if e.history["step"] != c.history["step"]:
             return False, f"compiled training departs from eager training: keep it off ({what}): recorded steps differ"
         el, cl = np.asarray(e.history["loss"]), np.asarray(c.history["loss"])
-        rel = np.abs(cl - el) / np.abs(el)
+        rel = np.abs(cl - el) / np.maximum(np.abs(el), 1e-12)
         worst = max(worst, float(rel.max()) if np.isfinite(rel).all() else math.inf)
     ok = worst <= TRAIN_RTOL
     verdict = "follows eager training" if ok else "departs from eager training: keep it off"

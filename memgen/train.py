@@ -520,13 +520,15 @@ def _train_losses(params: dict[str, torch.Tensor], a: torch.Tensor, b: torch.Ten
 
 
 class CompiledStep:
-    """One training step (forward, backward, optimizer update) with the forward and the update
-    compiled by ``torch.compile``; on CUDA in ``reduce-overhead`` mode, so that each is replayed
-    as a CUDA graph, with parameters and optimizer state at static addresses.
+    """One training step (forward, backward, optimizer update) with the forward (and with it its
+    backward, compiled on its first call) and the update compiled by ``torch.compile``; on CUDA in
+    ``reduce-overhead`` mode, so that each is replayed as a CUDA graph, with parameters and
+    optimizer state at static addresses.
 
     Shapes are static within a batch. The steps that record history or check for divergence run
     the eager forward (they need its intermediate tensors) and the compiled update. If compiling
-    fails, the first call says so in one line on stderr and the batch continues eagerly.
+    the forward, its backward or the update fails, that call says so in one line on stderr and the
+    batch continues eagerly from the unchanged state.
 
     Parameters
     ----------

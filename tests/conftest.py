@@ -1,4 +1,4 @@
-"""Shared fixtures: every test gets its own empty run store and quiet progress bars."""
+"""Shared fixtures: every test gets its own empty run store, quiet progress bars and the default step."""
 
 import os
 
@@ -12,4 +12,5 @@ torch.set_num_threads(min(2, os.cpu_count() or 1))
 def _isolated_store(tmp_path, monkeypatch):
     monkeypatch.setenv("MEMGEN_STORE", str(tmp_path / "store"))
     monkeypatch.setenv("MEMGEN_PROGRESS", "off")
+    monkeypatch.delenv("MEMGEN_COMPILE", raising=False)  # the device's default (eager on the CPU)
     yield tmp_path / "store"

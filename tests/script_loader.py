@@ -8,7 +8,18 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def load_script(relative: str) -> ModuleType:
-    """The module of ``ROOT / relative``, executed once, named after the file."""
+    """The module of a script, executed once, named after its file.
+
+    Parameters
+    ----------
+    relative : str
+        The script's path from the repository root, e.g. ``"benchmarks/bench_step.py"``.
+
+    Returns
+    -------
+    ModuleType
+        The executed module (not added to ``sys.modules``).
+    """
     path = ROOT / relative
     spec = importlib.util.spec_from_file_location(path.stem, path)
     module = importlib.util.module_from_spec(spec)

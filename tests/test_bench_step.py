@@ -23,7 +23,7 @@ def test_the_compiled_step_matches_the_eager_one():
 def _compiled_as(change):
     """A 'compiled' step: the eager step, then ``change`` applied to the parameters."""
     class Step:
-        def __init__(self, opt, params, device):
+        def __init__(self, opt, params, device):  # CompiledStep's signature; nothing to compile
             self.ok = True
 
         def __call__(self, params, a, b, y, c0, opt):
@@ -52,6 +52,8 @@ def test_relative_difference():
     assert bench.relative_difference(torch.zeros(2), torch.zeros(2)) == 0.0
     assert bench.relative_difference(torch.tensor([0.0, 1e-9]), torch.zeros(2)) == math.inf
     assert bench.relative_difference(torch.tensor([2.0, math.inf]), ref) == math.inf
+    with pytest.raises(ValueError, match=r"x has shape \(1,\) and ref \(2,\); they must be the same"):
+        bench.relative_difference(torch.zeros(1), ref)
 
 
 def test_a_step_that_cannot_compile_fails_the_check(monkeypatch, capsys):

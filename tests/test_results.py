@@ -22,8 +22,7 @@ def tiny_plan(monkeypatch):
     return configs
 
 
-def test_produce_is_resumable_and_records_verify(tmp_path, tiny_plan, monkeypatch):
-    monkeypatch.delenv("MEMGEN_COMPILE", raising=False)  # the CPU's default: eager
+def test_produce_is_resumable_and_records_verify(tmp_path, tiny_plan):
     assert res.produce("test", root=tmp_path) == (2, 0, 0)
     assert res.produce("test", root=tmp_path) == (0, 2, 0)  # nothing retrained
     recs = res.load("test", root=tmp_path)
