@@ -181,8 +181,10 @@ def _scaling_summary(grid: Sequence[Record]) -> str:
     for a in sorted({r["noise"] for r in grid if r["noise"] > 0}):
         at = [r for r in grid if fd._eq(r["noise"], a)]
         widths = sorted({r["width"] for r in at})
-        by_width = lambda k: " / ".join(f"{np.mean([r[k] for r in at if r['width'] == w]):.3f}"  # noqa: E731
-                                        for w in widths)
+
+        def by_width(k: str) -> str:
+            return " / ".join(f"{np.mean([r[k] for r in at if r['width'] == w]):.3f}" for w in widths)
+
         n = sorted({len({r["seed"] for r in at if r["width"] == w}) for w in widths})  # seeds per width
         seeds = f"{n[0]}" if len(n) == 1 else f"{n[0]}–{n[-1]}"
         out.append(f"- α = {a:g}, M = {' / '.join(str(w) for w in widths)}: the raw network {by_width('test_acc')}, "
