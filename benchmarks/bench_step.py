@@ -12,7 +12,8 @@ of training, after 1, 2 and 3 steps and after 50, and compares every weight and 
 through ``train_batch`` both ways and asks their recorded losses to stay within 1%
 (:func:`check_training`). The script exits with status 1 when either fails or compiling fails,
 so that a GPU session can turn the compiled step on only where it was checked (``--cases ''``
-skips the timings):
+skips the timings). A last line says what ``torch.compile`` did: graphs compiled, graph breaks
+and CUDA-graph skips (:func:`compile_report`):
 
     python benchmarks/bench_step.py --device cuda --check && export MEMGEN_COMPILE=1
 
@@ -216,6 +217,31 @@ def check_training(dev: torch.device, p: int = 113, width: int = 129, steps: int
                 f"{worst:.1e} (allowed {TRAIN_RTOL:g})")
 
 
+def compile_report() -> str:
+    """What ``torch.compile`` did in this process so far, from dynamo's counters, in one line.
+
+    The checks above compare results; this says how the compiled step ran: how many graphs were
+    compiled, how many graph breaks dynamo made (the code between two graphs then runs eagerly)
+    and how many times inductor skipped CUDA graphs (the graph then runs without them). Neither
+    changes results, only speed; the timing rows show what they cost.
+
+    Returns
+    -------
+    str
+        ``torch.compile: G graph(s) compiled, B graph break(s), S CUDA-graph skip(s)``, followed
+        by the first break's reason when there was one.
+    """
+    from torch._dynamo.utils import counters
+
+    breaks = counters["graph_break"]
+    line = (f"torch.compile: {counters['stats']['unique_graphs']} graph(s) compiled, "
+            f"{sum(breaks.values())} graph break(s), {counters['inductor']['cudagraph_skips']} CUDA-graph skip(s)")
+    if breaks:
+        first = " ".join(str(next(iter(breaks))).split())
+        line += f"; first break: {first[:200]}"
+    return line
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the checks (with ``--check``) and time the cases; the exit status is 1 if a check failed."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -253,6 +279,8 @@ def main(argv: list[str] | None = None) -> int:
         compiled = time_steps(comp, (params, a, b, y, c0, opt), dev, ns.steps)
         note = "" if comp.ok else "  (compiling failed: eager)"
         print(f"{case:>13} {eager:9.3f} {compiled:12.3f} {eager / compiled:8.2f}x {compile_s:10.1f}{note}")
+    if ns.check or cases:
+        print(compile_report())
     return 0 if ok else 1
 
 

@@ -1,7 +1,9 @@
 """benchmarks/bench_step.py's --check: the compiled step against the eager one, on the CPU."""
 
+import collections
 import math
 import os
+import re
 
 import pytest
 import torch
@@ -118,4 +120,21 @@ def test_the_exit_status_says_whether_both_checks_passed(monkeypatch, capsys, re
     monkeypatch.setattr(bench, "check_compiled", lambda dev: (results[0], "first"))
     monkeypatch.setattr(bench, "check_training", lambda dev: (results[1], "second"))
     assert bench.main(["--device", "cpu", "--check", "--cases", ""]) == status
-    assert capsys.readouterr().out.splitlines()[1:] == ["first", "second"]
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1:3] == ["first", "second"]
+    assert lines[3].startswith("torch.compile: ") and len(lines) == 4
+
+
+def test_the_compile_report_counts_graphs_breaks_and_skips():
+    bench.check_compiled(CPU, p=11, width=9, at=(0,))
+    line = bench.compile_report()
+    assert re.fullmatch(r"torch\.compile: [1-9]\d* graph\(s\) compiled, \d+ graph break\(s\), 0 CUDA-graph skip\(s\)"
+                        r"(; first break: .+)?", line), line
+
+
+def test_the_compile_report_names_the_first_graph_break(monkeypatch):
+    fake = {"graph_break": collections.Counter({"Unsupported:  a call\n  to x": 2}),
+            "stats": collections.Counter(unique_graphs=3), "inductor": collections.Counter(cudagraph_skips=1)}
+    monkeypatch.setattr("torch._dynamo.utils.counters", fake)
+    assert bench.compile_report() == ("torch.compile: 3 graph(s) compiled, 2 graph break(s), 1 CUDA-graph skip(s); "
+                                      "first break: Unsupported: a call to x")
