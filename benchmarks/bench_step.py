@@ -12,8 +12,8 @@ of training, after 1, 2 and 3 steps and after 50, and compares every weight and 
 through ``train_batch`` both ways and asks their recorded losses to stay within 1%
 (:func:`check_training`). The script exits with status 1 when either fails or compiling fails,
 so that a GPU session can turn the compiled step on only where it was checked (``--cases ''``
-skips the timings). A last line says what ``torch.compile`` did: graphs compiled, graph breaks
-and CUDA-graph skips (:func:`compile_report`):
+skips the timings). A last line says what ``torch.compile`` did: graphs compiled, graph breaks,
+other fallbacks to eager and CUDA-graph skips (:func:`compile_report`):
 
     python benchmarks/bench_step.py --device cuda --check && export MEMGEN_COMPILE=1
 
@@ -221,24 +221,28 @@ def compile_report() -> str:
     """What ``torch.compile`` did in this process so far, from dynamo's counters, in one line.
 
     The checks above compare results; this says how the compiled step ran: how many graphs were
-    compiled, how many graph breaks dynamo made (the code between two graphs then runs eagerly)
-    and how many times inductor skipped CUDA graphs (the graph then runs without them). Neither
-    changes results, only speed; the timing rows show what they cost.
+    compiled, how many graph breaks dynamo made at calls (``counters["graph_break"]``), how many
+    other fallbacks it made (``counters["unimplemented"]``: a branch on a tensor's value, a
+    frame skipped whole, e.g. a loop with a break inside), in both cases running some code
+    eagerly, and how many times inductor skipped CUDA graphs. None of them changes results, only
+    speed; the timing rows show what they cost. ``TORCH_LOGS=graph_breaks`` says where they were.
 
     Returns
     -------
     str
-        ``torch.compile: G graph(s) compiled, B graph break(s), S CUDA-graph skip(s)``, followed
-        by the first break's reason when there was one.
+        ``torch.compile: G graph(s) compiled, B graph break(s) at calls, U other fallback(s) to
+        eager, S CUDA-graph skip(s)``, followed by the first reason (a break's, else a
+        fallback's) when there was one.
     """
     from torch._dynamo.utils import counters
 
-    breaks = counters["graph_break"]
+    breaks, other = counters["graph_break"], counters["unimplemented"]
     line = (f"torch.compile: {counters['stats']['unique_graphs']} graph(s) compiled, "
-            f"{sum(breaks.values())} graph break(s), {counters['inductor']['cudagraph_skips']} CUDA-graph skip(s)")
-    if breaks:
-        first = " ".join(str(next(iter(breaks))).split())
-        line += f"; first break: {first[:200]}"
+            f"{sum(breaks.values())} graph break(s) at calls, {sum(other.values())} other fallback(s) to eager, "
+            f"{counters['inductor']['cudagraph_skips']} CUDA-graph skip(s)")
+    if breaks or other:
+        first = " ".join(str(next(iter(breaks or other))).split())
+        line += f"; first: {first[:200]}"
     return line
 
 

@@ -125,16 +125,45 @@ def test_the_exit_status_says_whether_both_checks_passed(monkeypatch, capsys, re
     assert lines[3].startswith("torch.compile: ") and len(lines) == 4
 
 
-def test_the_compile_report_counts_graphs_breaks_and_skips():
-    bench.check_compiled(CPU, p=11, width=9, at=(0,))
-    line = bench.compile_report()
-    assert re.fullmatch(r"torch\.compile: [1-9]\d* graph\(s\) compiled, \d+ graph break\(s\), 0 CUDA-graph skip\(s\)"
-                        r"(; first break: .+)?", line), line
+COUNTS = re.compile(r"(\d+) (?:graph\(s\) compiled|graph break|other fallback|CUDA-graph skip)")
+
+
+def _counts() -> tuple[int, ...]:
+    """(graphs, breaks, other fallbacks, CUDA-graph skips) as the report says them."""
+    return tuple(int(x) for x in COUNTS.findall(bench.compile_report()))
+
+
+def test_the_compile_report_counts_what_dynamo_did():
+    def with_break(x):
+        x = x * 2
+        torch._dynamo.graph_break()
+        return x + 1
+
+    def with_branch(x):
+        x = x * 2
+        if x.sum() > 0:  # a branch on a tensor's value: no graph break at a call, a fallback
+            return x + 1
+        return x - 1
+
+    x = torch.ones(3)
+    g, b, u, s = _counts()
+    torch.compile(with_break, backend="eager")(x)
+    assert _counts() == (g + 2, b + 1, u, s)
+    torch.compile(with_branch, backend="eager")(x)
+    g2, b2, u2, s2 = _counts()
+    assert (b2, s2) == (b + 1, s) and g2 > g + 2 and u2 > u
 
 
 def test_the_compile_report_names_the_first_graph_break(monkeypatch):
     fake = {"graph_break": collections.Counter({"Unsupported:  a call\n  to x": 2}),
+            "unimplemented": collections.Counter(),
             "stats": collections.Counter(unique_graphs=3), "inductor": collections.Counter(cudagraph_skips=1)}
     monkeypatch.setattr("torch._dynamo.utils.counters", fake)
-    assert bench.compile_report() == ("torch.compile: 3 graph(s) compiled, 2 graph break(s), 1 CUDA-graph skip(s); "
-                                      "first break: Unsupported: a call to x")
+    assert bench.compile_report() == ("torch.compile: 3 graph(s) compiled, 2 graph break(s) at calls, "
+                                      "0 other fallback(s) to eager, 1 CUDA-graph skip(s); "
+                                      "first: Unsupported: a call to x")
+    fake["graph_break"].clear()
+    fake["unimplemented"] = collections.Counter({"Data-dependent branching": 4})
+    assert bench.compile_report() == ("torch.compile: 3 graph(s) compiled, 0 graph break(s) at calls, "
+                                      "4 other fallback(s) to eager, 1 CUDA-graph skip(s); "
+                                      "first: Data-dependent branching")
