@@ -6,8 +6,9 @@ STAMP := $(VENV)/.installed
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 # Python writes no .pyc files where PYTHONDONTWRITEBYTECODE is set (as on the build machines),
 # and then compiles torch's source anew in every kernel and test process (import torch: 6.7 s
-# instead of 2.2 s on the slower build VM). Unset here, modules are compiled once, on first import (pip installs
-# with --no-compile; the .pyc files go to .venv and the git-ignored __pycache__ folders).
+# instead of 2.2 s on the slower build VM). Unset for what make starts, modules are compiled once,
+# on first import (pip installs with --no-compile; the .pyc files go to .venv and the git-ignored
+# __pycache__ folders).
 unexport PYTHONDONTWRITEBYTECODE
 # static builds: no kernel behind the page, text progress bars (hidden from the book)
 BUILD_ENV := MEMGEN_STATIC=1 MEMGEN_PROGRESS=text
